@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(iproute2 iptables traceroute iputils-ping curl util-linux procps make git
-              python3 python3-venv python3-pip containernetworking-plugins)
+              python3 python3-venv python3-pip containernetworking-plugins
+              shellcheck)  # for ansible-test sanity, which lints the shell scripts with it
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -16,9 +17,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# pip -q still warns about every package missing from the extra local indexes some machines
+# configure (harmless); drop just that line and keep pip's exit status.
+pip_install() {
+  local rc=0
+  .venv/bin/pip install -q "$@" 2>&1 \
+    | { grep -v "is ignored: it is neither a file nor a directory" || true; } || rc=$?
+  return "$rc"
+}
+
 if [ ! -x .venv/bin/ansible-playbook ] || [ requirements.txt -nt .venv/.installed ]; then
   python3 -m venv .venv
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -r requirements.txt
+  pip_install --upgrade pip
+  pip_install -r requirements.txt
   touch .venv/.installed
 fi

@@ -22,7 +22,8 @@ def ansible_env(**extra):
     env.update({
         'ANSIBLE_CONFIG': os.path.join(ROOT, 'ansible.cfg'),
         'ANSIBLE_COLLECTIONS_PATH': os.path.join(ROOT, '.collections'),
-        'ANSIBLE_STDOUT_CALLBACK': 'ansible.builtin.json',
+        'ANSIBLE_STDOUT_CALLBACK': 'test_json',
+        'ANSIBLE_CALLBACK_PLUGINS': os.path.join(ROOT, 'tests', 'callback_plugins'),
         'ANSIBLE_LOAD_CALLBACK_PLUGINS': '1',
         'ANSIBLE_NOCOLOR': '1',
         'ANSIBLE_PYTHON_INTERPRETER': sys.executable,

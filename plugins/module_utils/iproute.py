@@ -43,9 +43,9 @@ def validate_netns_name(name, what='namespace name'):
     """Raise IprouteError unless ``name`` is usable as a file name under /run/netns."""
     if not isinstance(name, str) or not name:
         raise IprouteError('%s must be a non-empty string, got %r' % (what, name))
-    if name in ('.', '..') or '/' in name or not _NETNS_RE.match(name) or len(name) > 255:
+    if name == '.' or '/' in name or '..' in name or not _NETNS_RE.match(name) or len(name) > 255:
         raise IprouteError("%s %r is invalid: use letters, digits, '_', '.' and '-' only, "
-                           "with no '/' and not '.' or '..'" % (what, name))
+                           "with no '/' or '..' and not '.'" % (what, name))
     return name
 
 
@@ -73,6 +73,79 @@ def validate_address(value, what='address'):
         return ipaddress.ip_address(str(value))
     except ValueError as e:
         raise IprouteError('%s %r is not a valid IP address: %s' % (what, value, e))
+
+
+def split_json_stream(text, count, what='ip -batch'):
+    """``ip -j -batch`` prints one JSON document per command, back to back: split them."""
+    if isinstance(text, bytes):
+        text = text.decode('utf-8', 'replace')
+    decoder = json.JSONDecoder()
+    docs, pos = [], 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            break
+        try:
+            doc, pos = decoder.raw_decode(text, pos)
+        except ValueError as e:
+            raise IprouteError('%s printed output that is not JSON: %s' % (what, e))
+        docs.append(doc)
+    if len(docs) != count:
+        raise IprouteError('%s printed %d JSON documents, expected %d' % (what, len(docs), count))
+    return docs
+
+
+def is_up(link):
+    """Administratively up (the UP flag), whatever the carrier."""
+    return 'UP' in (link or {}).get('flags', [])
+
+
+def link_kind(link):
+    return ((link or {}).get('linkinfo') or {}).get('info_kind')
+
+
+def link_addresses(link):
+    """'addr/prefix' strings of a link from ``ip -j addr show`` (link-scope ones left out:
+    the kernel makes those itself, e.g. IPv6 fe80::/64)."""
+    return ['%s/%s' % (a['local'], a['prefixlen']) for a in (link or {}).get('addr_info', [])
+            if a.get('family') in ('inet', 'inet6') and a.get('scope') != 'link']
+
+
+def plan_addresses(current, wanted):
+    """Exact address set: returns (delete, add, readd). ``readd`` are wanted addresses that
+    already exist but share an IPv4 subnet with one being deleted: deleting a primary IPv4
+    address also deletes its secondaries, so those must be put back (``addr replace``)."""
+    cur = [ipaddress.ip_interface(a) for a in current]
+    want = [ipaddress.ip_interface(a) for a in wanted]
+    delete = [a for a in cur if a not in want]
+    add = [a for a in want if a not in cur]
+    nets = set(a.network for a in delete if a.version == 4)
+    readd = [a for a in want if a in cur and a.version == 4 and a.network in nets]
+    return [str(a) for a in delete], [str(a) for a in add], [str(a) for a in readd]
+
+
+def plan_address_changes(ipr, dev, current, wanted, netns=None, new_link=False):
+    """Plans the ``ip addr`` commands that make ``dev``'s addresses exactly ``wanted``;
+    returns True when any address is deleted (routes through it may be gone too).
+    Undo commands restore the old set; on a link created by this run none are needed."""
+    delete, add, readd = plan_addresses(current, wanted)
+    for a in delete:
+        ipr.plan(['addr', 'del', a, 'dev', dev], netns=netns,
+                 undo=None if new_link else ['addr', 'add', a, 'dev', dev])
+    for a in add:
+        ipr.plan(['addr', 'add', a, 'dev', dev], netns=netns,
+                 undo=None if new_link else ['addr', 'del', a, 'dev', dev])
+    for a in readd:
+        ipr.plan(['addr', 'replace', a, 'dev', dev], netns=netns)
+    return bool(delete)
+
+
+def route_dst(dst, family=None):
+    """A route destination as a network string; 'default' becomes 0.0.0.0/0 or ::/0."""
+    if dst == 'default':
+        return '::/0' if family == 6 else '0.0.0.0/0'
+    return str(ipaddress.ip_network(dst, strict=False))
 
 
 class Change(object):
@@ -136,6 +209,14 @@ class Iproute(object):
             raise IprouteError('%s failed (rc=%d): %s' % (' '.join(argv), rc, (err or out).strip()))
         out = out.strip()
         return json.loads(out) if out else []
+
+    def json_batch(self, commands, netns=None, details=False):
+        """Several read-only commands (e.g. ``['addr show', 'route show table main']``) in ONE
+        ``ip -j -batch`` process; returns one parsed JSON result per command, in order."""
+        argv = ([self.ip, '-j'] + (['-d'] if details else []) + (['-n', netns] if netns else [])
+                + ['-batch', '-'])
+        rc, out, err = self.run(argv, data='\n'.join(commands) + '\n')
+        return split_json_stream(out, len(commands), ' '.join(argv))
 
     def netns_list(self):
         """Names of the named network namespaces (exact names, from ``ip -j netns list``)."""

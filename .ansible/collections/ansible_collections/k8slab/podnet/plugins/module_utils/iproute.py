@@ -1,0 +1,315 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 k8slab.podnet developers
+# MIT License (see LICENSE)
+"""iproute2 access shared by the k8slab.podnet modules.
+
+State is always read as JSON (``ip -j``/``bridge -j``); changes are planned as a list of
+``Change`` objects first and applied afterwards, so check mode and ``--diff`` report exactly
+the commands that a real run executes. Changes are applied with ``ip -batch`` (one process
+per namespace), and when a change fails the ones already made are undone in reverse order,
+so a failed module run leaves nothing half-made.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import json
+import re
+
+IFNAME_MAX = 15  # IFNAMSIZ - 1
+_NETNS_RE = re.compile(r'^[A-Za-z0-9_.][A-Za-z0-9_.\-]*$')
+
+
+class IprouteError(Exception):
+    """A failure with a message that is ready for fail_json."""
+
+
+def validate_ifname(name, what='interface name'):
+    """Raise IprouteError unless ``name`` is a valid Linux interface name."""
+    if not isinstance(name, str) or not name:
+        raise IprouteError('%s must be a non-empty string, got %r' % (what, name))
+    if len(name.encode('utf-8')) > IFNAME_MAX:
+        raise IprouteError('%s %r is %d bytes long; Linux allows at most %d'
+                           % (what, name, len(name.encode('utf-8')), IFNAME_MAX))
+    if name in ('.', '..') or re.search(r'[/:\s]', name):
+        raise IprouteError("%s %r is invalid: it must not be '.' or '..' nor contain '/', ':' "
+                           'or whitespace' % (what, name))
+    return name
+
+
+def validate_netns_name(name, what='namespace name'):
+    """Raise IprouteError unless ``name`` is usable as a file name under /run/netns."""
+    if not isinstance(name, str) or not name:
+        raise IprouteError('%s must be a non-empty string, got %r' % (what, name))
+    if name == '.' or '/' in name or '..' in name or not _NETNS_RE.match(name) or len(name) > 255:
+        raise IprouteError("%s %r is invalid: use letters, digits, '_', '.' and '-' only, "
+                           "with no '/' or '..' and not '.'" % (what, name))
+    return name
+
+
+def validate_interface_cidr(value, what='address'):
+    """An interface address with prefix, e.g. 10.244.1.1/24 (host bits allowed)."""
+    try:
+        if '/' not in str(value):
+            raise ValueError('no prefix length')
+        return ipaddress.ip_interface(str(value))
+    except ValueError as e:
+        raise IprouteError('%s %r is not a valid address/prefix: %s' % (what, value, e))
+
+
+def validate_network(value, what='subnet'):
+    """A network, host bits must be zero, e.g. 10.244.1.0/24."""
+    try:
+        return ipaddress.ip_network(str(value), strict=True)
+    except ValueError as e:
+        raise IprouteError('%s %r is not a valid network (host bits must be zero): %s'
+                           % (what, value, e))
+
+
+def validate_address(value, what='address'):
+    try:
+        return ipaddress.ip_address(str(value))
+    except ValueError as e:
+        raise IprouteError('%s %r is not a valid IP address: %s' % (what, value, e))
+
+
+def split_json_stream(text, count, what='ip -batch'):
+    """``ip -j -batch`` prints one JSON document per command, back to back: split them."""
+    if isinstance(text, bytes):
+        text = text.decode('utf-8', 'replace')
+    decoder = json.JSONDecoder()
+    docs, pos = [], 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            break
+        try:
+            doc, pos = decoder.raw_decode(text, pos)
+        except ValueError as e:
+            raise IprouteError('%s printed output that is not JSON: %s' % (what, e))
+        docs.append(doc)
+    if len(docs) != count:
+        raise IprouteError('%s printed %d JSON documents, expected %d' % (what, len(docs), count))
+    return docs
+
+
+def is_up(link):
+    """Administratively up (the UP flag), whatever the carrier."""
+    return 'UP' in (link or {}).get('flags', [])
+
+
+def link_kind(link):
+    return ((link or {}).get('linkinfo') or {}).get('info_kind')
+
+
+def link_addresses(link):
+    """'addr/prefix' strings of a link from ``ip -j addr show`` (link-scope ones left out:
+    the kernel makes those itself, e.g. IPv6 fe80::/64)."""
+    return ['%s/%s' % (a['local'], a['prefixlen']) for a in (link or {}).get('addr_info', [])
+            if a.get('family') in ('inet', 'inet6') and a.get('scope') != 'link']
+
+
+def plan_addresses(current, wanted):
+    """Exact address set: returns (delete, add, readd). ``readd`` are wanted addresses that
+    already exist but share an IPv4 subnet with one being deleted: deleting a primary IPv4
+    address also deletes its secondaries, so those must be put back (``addr replace``)."""
+    cur = [ipaddress.ip_interface(a) for a in current]
+    want = [ipaddress.ip_interface(a) for a in wanted]
+    delete = [a for a in cur if a not in want]
+    add = [a for a in want if a not in cur]
+    nets = set(a.network for a in delete if a.version == 4)
+    readd = [a for a in want if a in cur and a.version == 4 and a.network in nets]
+    return [str(a) for a in delete], [str(a) for a in add], [str(a) for a in readd]
+
+
+def plan_address_changes(ipr, dev, current, wanted, netns=None, new_link=False):
+    """Plans the ``ip addr`` commands that make ``dev``'s addresses exactly ``wanted``;
+    returns True when any address is deleted (routes through it may be gone too).
+    Undo commands restore the old set; on a link created by this run none are needed."""
+    delete, add, readd = plan_addresses(current, wanted)
+    for a in delete:
+        ipr.plan(['addr', 'del', a, 'dev', dev], netns=netns,
+                 undo=None if new_link else ['addr', 'add', a, 'dev', dev])
+    for a in add:
+        ipr.plan(['addr', 'add', a, 'dev', dev], netns=netns,
+                 undo=None if new_link else ['addr', 'del', a, 'dev', dev])
+    for a in readd:
+        ipr.plan(['addr', 'replace', a, 'dev', dev], netns=netns)
+    return bool(delete)
+
+
+def route_dst(dst, family=None):
+    """A route destination as a network string; 'default' becomes 0.0.0.0/0 or ::/0."""
+    if dst == 'default':
+        return '::/0' if family == 6 else '0.0.0.0/0'
+    return str(ipaddress.ip_network(dst, strict=False))
+
+
+class Change(object):
+    """One iproute2 command (without the leading ``ip``), the namespace it runs in, and the
+    command that undoes it (None when it cannot or need not be undone)."""
+
+    def __init__(self, args, netns=None, undo=None, undo_netns=None, tool='ip'):
+        self.args = list(args)
+        self.netns = netns
+        self.undo = list(undo) if undo else None
+        self.undo_netns = undo_netns if undo_netns is not None else netns
+        self.tool = tool
+
+    def argv(self):
+        return _argv(self.tool, self.netns, self.args)
+
+    def text(self):
+        """The command as a person would type it (for RETURN and diff)."""
+        return ' '.join(_quote(a) for a in self.argv())
+
+    def __repr__(self):
+        return 'Change(%s)' % self.text()
+
+
+def _argv(tool, netns, args):
+    argv = [tool]
+    if netns:
+        argv += ['-n', netns]
+    return argv + list(args)
+
+
+def _quote(arg):
+    return arg if re.match(r'^[\w@%+=:,./\-]+$', arg) else "'%s'" % arg.replace("'", "'\\''")
+
+
+class Iproute(object):
+    """Run iproute2 for a module: JSON reads, planned changes, batch apply with undo."""
+
+    def __init__(self, module):
+        self.module = module
+        self.ip = module.get_bin_path('ip', required=True)
+        self.bridge = module.get_bin_path('bridge', required=False) or 'bridge'
+        self.changes = []
+
+    # ---- reading -----------------------------------------------------------------
+    def run(self, argv, data=None, check=True):
+        rc, out, err = self.module.run_command(argv, data=data, binary_data=True,
+                                               environ_update={'LC_ALL': 'C'})
+        if check and rc != 0:
+            raise IprouteError('%s failed (rc=%d): %s' % (' '.join(argv), rc, (err or out).strip()))
+        return rc, out, err
+
+    def json(self, args, netns=None, tool='ip'):
+        """``ip -j [-n NETNS] ARGS`` parsed; a missing device gives [] instead of an error."""
+        binary = self.ip if tool == 'ip' else self.bridge
+        argv = [binary, '-j'] + (['-n', netns] if netns else []) + list(args)
+        rc, out, err = self.run(argv, check=False)
+        if rc != 0:
+            if 'does not exist' in err or 'Cannot find device' in err:
+                return []
+            raise IprouteError('%s failed (rc=%d): %s' % (' '.join(argv), rc, (err or out).strip()))
+        out = out.strip()
+        return json.loads(out) if out else []
+
+    def json_batch(self, commands, netns=None, details=False):
+        """Several read-only commands (e.g. ``['addr show', 'route show table main']``) in ONE
+        ``ip -j -batch`` process; returns one parsed JSON result per command, in order."""
+        argv = ([self.ip, '-j'] + (['-d'] if details else []) + (['-n', netns] if netns else [])
+                + ['-batch', '-'])
+        rc, out, err = self.run(argv, data='\n'.join(commands) + '\n')
+        return split_json_stream(out, len(commands), ' '.join(argv))
+
+    def netns_list(self):
+        """Names of the named network namespaces (exact names, from ``ip -j netns list``)."""
+        return [entry['name'] for entry in self.json(['netns', 'list'])]
+
+    def netns_exists(self, name):
+        return name in self.netns_list()
+
+    def links(self, netns=None, details=True):
+        """All links of a namespace, keyed by name (``ip -d -j link show``)."""
+        args = (['-d'] if details else []) + ['link', 'show']
+        return dict((link['ifname'], link) for link in self.json(args, netns=netns))
+
+    def link(self, name, netns=None):
+        found = self.json(['-d', 'link', 'show', 'dev', name], netns=netns)
+        return found[0] if found else None
+
+    def addresses(self, name, netns=None, family=None):
+        """The addresses of one link as 'addr/prefix' strings (permanent and dynamic)."""
+        args = (['-%s' % family] if family else []) + ['addr', 'show', 'dev', name]
+        out = []
+        for link in self.json(args, netns=netns):
+            for a in link.get('addr_info', []):
+                if a.get('family') in ('inet', 'inet6') and a.get('scope') != 'link':
+                    out.append('%s/%s' % (a['local'], a['prefixlen']))
+        return out
+
+    def routes(self, netns=None, family='4', table='main', dev=None):
+        args = ['-%s' % family, 'route', 'show', 'table', table]
+        if dev:
+            args += ['dev', dev]
+        return self.json(args, netns=netns)
+
+    # ---- planning and applying ---------------------------------------------------
+    def plan(self, args, netns=None, undo=None, undo_netns=None, tool='ip'):
+        change = Change(args, netns=netns, undo=undo, undo_netns=undo_netns, tool=tool)
+        self.changes.append(change)
+        return change
+
+    def commands(self):
+        return [c.text() for c in self.changes]
+
+    def apply(self):
+        """Run the planned changes in order, grouping consecutive ip changes of one namespace
+        into one ``ip -batch`` process. On failure undo what succeeded and raise."""
+        done = []
+        groups = []
+        for change in self.changes:
+            key = (change.tool, change.netns)
+            if groups and groups[-1][0] == key and change.tool == 'ip':
+                groups[-1][1].append(change)
+            else:
+                groups.append((key, [change]))
+        for (tool, netns), group in groups:
+            ok = self._run_group(tool, netns, group)
+            done.extend(group[:ok])
+            if ok < len(group):
+                failed = group[ok]
+                error = self._last_error
+                self.undo(done)
+                raise IprouteError('%s failed: %s' % (failed.text(), error))
+        return [c.text() for c in done]
+
+    def _run_group(self, tool, netns, group):
+        """Returns how many changes of the group succeeded."""
+        self._last_error = ''
+        if tool != 'ip' or len(group) == 1:
+            for n, change in enumerate(group):
+                binary = self.ip if change.tool == 'ip' else self.bridge
+                argv = [binary] + change.argv()[1:]
+                rc, out, err = self.run(argv, check=False)
+                if rc != 0:
+                    self._last_error = (err or out).strip()
+                    return n
+            return len(group)
+        argv = [self.ip] + (['-n', netns] if netns else []) + ['-batch', '-']
+        script = '\n'.join(' '.join(_quote(a) for a in c.args) for c in group) + '\n'
+        rc, out, err = self.run(argv, data=script, check=False)
+        if rc == 0:
+            return len(group)
+        m = re.search(r'Command failed -:(\d+)', err or '')
+        failed_line = int(m.group(1)) if m else 1
+        self._last_error = (err or out).replace('Command failed -:%d' % failed_line, '').strip()
+        return failed_line - 1
+
+    def undo(self, done):
+        """Best-effort rollback of applied changes, newest first."""
+        for change in reversed(done):
+            if change.undo:
+                self.run(_argv(self.ip if change.tool == 'ip' else self.bridge,
+                               change.undo_netns, change.undo), check=False)
+
+
+def fail(module, error, **kwargs):
+    """fail_json with the message of an IprouteError (or any exception)."""
+    module.fail_json(msg=str(error), **kwargs)

@@ -1,0 +1,182 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 k8slab.podnet developers
+# MIT License (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: node_info
+short_description: Read a lab node's live network state - links, pods and the host-local store
+version_added: 0.1.0
+description:
+  - Returns, in one call, what verification needs to know about a node as it is now, not as
+    the inventory says it should be - the IPv4 addresses of its links, its pods (the named
+    network namespaces) with the address of their C(eth0) and the host end of their veth, and
+    the entries of the host-local IPAM store of the CNI network.
+  - All network state is read with C(ip -j); the store is read as the CNI host-local plugin
+    writes it (one file per address holding C(<container id>\r\n<ifname>)).
+author: k8slab.podnet developers
+options:
+  netns:
+    description:
+      - Read the links of this named network namespace instead of the current one (like
+        C(ip -n)). Pods are still the named namespaces of the current mount namespace.
+    type: str
+  pods:
+    description:
+      - Names of the pods to describe. Omitted, every named network namespace is a pod (on a
+        lab node, pod namespaces are the only named ones).
+    type: list
+    elements: str
+  pod_ifname:
+    description: The pod's interface, as the CNI runtime names it.
+    type: str
+    default: eth0
+  network:
+    description: The CNI network whose host-local store is read.
+    type: str
+    default: cbr0
+  data_dir:
+    description: The host-local store's parent directory.
+    type: path
+    default: /var/lib/cni/networks
+attributes:
+  check_mode:
+    support: full
+    description: Only reads, so it runs in check mode too.
+  diff_mode:
+    support: full
+    description: Nothing changes, so there is never a difference to show.
+  platform:
+    platforms: linux
+    description: Needs iproute2 with JSON output (C(ip -j)).
+seealso:
+  - module: k8slab.podnet.probe
+  - module: k8slab.podnet.cni_ipam
+'''
+
+EXAMPLES = r'''
+- name: What node-1 looks like now
+  k8slab.podnet.node_info:
+  register: node
+
+- name: The address of the httpd pod, as the live pod has it
+  ansible.builtin.debug:
+    msg: "{{ node.pods.httpd.ip }} (store: {{ node.ipam[node.pods.httpd.ip] | default('missing') }})"
+'''
+
+RETURN = r'''
+interfaces:
+  description: Every link of the node, by name.
+  returned: always
+  type: dict
+  sample:
+    eth1: {addresses: [192.168.56.11/24], state: UP, master: null, kind: veth, ifindex: 3}
+    cni0: {addresses: [10.244.1.1/24], state: UP, master: null, kind: bridge, ifindex: 5}
+pods:
+  description:
+    - Every pod by name - the IPv4 addresses of its interface, the first of them as C(ip)
+      (null when it has none), the link state, and the name of the veth's node end.
+  returned: always
+  type: dict
+  sample:
+    httpd:
+      addresses: [10.244.1.2/24]
+      ip: 10.244.1.2
+      state: UP
+      host_veth: veth1a2b3c4d
+ipam:
+  description: The host-local store of O(network) - every allocated address with its owner.
+  returned: always
+  type: dict
+  sample:
+    10.244.1.2: {container_id: httpd, ifname: eth0}
+'''
+
+import os
+import re
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
+    Iproute, IprouteError, validate_ifname, validate_netns_name)
+
+_IPV4_FILE = re.compile(r'^\d{1,3}(\.\d{1,3}){3}$')
+
+
+def _v4(link):
+    return ['%s/%s' % (a['local'], a['prefixlen'])
+            for a in link.get('addr_info', []) if a.get('family') == 'inet']
+
+
+def read_store(path):
+    """The host-local store: {ip: {container_id, ifname}}; a missing store is empty."""
+    entries = {}
+    if not os.path.isdir(path):
+        return entries
+    for name in sorted(os.listdir(path)):
+        if not _IPV4_FILE.match(name):
+            continue  # lock, last_reserved_ip.N
+        with open(os.path.join(path, name), 'rb') as f:
+            content = f.read().decode('utf-8', 'replace')
+        container_id, _sep, ifname = content.partition('\r\n')
+        entries[name] = dict(container_id=container_id.strip(), ifname=ifname.strip())
+    return entries
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            netns=dict(type='str'),
+            pods=dict(type='list', elements='str'),
+            pod_ifname=dict(type='str', default='eth0'),
+            network=dict(type='str', default='cbr0'),
+            data_dir=dict(type='path', default='/var/lib/cni/networks'),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    ipr = Iproute(module)
+    try:
+        if p['netns']:
+            validate_netns_name(p['netns'])
+        validate_ifname(p['pod_ifname'], 'pod_ifname')
+        validate_netns_name(p['network'], 'network')
+        for pod in p['pods'] or []:
+            validate_netns_name(pod, 'pod')
+
+        interfaces = {}
+        by_index = {}
+        for link in ipr.json(['-d', 'addr', 'show'], netns=p['netns']):
+            interfaces[link['ifname']] = dict(
+                addresses=_v4(link), state=link.get('operstate'), master=link.get('master'),
+                kind=(link.get('linkinfo') or {}).get('info_kind'), ifindex=link.get('ifindex'))
+            by_index[link.get('ifindex')] = link['ifname']
+
+        names = p['pods'] if p['pods'] is not None else ipr.netns_list()
+        existing = set(ipr.netns_list()) if p['pods'] is not None else set(names)
+        pods = {}
+        for name in names:
+            if name not in existing:
+                pods[name] = dict(addresses=[], ip=None, state='ABSENT', host_veth=None)
+                continue
+            links = ipr.json(['addr', 'show', 'dev', p['pod_ifname']], netns=name)
+            if not links:
+                pods[name] = dict(addresses=[], ip=None, state='MISSING', host_veth=None)
+                continue
+            addrs = _v4(links[0])
+            pods[name] = dict(addresses=addrs, ip=addrs[0].split('/')[0] if addrs else None,
+                              state=links[0].get('operstate'),
+                              host_veth=by_index.get(links[0].get('link_index')))
+        ipam = read_store(os.path.join(p['data_dir'], p['network']))
+    except (IprouteError, OSError) as e:
+        module.fail_json(msg=str(e))
+    module.exit_json(changed=False, interfaces=interfaces, pods=pods, ipam=ipam)
+
+
+if __name__ == '__main__':
+    main()

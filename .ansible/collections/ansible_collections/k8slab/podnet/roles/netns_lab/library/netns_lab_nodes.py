@@ -1,0 +1,436 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 k8slab.podnet developers
+# MIT License (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: netns_lab_nodes
+short_description: The nodes of the single-host lab (mount and UTS namespaces), and teardown
+description:
+  - C(state=present) gives every node of lab O(lab) a persistent private mount namespace,
+    pinned at C(/run/k8slab/LAB/mnt/NODE) (a private bind mount of that directory, so the
+    namespace file can be bound there), and a UTS namespace with the node's host name, pinned
+    at C(/run/k8slab/LAB/uts/NODE). Inside the node, C(/run/netns) is its own tmpfs (so
+    C(ip netns add) makes a pod only this node sees) and every path of O(private_dirs) is a
+    bind mount of C(/run/k8slab/LAB/nodes/NODE/PATH), which the host can read for debugging.
+    Copies of other network namespaces' bind mounts are dropped inside the node, so a node
+    never keeps another namespace alive.
+  - A half-made node (for example after the build was killed) is completed, not recreated.
+  - C(state=absent) removes the whole lab - kills every process whose network namespace is
+    one of the lab's (named in O(namespaces) or recorded when the lab was built, and the pods
+    inside every node) or whose mount namespace is a node's, deletes the pods' namespaces,
+    unmounts the nodes, deletes the lab's network namespaces and removes C(/run/k8slab/LAB).
+    Directories it had to create on the host (missing mount points, C(/run/netns)) are
+    removed when the last lab is gone. A lab that does not exist is no change.
+  - The network namespaces themselves are made by M(k8slab.podnet.netns); teardown deletes
+    them here because their processes must be killed first, in one step.
+options:
+  lab:
+    description: Name of the lab.
+    type: str
+    required: true
+  nodes:
+    description: Node names (the inventory hosts). Teardown also finds nodes on its own.
+    type: list
+    elements: str
+    default: []
+  namespaces:
+    description:
+      - Every network namespace of the lab in the host's C(/run/netns). C(present) records
+        them in C(/run/k8slab/LAB/lab.json) so teardown finds them even when the inventory
+        changed; C(absent) kills their processes and deletes them.
+    type: list
+    elements: str
+    default: []
+  private_dirs:
+    description: Paths that are private to each node (besides C(/run/netns)).
+    type: list
+    elements: path
+    default: [/var/lib/cni, /etc/cni, /run/flannel, /run/podnet]
+  state:
+    description: C(present) builds the nodes, C(absent) removes the lab.
+    type: str
+    choices: [present, absent]
+    default: present
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: linux
+author: k8slab.podnet developers
+'''
+
+EXAMPLES = r'''
+- name: Nodes of lab k8slab
+  netns_lab_nodes:
+    lab: k8slab
+    nodes: [controlplane, node-1, node-2]
+    namespaces: [k8slab-controlplane, k8slab-node-1, k8slab-node-2, k8slab-hostonly]
+
+- name: Remove the lab
+  netns_lab_nodes:
+    lab: k8slab
+    state: absent
+'''
+
+RETURN = r'''
+commands:
+  description: What ran (or would run in check mode), as shell commands.
+  returned: always
+  type: list
+  elements: str
+killed:
+  description: Processes killed at teardown, as C(PID COMMAND).
+  returned: always
+  type: list
+  elements: str
+'''
+
+import json
+import os
+import re
+import shlex
+import signal
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+STATE_DIR = '/run/k8slab'
+NETNS_DIR = '/run/netns'
+HOST_DIRS = os.path.join(STATE_DIR, 'host-dirs.json')
+LAB_RE = re.compile(r'^[a-z0-9]([a-z0-9-]*[a-z0-9])?$')
+NODE_RE = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$')
+TMPFS_SOURCE = 'k8slab-netns'
+
+
+class LabError(Exception):
+    pass
+
+
+def parse_mountinfo(text):
+    """/proc/PID/mountinfo as dicts: id, parent, root, target, propagation, fstype, source."""
+    mounts = []
+    for line in text.splitlines():
+        pre, _, post = line.partition(' - ')
+        f = pre.split()
+        g = post.split()
+        unescape = lambda s: re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), s)
+        mounts.append(dict(id=f[0], parent=f[1], root=unescape(f[3]), target=unescape(f[4]),
+                           optional=f[6:], fstype=g[0], source=g[1] if len(g) > 1 else ''))
+    return mounts
+
+
+def nsfs_dev():
+    return os.stat('/proc/self/ns/net').st_dev
+
+
+def pinned(path):
+    """The inode of the namespace pinned at path, or None."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino if st.st_dev == nsfs_dev() else None
+
+
+def read_json(path, default):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (IOError, OSError, ValueError):
+        return default
+
+
+def write_json(path, data):
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+    os.rename(tmp, path)
+
+
+class Lab(object):
+    def __init__(self, module):
+        self.module = module
+        p = module.params
+        self.lab = p['lab']
+        self.base = os.path.join(STATE_DIR, self.lab)
+        self.mnt_dir = os.path.join(self.base, 'mnt')
+        self.uts_dir = os.path.join(self.base, 'uts')
+        self.record = os.path.join(self.base, 'lab.json')
+        self.private_dirs = [os.path.normpath(d) for d in p['private_dirs']]
+        self.check = module.check_mode
+        self.commands = []
+        self.killed = []
+        self.changed = False
+
+    # ---- running ---------------------------------------------------------------------
+    def run(self, argv, change=True, data=None):
+        """Run argv; changes are recorded and skipped in check mode."""
+        if change:
+            self.changed = True
+            self.commands.append(' '.join(shlex.quote(a) for a in argv))
+            if self.check:
+                return ''
+        rc, out, err = self.module.run_command(argv, data=data, environ_update={'LC_ALL': 'C'})
+        if rc != 0:
+            raise LabError('%s failed (rc=%d): %s' % (' '.join(argv), rc, (err or out).strip()))
+        return out
+
+    def host_mounts(self):
+        with open('/proc/self/mountinfo') as f:
+            return parse_mountinfo(f.read())
+
+    def node_mounts(self, mnt_file):
+        return parse_mountinfo(self.run(['nsenter', '--mount=' + mnt_file, 'cat',
+                                         '/proc/self/mountinfo'], change=False))
+
+    def node_file(self, node):
+        return os.path.join(self.mnt_dir, node)
+
+    def node_dir(self, node, path=''):
+        return os.path.join(self.base, 'nodes', node) + path
+
+    def note_host_dir(self, path):
+        """Remember a directory that the lab had to create on the host."""
+        if self.check:
+            return
+        data = read_json(HOST_DIRS, [])
+        if path not in data:
+            data.append(path)
+            write_json(HOST_DIRS, data)
+
+    # ---- present ---------------------------------------------------------------------
+    def present(self, nodes, namespaces):
+        if not os.path.isdir(STATE_DIR) and not self.check:
+            os.makedirs(STATE_DIR)
+        if not os.path.isdir(NETNS_DIR):
+            # `ip netns add` makes it a bind mount; teardown restores a host without it.
+            self.note_host_dir(NETNS_DIR)
+        for d in [self.mnt_dir, self.uts_dir] + [self.node_dir(n, d) for n in nodes
+                                                 for d in self.private_dirs]:
+            if not os.path.isdir(d):
+                self.run(['mkdir', '-p', d])
+        old = read_json(self.record, {})
+        record = dict(lab=self.lab,
+                      nodes=sorted(set(old.get('nodes', [])) | set(nodes)),
+                      namespaces=sorted(set(old.get('namespaces', [])) | set(namespaces)))
+        if record != old:
+            self.changed = True
+            self.commands.append('record %s' % self.record)
+            if not self.check:
+                write_json(self.record, record)
+
+        # The namespace files need a private parent mount (a shared one could loop).
+        mine = [m for m in self.host_mounts() if m['target'] == self.mnt_dir]
+        if not mine:
+            self.run(['mount', '--bind', self.mnt_dir, self.mnt_dir])
+        if not mine or any(o.startswith('shared:') for o in mine[-1]['optional']):
+            self.run(['mount', '--make-private', self.mnt_dir])
+
+        for node in nodes:
+            self.present_node(node)
+
+    def present_node(self, node):
+        mnt_file = self.node_file(node)
+        uts_file = os.path.join(self.uts_dir, node)
+        if pinned(mnt_file) is None:
+            if not os.path.exists(mnt_file):
+                self.run(['touch', mnt_file])
+            self.run(['unshare', '--mount=' + mnt_file, '--propagation', 'private', 'true'])
+        if pinned(uts_file) is None:
+            if not os.path.exists(uts_file):
+                self.run(['touch', uts_file])
+            self.run(['unshare', '--uts=' + uts_file, 'hostname', node])
+        elif self.run(['nsenter', '--uts=' + uts_file, 'hostname'], change=False).strip() != node:
+            self.run(['nsenter', '--uts=' + uts_file, 'hostname', node])
+        if self.check and pinned(mnt_file) is None:
+            return  # a new node: the mounts below would all be made
+
+        mounts = self.node_mounts(mnt_file)
+        script = []
+        netns_ok = any(m['target'] == NETNS_DIR and m['fstype'] == 'tmpfs'
+                       and m['source'] == TMPFS_SOURCE for m in mounts)
+        if not netns_ok:
+            # Drop the copies of the host's namespace bind mounts: they would pin those
+            # namespaces for as long as this node lives. Deepest first.
+            nsfs = sorted((m['target'] for m in mounts if m['fstype'] == 'nsfs'),
+                          key=lambda t: -t.count('/'))
+            script += ['umount -l %s' % shlex.quote(t) for t in nsfs]
+            if any(m['target'] == NETNS_DIR for m in mounts):
+                script.append('umount -l %s' % NETNS_DIR)
+            if not os.path.isdir(NETNS_DIR):
+                script.append('mkdir -p %s' % NETNS_DIR)
+            script.append('mount -t tmpfs -o mode=0755,size=4m %s %s' % (TMPFS_SOURCE, NETNS_DIR))
+        for d in self.private_dirs:
+            src = self.node_dir(node, d)
+            if any(m['target'] == d and m['root'].endswith(src[len('/run'):]) for m in mounts):
+                continue
+            if not os.path.isdir(d):
+                self.note_host_dir(d)
+                script.append('mkdir -p %s' % shlex.quote(d))
+            script.append('mount --bind %s %s' % (shlex.quote(src), shlex.quote(d)))
+        if script:
+            self.run(['nsenter', '--mount=' + mnt_file, '/bin/sh', '-ec', '\n'.join(script)])
+
+    # ---- absent ----------------------------------------------------------------------
+    def absent(self, nodes, namespaces):
+        record = read_json(self.record, {})
+        if os.path.isdir(self.mnt_dir):
+            nodes = set(nodes) | set(os.listdir(self.mnt_dir))
+        nodes = sorted(set(nodes) | set(record.get('nodes', [])))
+        namespaces = sorted(set(namespaces) | set(record.get('namespaces', [])))
+
+        net_inodes, mnt_inodes = set(), set()
+        for ns in namespaces:
+            ino = pinned(os.path.join(NETNS_DIR, ns))
+            if ino:
+                net_inodes.add(ino)
+        pods = {}
+        for node in nodes:
+            mnt_file = self.node_file(node)
+            ino = pinned(mnt_file)
+            if not ino:
+                continue
+            mnt_inodes.add(ino)
+            out = self.run(['nsenter', '--mount=' + mnt_file, 'find', NETNS_DIR, '-mindepth',
+                            '1', '-maxdepth', '1', '-printf', '%f %i\\n'], change=False)
+            pods[node] = []
+            for line in out.splitlines():
+                name, ino = line.rsplit(' ', 1)
+                pods[node].append(name)
+                net_inodes.add(int(ino))
+
+        self.kill(net_inodes, mnt_inodes)
+
+        for node in nodes:
+            mnt_file = self.node_file(node)
+            if pods.get(node):
+                self.run(['nsenter', '--mount=' + mnt_file, 'ip', '-all', 'netns', 'delete'])
+            for path in (mnt_file, os.path.join(self.uts_dir, node)):
+                if pinned(path):
+                    self.run(['umount', path])
+        for ns in namespaces:
+            if os.path.exists(os.path.join(NETNS_DIR, ns)):
+                self.run(['ip', 'netns', 'delete', ns])
+        # Whatever is still mounted below the lab's directory (the private bind mount).
+        below = [m['target'] for m in self.host_mounts()
+                 if m['target'] == self.base or m['target'].startswith(self.base + '/')]
+        for target in sorted(set(below), key=lambda t: -t.count('/')):
+            self.run(['umount', target])
+        if os.path.isdir(self.base):
+            self.run(['rm', '-rf', '--one-file-system', self.base])
+        self.remove_host_dirs()
+
+    def kill(self, net_inodes, mnt_inodes):
+        """TERM, then KILL, every process in one of the namespaces (until none is left)."""
+        if not net_inodes and not mnt_inodes:
+            return
+        me = os.getpid()
+        deadline = time.time() + 3
+        sig = signal.SIGTERM
+        while True:
+            victims = []
+            for pid in os.listdir('/proc'):
+                if not pid.isdigit() or int(pid) == me:
+                    continue
+                try:
+                    net = os.stat('/proc/%s/ns/net' % pid).st_ino
+                    mnt = os.stat('/proc/%s/ns/mnt' % pid).st_ino
+                except OSError:
+                    continue  # gone, or a kernel thread
+                if net in net_inodes or mnt in mnt_inodes:
+                    victims.append(int(pid))
+            if not victims:
+                return
+            for pid in victims:
+                entry = '%d %s' % (pid, self.comm(pid))
+                if entry not in self.killed:
+                    self.killed.append(entry)
+                    self.commands.append('kill -%s %d' % (sig.name[3:], pid))
+                self.changed = True
+                if not self.check:
+                    try:
+                        os.kill(pid, sig)
+                    except OSError:
+                        pass
+            if self.check:
+                return
+            time.sleep(0.1)
+            if time.time() > deadline:
+                sig = signal.SIGKILL
+            if time.time() > deadline + 5:
+                raise LabError('processes %s in the lab namespaces survive SIGKILL' % victims)
+
+    @staticmethod
+    def comm(pid):
+        try:
+            with open('/proc/%d/comm' % pid) as f:
+                return f.read().strip()
+        except (IOError, OSError):
+            return '?'
+
+    def remove_host_dirs(self):
+        """Directories created for the labs go when the last lab has gone."""
+        if not os.path.isdir(STATE_DIR):
+            return
+        if [e for e in os.listdir(STATE_DIR) if e != os.path.basename(HOST_DIRS)]:
+            return  # another lab still uses them
+        for path in sorted(read_json(HOST_DIRS, []), key=lambda t: -t.count('/')):
+            if not os.path.isdir(path) or os.listdir(path):
+                continue
+            if path == NETNS_DIR and any(m['target'] == NETNS_DIR for m in self.host_mounts()):
+                self.run(['umount', NETNS_DIR])
+            self.run(['rmdir', path])
+        self.run(['rm', '-rf', '--one-file-system', STATE_DIR])
+
+
+def validate(lab, nodes, namespaces):
+    if not LAB_RE.match(lab or ''):
+        raise LabError('lab %r is invalid: use lower-case letters, digits and "-", starting and '
+                       'ending with a letter or digit' % (lab,))
+    for node in nodes:
+        if not NODE_RE.match(node) or len(node) > 15:
+            raise LabError('node name %r is invalid: at most 15 letters, digits, "_", "." or '
+                           '"-" (it names the node\'s switch ports)' % (node,))
+    for ns in namespaces:
+        if '/' in ns or ns in ('.', '..') or not ns or len(ns) > 255:
+            raise LabError('namespace name %r is invalid' % (ns,))
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            lab=dict(type='str', required=True),
+            nodes=dict(type='list', elements='str', default=[]),
+            namespaces=dict(type='list', elements='str', default=[]),
+            private_dirs=dict(type='list', elements='path',
+                              default=['/var/lib/cni', '/etc/cni', '/run/flannel', '/run/podnet']),
+            state=dict(type='str', choices=['present', 'absent'], default='present'),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    lab = Lab(module)
+    try:
+        validate(p['lab'], p['nodes'], p['namespaces'])
+        if p['state'] == 'present':
+            lab.present(p['nodes'], p['namespaces'])
+        else:
+            lab.absent(p['nodes'], p['namespaces'])
+    except LabError as e:
+        module.fail_json(msg=str(e), commands=lab.commands, killed=lab.killed)
+    result = dict(changed=lab.changed, commands=lab.commands, killed=lab.killed)
+    if module._diff:
+        result['diff'] = dict(before='', after='\n'.join(lab.commands) + '\n' if lab.commands else '')
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

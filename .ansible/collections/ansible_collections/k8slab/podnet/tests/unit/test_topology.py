@@ -1,0 +1,192 @@
+"""The lab topology filters (plugins/filter/topology.py): inventory validation and the module
+arguments the roles derive from it. Pure logic, no root needed."""
+
+import copy
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), '.collections'))
+
+from ansible.errors import AnsibleFilterError  # noqa: E402
+from ansible_collections.k8slab.podnet.plugins.filter.topology import (  # noqa: E402
+    FilterModule, cidr_host, hostgw_peers, ipam_containers, pod_veth_name, pod_veth_pairs,
+    topology_errors)
+
+# The reference topology (DESIGN.md §1), as inventories/netns/group_vars/all/lab.yml has it.
+NODES = {
+    'controlplane': {'eth1_ip': '192.168.56.10', 'pod_cidr': '10.244.0.0/24'},
+    'node-1': {'eth1_ip': '192.168.56.11', 'pod_cidr': '10.244.1.0/24'},
+    'node-2': {'eth1_ip': '192.168.56.12', 'pod_cidr': '10.244.2.0/24'},
+}
+PODS = [
+    {'name': 'httpd', 'node': 'node-1', 'workload': 'httpd'},
+    {'name': 'client-1', 'node': 'node-1', 'workload': 'sleep'},
+    {'name': 'client-2', 'node': 'node-2', 'workload': 'sleep'},
+    {'name': 'client-0', 'node': 'controlplane', 'workload': 'sleep'},
+]
+HOSTS = ['controlplane', 'node-1', 'node-2']
+
+
+def errors(nodes=None, pods=None, **kw):
+    args = dict(lab_pods=PODS if pods is None else pods, cluster_cidr='10.244.0.0/16',
+                hostonly_cidr='192.168.56.0/24', hostonly_host_ip='192.168.56.1',
+                cluster_hosts=HOSTS, lab_name='k8slab', lab_name_max=16)
+    args.update(kw)
+    return topology_errors(NODES if nodes is None else nodes, **args)
+
+
+def nodes_with(node, **changes):
+    nodes = copy.deepcopy(NODES)
+    nodes[node].update(changes)
+    return nodes
+
+
+def only(errs, *fragments):
+    """Exactly one error, and it names every fragment (the bad values)."""
+    assert len(errs) == 1, errs
+    for fragment in fragments:
+        assert fragment in errs[0], (fragment, errs)
+    return errs[0]
+
+
+def test_reference_topology_is_valid():
+    assert errors() == []
+
+
+def test_overlapping_pod_cidrs_name_both():
+    only(errors(nodes_with('node-2', pod_cidr='10.244.0.128/25')),
+         '10.244.0.128/25', 'node-2', '10.244.0.0/24', 'controlplane', 'overlaps')
+
+
+def test_pod_cidr_outside_cluster_cidr():
+    only(errors(nodes_with('node-1', pod_cidr='10.245.1.0/24')),
+         'node-1', '10.245.1.0/24', 'outside cluster_cidr 10.244.0.0/16')
+
+
+def test_pod_cidr_with_host_bits_or_garbage():
+    only(errors(nodes_with('node-1', pod_cidr='10.244.1.1/24')), 'node-1', '10.244.1.1/24')
+    only(errors(nodes_with('node-1', pod_cidr='banana')), 'banana')
+
+
+def test_pod_cidr_too_small():
+    only(errors(nodes_with('node-1', pod_cidr='10.244.1.0/31')), '10.244.1.0/31', 'too small')
+
+
+def test_pod_on_unknown_node():
+    pods = PODS + [{'name': 'lost', 'node': 'node-9', 'workload': 'sleep'}]
+    only(errors(pods=pods), 'lost', "'node-9'", 'unknown node')
+
+
+def test_duplicate_pod_on_a_node_but_not_across_nodes():
+    pods = PODS + [{'name': 'httpd', 'node': 'node-1', 'workload': 'sleep'}]
+    only(errors(pods=pods), 'duplicate pod name httpd on node node-1')
+    # The same name on another node is another pod (its own namespace, store and veth).
+    assert errors(pods=PODS + [{'name': 'httpd', 'node': 'node-2'}]) == []
+
+
+def test_eth1_outside_hostonly_cidr():
+    only(errors(nodes_with('node-2', eth1_ip='192.168.57.12')),
+         'node-2', '192.168.57.12', 'outside hostonly_cidr 192.168.56.0/24')
+    only(errors(nodes_with('node-2', eth1_ip='192.168.56.255')), '192.168.56.255')
+    only(errors(nodes_with('node-2', eth1_ip='not-an-ip')), "'not-an-ip'")
+
+
+def test_duplicate_eth1_addresses():
+    only(errors(nodes_with('node-2', eth1_ip='192.168.56.11')),
+         'node-1', 'node-2', 'same eth1_ip 192.168.56.11')
+
+
+def test_eth1_is_the_host_side():
+    only(errors(nodes_with('node-2', eth1_ip='192.168.56.1')), '192.168.56.1', 'hostonly_host_ip')
+
+
+def test_cluster_host_without_lab_nodes_entry():
+    only(errors(cluster_hosts=HOSTS + ['node-3']), 'node-3', 'no lab_nodes entry')
+
+
+def test_lab_nodes_entry_not_in_inventory():
+    only(errors(cluster_hosts=HOSTS[:2]), 'node-2', 'not a host')
+
+
+def test_empty_inventory_group():
+    errs = errors(cluster_hosts=[])
+    assert any('has no hosts' in e for e in errs), errs
+
+
+@pytest.mark.parametrize('name', ['Bad_Name', 'a/b', '-x', 'x-', '', 'a' * 64])
+def test_bad_pod_names(name):
+    only(errors(pods=PODS + [{'name': name, 'node': 'node-1'}]), repr(name)[:20])
+
+
+def test_unknown_workload():
+    only(errors(pods=PODS + [{'name': 'db', 'node': 'node-1', 'workload': 'mysql'}]),
+         'db', "'mysql'")
+
+
+def test_lab_name_too_long_or_invalid():
+    only(errors(lab_name='k8slab-much-too-long'), "'k8slab-much-too-long'", 'at most 16')
+    only(errors(lab_name='K8S LAB'), "'K8S LAB'")
+
+
+def test_bad_networks_named():
+    only(errors(cluster_cidr='10.244.0.1/16'), "'10.244.0.1/16'")
+    errs = errors(hostonly_cidr='10.244.56.0/24')
+    assert any('overlaps hostonly_cidr' in e for e in errs), errs
+
+
+def test_more_pods_than_addresses():
+    nodes = nodes_with('node-1', pod_cidr='10.244.1.0/30')
+    pods = [{'name': 'p%d' % i, 'node': 'node-1'} for i in range(2)]
+    only(errors(nodes=nodes, pods=pods), 'node-1', '2 pods', '10.244.1.0/30', 'only 1')
+
+
+def test_malformed_data_is_reported_not_raised():
+    assert errors(nodes={}) != []
+    assert errors(pods='httpd') != []
+    assert errors(nodes={'node-1': 'x'}, cluster_hosts=['node-1'], pods=[]) != []
+    assert errors(pods=['httpd']) != []
+
+
+def test_hostgw_peers_are_the_other_nodes():
+    assert hostgw_peers(NODES, 'node-2') == [
+        {'subnet': '10.244.0.0/24', 'gateway': '192.168.56.10'},
+        {'subnet': '10.244.1.0/24', 'gateway': '192.168.56.11'},
+    ]
+    with pytest.raises(AnsibleFilterError):
+        hostgw_peers(NODES, 'node-9')
+
+
+def test_cidr_host():
+    assert cidr_host('10.244.1.0/24') == '10.244.1.1/24'
+    assert cidr_host('10.244.1.0/24', 2) == '10.244.1.2/24'
+    with pytest.raises(AnsibleFilterError):
+        cidr_host('10.244.1.1/24')
+
+
+def test_veth_names_are_stable_and_short():
+    name = pod_veth_name('httpd')
+    assert name == pod_veth_name('httpd') != pod_veth_name('client-1')
+    assert name.startswith('veth') and len(name) == 12
+    int(name[4:], 16)
+
+
+def test_ipam_containers_and_veth_pairs():
+    assert ipam_containers(['httpd', {'name': 'client-1'}]) == [
+        {'container_id': 'httpd', 'ifname': 'eth0'},
+        {'container_id': 'client-1', 'ifname': 'eth0'}]
+    allocs = [{'container_id': 'httpd', 'ifname': 'eth0', 'ip': '10.244.1.2/24',
+               'gateway': '10.244.1.1'}]
+    assert pod_veth_pairs(allocs, 'cni0', '10.244.0.0/16', mtu='1500') == [{
+        'name': pod_veth_name('httpd'), 'peer': 'eth0', 'peer_netns': 'httpd',
+        'master': 'cni0', 'hairpin': True, 'mtu': 1500, 'addresses': ['10.244.1.2/24'],
+        'routes': [{'dst': 'default', 'via': '10.244.1.1'},
+                   {'dst': '10.244.0.0/16', 'via': '10.244.1.1'}]}]
+
+
+def test_filters_registered():
+    assert set(FilterModule().filters()) >= {'topology_errors', 'hostgw_peers', 'cidr_host',
+                                              'pod_veth_name', 'pod_veth_pairs',
+                                              'ipam_containers'}

@@ -1,0 +1,176 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 k8slab.podnet developers
+# MIT License (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: netns_lab_http
+short_description: A small HTTP server in a network namespace (the lab's registry stand-in)
+description:
+  - Serves O(root) over HTTP on O(address):O(port) with C(python3 -m http.server), started in
+    network namespace O(netns), detached, with its PID in O(pidfile).
+  - It is running when the PID in O(pidfile) is alive and in that namespace; otherwise it is
+    started and the module waits until it accepts connections.
+  - C(index.html) in O(root) is kept at O(index).
+options:
+  netns:
+    description: Network namespace to serve in.
+    type: str
+    required: true
+  address:
+    description: Address to listen on.
+    type: str
+    required: true
+  port:
+    description: TCP port.
+    type: int
+    default: 80
+  root:
+    description: Directory to serve (created when missing).
+    type: path
+    required: true
+  index:
+    description: Content of C(index.html).
+    type: str
+    default: "k8slab outside\n"
+  pidfile:
+    description: Where the server's PID is kept.
+    type: path
+    required: true
+  state:
+    description: C(present) runs it, C(absent) stops it.
+    type: str
+    choices: [present, absent]
+    default: present
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: linux
+author: k8slab.podnet developers
+'''
+
+EXAMPLES = r'''
+- name: Registry stand-in
+  netns_lab_http:
+    netns: k8slab-outside
+    address: 203.0.113.1
+    root: /run/k8slab/k8slab/outside/www
+    pidfile: /run/k8slab/k8slab/outside/http.pid
+'''
+
+RETURN = r'''
+pid:
+  description: PID of the server (absent when stopped).
+  returned: success
+  type: int
+'''
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def running(pidfile, netns):
+    """The server's PID when it runs in netns, else None."""
+    try:
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+        if os.stat('/proc/%d/ns/net' % pid).st_ino == os.stat('/run/netns/' + netns).st_ino:
+            return pid
+    except (IOError, OSError, ValueError):
+        pass
+    return None
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            netns=dict(type='str', required=True),
+            address=dict(type='str', required=True),
+            port=dict(type='int', default=80),
+            root=dict(type='path', required=True),
+            index=dict(type='str', default='k8slab outside\n'),
+            pidfile=dict(type='path', required=True),
+            state=dict(type='str', choices=['present', 'absent'], default='present'),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    if not os.path.exists('/run/netns/' + p['netns']):
+        module.fail_json(msg='network namespace %r does not exist' % p['netns'])
+    pid = running(p['pidfile'], p['netns'])
+    changed = False
+
+    if p['state'] == 'absent':
+        if pid and not module.check_mode:
+            os.kill(pid, signal.SIGTERM)
+            os.unlink(p['pidfile'])
+        module.exit_json(changed=bool(pid))
+
+    index = os.path.join(p['root'], 'index.html')
+    try:
+        with open(index) as f:
+            current = f.read()
+    except (IOError, OSError):
+        current = None
+    if current != p['index']:
+        changed = True
+        if not module.check_mode:
+            if not os.path.isdir(p['root']):
+                os.makedirs(p['root'])
+            with open(index, 'w') as f:
+                f.write(p['index'])
+
+    # Local connections (the probe below, a curl from inside) need the namespace's lo up.
+    rc, out, err = module.run_command(['ip', '-j', '-n', p['netns'], 'link', 'show', 'dev', 'lo'],
+                                      check_rc=True)
+    if 'UP' not in json.loads(out)[0]['flags']:
+        changed = True
+        if not module.check_mode:
+            module.run_command(['ip', '-n', p['netns'], 'link', 'set', 'dev', 'lo', 'up'],
+                               check_rc=True)
+
+    if pid is None:
+        changed = True
+        if not module.check_mode:
+            log = open(os.path.join(os.path.dirname(p['pidfile']), 'http.log'), 'ab')
+            # Detached (own session, no inherited pipes) so Ansible does not wait for it.
+            proc = subprocess.Popen(
+                ['ip', 'netns', 'exec', p['netns'], sys.executable, '-m', 'http.server',
+                 '--bind', p['address'], '--directory', p['root'], str(p['port'])],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=True,
+                start_new_session=True)
+            pid = proc.pid
+            with open(p['pidfile'], 'w') as f:
+                f.write('%d\n' % pid)
+            probe = ['ip', 'netns', 'exec', p['netns'], sys.executable, '-c',
+                     'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1)',
+                     p['address'], str(p['port'])]
+            for _ in range(50):
+                if proc.poll() is not None:
+                    module.fail_json(msg='the HTTP server in %s exited with %s; see %s'
+                                     % (p['netns'], proc.returncode, log.name))
+                if subprocess.call(probe, stderr=subprocess.DEVNULL) == 0:
+                    break
+                time.sleep(0.1)
+            else:
+                module.fail_json(msg='the HTTP server in %s does not accept connections on %s:%s'
+                                 % (p['netns'], p['address'], p['port']))
+    module.exit_json(changed=changed, pid=pid)
+
+
+if __name__ == '__main__':
+    main()

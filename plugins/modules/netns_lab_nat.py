@@ -1,0 +1,117 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 k8slab.podnet developers
+# MIT License (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: netns_lab_nat
+short_description: Masquerading routers of the single-host lab (VirtualBox NAT stand-ins)
+description:
+  - For every router namespace in O(routers) turns IPv4 forwarding on and makes sure the
+    C(nat) table's C(POSTROUTING) chain masquerades traffic from O(routers[].source) leaving by
+    O(routers[].out_iface) - what VirtualBox's NAT engine does for a VM's C(eth0).
+  - Rules are checked with C(iptables -C) and appended only when missing, inside the router's
+    namespace; the root namespace's firewall is never touched.
+options:
+  routers:
+    description: The routers.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      netns:
+        description: Network namespace of the router.
+        type: str
+        required: true
+      out_iface:
+        description: Interface towards the outside.
+        type: str
+        required: true
+      source:
+        description:
+          - The network behind the router, or an address in it with its prefix length
+            (V(10.0.2.15/24) means V(10.0.2.0/24)).
+        type: str
+        default: 10.0.2.0/24
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: linux
+author: k8slab.podnet developers
+'''
+
+EXAMPLES = r'''
+- name: NAT for node-1's eth0
+  netns_lab_nat:
+    routers:
+      - {netns: k8slab-node-1-nat, out_iface: wan0}
+'''
+
+RETURN = r'''
+commands:
+  description: Commands that ran (or would run in check mode).
+  returned: always
+  type: list
+  elements: str
+'''
+
+import ipaddress
+import shlex
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(routers=dict(type='list', elements='dict', required=True, options=dict(
+            netns=dict(type='str', required=True),
+            out_iface=dict(type='str', required=True),
+            source=dict(type='str', default='10.0.2.0/24'),
+        ))),
+        supports_check_mode=True,
+    )
+    commands = []
+
+    def run(netns, argv, check=True):
+        full = ['ip', 'netns', 'exec', netns] + argv
+        rc, out, err = module.run_command(full)
+        if check and rc != 0:
+            module.fail_json(msg='%s failed (rc=%d): %s' % (' '.join(full), rc, err.strip()),
+                             commands=commands)
+        return rc, out
+
+    def change(netns, argv):
+        commands.append(' '.join(shlex.quote(a) for a in ['ip', 'netns', 'exec', netns] + argv))
+        if not module.check_mode:
+            run(netns, argv)
+
+    for r in module.params['routers']:
+        ns = r['netns']
+        try:
+            source = str(ipaddress.ip_interface(r['source']).network)
+        except ValueError as e:
+            module.fail_json(msg='source %r of router %s is not a network: %s' % (r['source'], ns, e))
+        rc, out = run(ns, ['sysctl', '-n', 'net.ipv4.ip_forward'])
+        if out.strip() != '1':
+            change(ns, ['sysctl', '-qw', 'net.ipv4.ip_forward=1'])
+        rule = ['POSTROUTING', '-s', source, '-o', r['out_iface'], '-j', 'MASQUERADE']
+        rc, out = run(ns, ['iptables', '-w', '-t', 'nat', '-C'] + rule, check=False)
+        if rc != 0:
+            change(ns, ['iptables', '-w', '-t', 'nat', '-A'] + rule)
+
+    result = dict(changed=bool(commands), commands=commands)
+    if module._diff:
+        result['diff'] = dict(before='', after=''.join(c + '\n' for c in commands))
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

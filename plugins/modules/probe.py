@@ -1,0 +1,363 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 k8slab.podnet developers
+# MIT License (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: probe
+short_description: Run many network probes at once - hop-by-hop paths, ping, HTTP, routes
+version_added: 0.1.0
+description:
+  - Runs a list of probes from the host it runs on, or from inside named network namespaces
+    of that host (the pods of a lab node), all concurrently, so one call takes about as long
+    as its slowest probe.
+  - Each probe carries its expectation and is retried briefly until it holds, because a new
+    route or neighbour entry can take a moment. The module reports every probe as passed or
+    failed with the expected and observed values; it fails itself only on bad input, so a
+    caller (the C(k8slab.podnet.verify) role) can report all results together.
+  - C(path) discovers the hops the way traceroute(8) does by default (UDP datagrams with
+    growing TTL, one probe per hop, short waits), reading the ICMP answers from the socket's
+    error queue (IP_RECVERR) instead of parsing traceroute's text output.
+  - C(reach) and C(unreach) send one ICMP echo request per attempt on a raw socket.
+  - C(http) sends an HTTP GET. C(route) asks the kernel with C(ip -j route get).
+    C(address) reads C(ip -j addr show).
+  - The module never changes anything.
+author: k8slab.podnet developers
+options:
+  probes:
+    description: The probes to run.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: A unique name, reported with the result.
+        type: str
+        required: true
+      kind:
+        description:
+          - C(path) expects exactly the hops in O(probes[].hops).
+          - C(reach) expects an ICMP echo reply from O(probes[].target), C(unreach) expects none.
+          - C(http) expects status O(probes[].status) and optionally O(probes[].body).
+          - C(route) expects C(ip route get) to leave via O(probes[].dev) and
+            O(probes[].gateway) and never via O(probes[].forbid_dev).
+          - C(address) expects O(probes[].address) on O(probes[].dev).
+        type: str
+        required: true
+        choices: [path, reach, unreach, http, route, address]
+      netns:
+        description:
+          - Run this probe inside this named network namespace (a pod of the node), as
+            C(ip netns exec) would. Overrides the module-level O(netns).
+        type: str
+      target:
+        description: The IPv4 address probed. Required for every kind but C(address).
+        type: str
+      hops:
+        description:
+          - For C(path), the expected hop addresses in order; the last one is the target.
+        type: list
+        elements: str
+      max_hops:
+        description:
+          - For C(path), the highest TTL tried. Defaults to one more than the expected hops,
+            enough to show where a wrong path diverges.
+        type: int
+      bind_dev:
+        description:
+          - For C(path), C(reach) and C(unreach), send through this interface only
+            (SO_BINDTODEVICE), for example C(eth0) to prove nodes cannot reach each other
+            over the NAT interface.
+        type: str
+      dev:
+        description:
+          - For C(route), the interface the route must leave through.
+          - For C(address), the interface whose IPv4 addresses are read.
+        type: str
+      gateway:
+        description:
+          - For C(route), the expected gateway; an empty string expects a directly connected
+            route with no gateway. Omitted, the gateway is not checked.
+        type: str
+      forbid_dev:
+        description: For C(route), interfaces the route must never use.
+        type: list
+        elements: str
+        default: []
+      address:
+        description: For C(address), the expected address with prefix, for example C(10.0.2.15/24).
+        type: str
+      port:
+        description: For C(http), the TCP port.
+        type: int
+        default: 80
+      url_path:
+        description: For C(http), the path requested.
+        type: str
+        default: /
+      status:
+        description: For C(http), the expected status code.
+        type: int
+        default: 200
+      body:
+        description: For C(http), a text the response body must contain.
+        type: str
+  netns:
+    description:
+      - Run all probes inside this named network namespace (like C(ip -n)); a probe's own
+        O(probes[].netns) takes precedence.
+    type: str
+  wait:
+    description: Seconds to wait for each answer (per hop for C(path)).
+    type: float
+    default: 1.0
+  retries:
+    description: How many more times a probe whose expectation does not hold is run.
+    type: int
+    default: 2
+  retry_delay:
+    description: Seconds between attempts.
+    type: float
+    default: 0.5
+  workers:
+    description: At most this many probes run at the same time.
+    type: int
+    default: 32
+attributes:
+  check_mode:
+    support: full
+    description: Probes only read, so they run in check mode too.
+  diff_mode:
+    support: full
+    description: Nothing changes, so there is never a difference to show.
+  platform:
+    platforms: linux
+    description: Needs root (raw ICMP sockets, setns(2)) and iproute2 with JSON output.
+notes:
+  - Probes of different namespaces run side by side in threads; each thread enters its
+    namespace with setns(2) and returns to the original one afterwards.
+  - Addresses are IPv4, as in the lab.
+seealso:
+  - module: k8slab.podnet.node_info
+'''
+
+EXAMPLES = r'''
+- name: Prove the seed's paths from node-2 and from its pod
+  k8slab.podnet.probe:
+    probes:
+      - name: node-2 -> node-1 over eth1
+        kind: path
+        target: 192.168.56.11
+        hops: [192.168.56.11]
+      - name: client-2 -> httpd
+        kind: path
+        netns: client-2
+        target: 10.244.1.2
+        hops: [10.244.2.1, 192.168.56.11, 10.244.1.2]
+      - name: httpd answers
+        kind: http
+        netns: client-2
+        target: 10.244.1.2
+        body: k8slab
+      - name: pods of node-1 leave through eth1
+        kind: route
+        target: 10.244.1.2
+        dev: eth1
+        gateway: 192.168.56.11
+        forbid_dev: [eth0]
+      - name: node-1 is not reachable over eth0
+        kind: unreach
+        target: 192.168.56.11
+        bind_dev: eth0
+  register: probed
+
+- name: Fail when any probe failed
+  ansible.builtin.assert:
+    that: probed.failed_probes | length == 0
+    fail_msg: "{{ probed.results | rejectattr('passed') | map(attribute='reason') | list }}"
+'''
+
+RETURN = r'''
+results:
+  description: One record per probe, in the order given.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The probe's name.
+      type: str
+    kind:
+      description: The probe's kind.
+      type: str
+    netns:
+      description: The namespace it ran in (null for the module's own).
+      type: str
+    target:
+      description: The address probed.
+      type: str
+    passed:
+      description: Whether the expectation held (on the last attempt).
+      type: bool
+    expected:
+      description: The expectation as text, for example the hop list.
+      type: str
+    observed:
+      description: What was observed, as text (C(path) flags unreachable hops like traceroute, C(!N), C(!H)).
+      type: str
+    reason:
+      description: Why it failed, for example C(hop 2 expected 192.168.56.11, observed 10.0.2.2); empty when passed.
+      type: str
+    hops:
+      description: For C(path), the observed hop addresses, C(*) for a silent hop.
+      type: list
+      elements: str
+    attempts:
+      description: How many times it ran.
+      type: int
+    duration:
+      description: Seconds it took, retries included.
+      type: float
+  sample:
+    - name: client-2 -> httpd
+      kind: path
+      netns: client-2
+      target: 10.244.1.2
+      passed: true
+      expected: 10.244.2.1 192.168.56.11 10.244.1.2
+      observed: 10.244.2.1 192.168.56.11 10.244.1.2
+      reason: ''
+      hops: [10.244.2.1, 192.168.56.11, 10.244.1.2]
+      attempts: 1
+      duration: 0.004
+failed_probes:
+  description: The names of the probes that failed.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+duration:
+  description: Seconds the whole call took.
+  returned: always
+  type: float
+  sample: 0.05
+'''
+
+import socket
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
+    IprouteError, validate_ifname, validate_netns_name)
+from ansible_collections.k8slab.podnet.plugins.module_utils.probe import run_probes
+
+
+def _ipv4(value, what):
+    try:
+        socket.inet_pton(socket.AF_INET, value)
+    except (OSError, ValueError, TypeError):
+        raise IprouteError('%s %r is not an IPv4 address' % (what, value))
+
+
+def validate(probes, default_netns):
+    """Checks every probe before any runs; returns them normalised."""
+    if not probes:
+        raise IprouteError('probes must list at least one probe')
+    seen = set()
+    out = []
+    for p in probes:
+        p = dict(p)
+        name = p['name']
+        what = 'probe %r' % name
+        if name in seen:
+            raise IprouteError('probe name %r is used twice; names must be unique' % name)
+        seen.add(name)
+        p['netns'] = p.get('netns') or default_netns
+        if p['netns']:
+            validate_netns_name(p['netns'], '%s: netns' % what)
+        kind = p['kind']
+        if kind != 'address':
+            if not p.get('target'):
+                raise IprouteError('%s: target is required for kind %s' % (what, kind))
+            _ipv4(p['target'], '%s: target' % what)
+        for key in ('bind_dev', 'dev'):
+            if p.get(key):
+                validate_ifname(p[key], '%s: %s' % (what, key))
+        for dev in p.get('forbid_dev') or []:
+            validate_ifname(dev, '%s: forbid_dev' % what)
+        if kind == 'path':
+            if not p.get('hops'):
+                raise IprouteError('%s: hops (the expected path) is required for kind path' % what)
+            for hop in p['hops']:
+                _ipv4(hop, '%s: hop' % what)
+            p['max_hops'] = p.get('max_hops') or len(p['hops']) + 1
+            if not 1 <= p['max_hops'] <= 64:
+                raise IprouteError('%s: max_hops %r must be between 1 and 64' % (what, p['max_hops']))
+        if kind == 'route' and p.get('gateway'):
+            _ipv4(p['gateway'], '%s: gateway' % what)
+        if kind == 'address':
+            if not p.get('dev') or not p.get('address'):
+                raise IprouteError('%s: kind address needs dev and address' % what)
+        if kind == 'http' and not 1 <= p['port'] <= 65535:
+            raise IprouteError('%s: port %r is not a TCP port' % (what, p['port']))
+        out.append(p)
+    return out
+
+
+def main():
+    probe_spec = dict(
+        name=dict(type='str', required=True),
+        kind=dict(type='str', required=True,
+                  choices=['path', 'reach', 'unreach', 'http', 'route', 'address']),
+        netns=dict(type='str'),
+        target=dict(type='str'),
+        hops=dict(type='list', elements='str'),
+        max_hops=dict(type='int'),
+        bind_dev=dict(type='str'),
+        dev=dict(type='str'),
+        gateway=dict(type='str'),
+        forbid_dev=dict(type='list', elements='str', default=[]),
+        address=dict(type='str'),
+        port=dict(type='int', default=80),
+        url_path=dict(type='str', default='/'),
+        status=dict(type='int', default=200),
+        body=dict(type='str'),
+    )
+    module = AnsibleModule(
+        argument_spec=dict(
+            probes=dict(type='list', elements='dict', required=True, options=probe_spec),
+            netns=dict(type='str'),
+            wait=dict(type='float', default=1.0),
+            retries=dict(type='int', default=2),
+            retry_delay=dict(type='float', default=0.5),
+            workers=dict(type='int', default=32),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    start = time.monotonic()
+    try:
+        probes = validate(p['probes'], p['netns'])
+        if p['netns']:
+            validate_netns_name(p['netns'])
+        if not 0 < p['wait'] <= 30:
+            raise IprouteError('wait %r must be more than 0 and at most 30 seconds' % p['wait'])
+        if p['retries'] < 0 or p['retry_delay'] < 0 or p['workers'] < 1:
+            raise IprouteError('retries, retry_delay must not be negative and workers at least 1')
+    except IprouteError as e:
+        module.fail_json(msg=str(e))
+    ip_bin = module.get_bin_path('ip', required=True)
+    results = run_probes(probes, p['wait'], p['retries'], p['retry_delay'], p['workers'], ip_bin)
+    module.exit_json(changed=False, results=results,
+                     failed_probes=[r['name'] for r in results if not r['passed']],
+                     duration=round(time.monotonic() - start, 3))
+
+
+if __name__ == '__main__':
+    main()

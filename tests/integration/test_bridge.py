@@ -1,0 +1,166 @@
+"""k8slab.podnet.bridge against real bridges in a throwaway namespace (needs root)."""
+
+import json
+
+import pytest
+
+from conftest import ipj, run_module, run_playbook, sh
+
+M = 'k8slab.podnet.bridge'
+
+
+def run_tasks(module, args_list, check=False):
+    """Several calls of one module in ONE playbook (failures ignored); their results."""
+    tasks = ''.join('    - name: call %d\n      %s: %s\n      ignore_errors: true\n'
+                    % (n, module, json.dumps(a)) for n, a in enumerate(args_list))
+    play = '- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n' + tasks
+    result = run_playbook(play, check=check)
+    return [result.task('call %d' % n) for n in range(len(args_list))]
+
+
+@pytest.fixture
+def ns(uid, netns_cleanup):
+    name = 'ka%s' % uid
+    netns_cleanup.append(name)
+    sh('ip netns add %s' % name)
+    return name
+
+
+def links(ns):
+    return dict((l['ifname'], l) for l in ipj('-d -n %s addr show' % ns))
+
+
+def state(ns, name):
+    link = links(ns)[name]
+    data = link['linkinfo']['info_data']
+    return {'kind': link['linkinfo']['info_kind'], 'mtu': link['mtu'],
+            'up': 'UP' in link['flags'], 'stp': data['stp_state'],
+            'forward_delay': data['forward_delay'],
+            'addresses': sorted('%s/%s' % (a['local'], a['prefixlen'])
+                                for a in link['addr_info'] if a['scope'] != 'link')}
+
+
+def test_create_idempotent_drift_absent(ns, uid, root_snapshot):
+    root = root_snapshot()
+    br = 'ka%sbr' % uid
+    args = {'name': br, 'netns': ns, 'addresses': ['10.77.0.1/24', 'fd00:77::1/64'],
+            'mtu': 1400, 'stp': False}
+    res, _ = run_module(M, args)
+    assert res['changed'] is True, res
+    assert res['commands'][0] == ('ip -n %s link add name %s mtu 1400 type bridge stp_state 0'
+                                  % (ns, br))
+    assert state(ns, br) == {'kind': 'bridge', 'mtu': 1400, 'up': True, 'stp': 0,
+                             'forward_delay': 1500,
+                             'addresses': ['10.77.0.1/24', 'fd00:77::1/64']}
+    assert res['after']['%s/%s' % (ns, br)]['addresses'] == ['10.77.0.1/24', 'fd00:77::1/64']
+
+    res, _ = run_module(M, args)
+    assert res['changed'] is False and res['commands'] == [], res
+
+    # drift: wrong MTU, a stray address, a missing one, STP on, down (which also drops
+    # the IPv6 address: keep_addr_on_down is 0)
+    sh('ip -n {0} link set dev {1} mtu 1500 && ip -n {0} addr del 10.77.0.1/24 dev {1} && '
+       'ip -n {0} addr add 10.77.0.9/24 dev {1} && ip -n {0} link set dev {1} type bridge '
+       'stp_state 1 && ip -n {0} link set dev {1} down'.format(ns, br))
+    res, _ = run_module(M, args, check=True, diff=True)
+    assert res['changed'] is True
+    assert state(ns, br)['mtu'] == 1500, 'check mode changed the bridge'
+    key = '%s/%s' % (ns, br)
+    assert res['diff']['before'][key] == {
+        'state': 'present', 'addresses': ['10.77.0.9/24'], 'mtu': 1500,
+        'up': False, 'stp': True, 'forward_delay': 15}
+    assert res['diff']['after'][key] == {
+        'state': 'present', 'addresses': ['10.77.0.1/24', 'fd00:77::1/64'], 'mtu': 1400,
+        'up': True, 'stp': False, 'forward_delay': 15}
+    res, _ = run_module(M, args)
+    assert res['changed'] is True
+    assert state(ns, br) == {'kind': 'bridge', 'mtu': 1400, 'up': True, 'stp': 0,
+                             'forward_delay': 1500,
+                             'addresses': ['10.77.0.1/24', 'fd00:77::1/64']}
+    res, _ = run_module(M, args)
+    assert res['changed'] is False, res
+
+    # addresses: [] removes all; absent removes the bridge
+    res, _ = run_module(M, {'name': br, 'netns': ns, 'addresses': []})
+    assert res['changed'] is True and state(ns, br)['addresses'] == []
+    res, _ = run_module(M, {'name': br, 'netns': ns, 'state': 'absent'}, check=True)
+    assert res['changed'] is True and br in links(ns)
+    res, _ = run_module(M, {'name': br, 'netns': ns, 'state': 'absent'})
+    assert res['changed'] is True and br not in links(ns)
+    res, _ = run_module(M, {'name': br, 'netns': ns, 'state': 'absent'})
+    assert res['changed'] is False
+    assert root_snapshot() == root
+
+
+def test_stp_forward_delay_and_list_form(ns, uid):
+    b1, b2, b3 = ('ka%sb%d' % (uid, n) for n in (1, 2, 3))
+    sh('ip -n %s link add name %s type bridge' % (ns, b3))
+    res, _ = run_module(M, {'netns': ns, 'bridges': [
+        {'name': b1, 'stp': True, 'forward_delay': 4},
+        {'name': b2, 'forward_delay': 0, 'up': False},
+        {'name': b3, 'state': 'absent'}]}, check=True)
+    assert res['changed'] is True and set(links(ns)) == {'lo', b3}
+    res, _ = run_module(M, {'netns': ns, 'bridges': [
+        {'name': b1, 'stp': True, 'forward_delay': 4},
+        {'name': b2, 'forward_delay': 0, 'up': False},
+        {'name': b3, 'state': 'absent'}]})
+    assert res['changed'] is True, res
+    assert res['commands'][-1] == 'ip -n %s link del dev %s' % (ns, b3)
+    assert set(links(ns)) == {'lo', b1, b2}
+    s1, s2 = state(ns, b1), state(ns, b2)
+    assert (s1['stp'], s1['forward_delay'], s1['up']) == (1, 400, True)
+    assert (s2['stp'], s2['forward_delay'], s2['up']) == (0, 0, False)
+    # STP off with a 0 s delay, and back: the kernel wants the order right
+    res, _ = run_module(M, {'netns': ns, 'bridges': [
+        {'name': b1, 'stp': False, 'forward_delay': 0},
+        {'name': b2, 'stp': True, 'forward_delay': 2, 'up': False}]})
+    assert res['changed'] is True, res
+    assert (state(ns, b1)['stp'], state(ns, b1)['forward_delay']) == (0, 0)
+    assert (state(ns, b2)['stp'], state(ns, b2)['forward_delay']) == (1, 200)
+    res, _ = run_module(M, {'netns': ns, 'bridges': [
+        {'name': b1, 'stp': False, 'forward_delay': 0},
+        {'name': b2, 'stp': True, 'forward_delay': 2, 'up': False}]})
+    assert res['changed'] is False, res
+
+
+def test_bad_input_leaves_nothing(ns, uid, root_snapshot):
+    root = root_snapshot()
+    br = 'ka%sbr' % uid
+    other = 'ka%sv' % uid
+    sh('ip -n {0} link add name {1} type veth peer name {1}p'.format(ns, other))
+    before = links(ns)
+    cases = [
+        ({'name': 'ka%s0123456789' % uid}, 'ka%s0123456789' % uid),   # 16 bytes
+        ({'name': 'ka/%s' % uid}, 'ka/%s' % uid),
+        ({'name': 'ka:%s' % uid}, 'ka:%s' % uid),
+        ({'name': 'ka %s' % uid}, 'ka %s' % uid),
+        ({'name': br, 'addresses': ['10.77.0.300/24']}, '10.77.0.300/24'),
+        ({'name': br, 'addresses': ['10.77.0.1']}, '10.77.0.1'),
+        ({'name': br, 'mtu': 10}, '10'),
+        ({'name': br, 'stp': True, 'forward_delay': 1}, '1'),
+        ({'name': other}, other),                                      # a veth, not a bridge
+        ({'name': other, 'state': 'absent'}, other),
+        ({'bridges': [{'name': br}, {'name': br + '/x'}]}, br + '/x'),
+    ]
+    args = [dict(a, netns=ns) for a, _ in cases]
+    args += [{'name': br, 'netns': 'ka%s..x' % uid}, {'name': br, 'netns': 'ka%sgone' % uid}]
+    values = [v for _, v in cases] + ['ka%s..x' % uid, 'ka%sgone' % uid]
+    for res, value, a in zip(run_tasks(M, args), values, args):
+        assert res.get('failed') is True, (a, res)
+        assert repr(value) in res['msg'] or value in res['msg'], (value, res['msg'])
+    assert links(ns).keys() == before.keys()
+    assert root_snapshot() == root
+
+
+def test_failed_step_is_undone(ns, uid):
+    """The second bridge's IPv6 address is refused by the kernel (IPv6 off in this
+    namespace) after the first bridge was made: the first one must be removed again."""
+    sh('ip netns exec %s sysctl -qw net.ipv6.conf.all.disable_ipv6=1 '
+       'net.ipv6.conf.default.disable_ipv6=1' % ns)
+    b1, b2 = 'ka%sb1' % uid, 'ka%sb2' % uid
+    res, _ = run_module(M, {'netns': ns, 'bridges': [
+        {'name': b1, 'addresses': ['10.78.0.1/24']},
+        {'name': b2, 'addresses': ['fd00:78::1/64']}]})
+    assert res.get('failed') is True, res
+    assert 'fd00:78::1/64' in res['msg'], res['msg']
+    assert set(links(ns)) == {'lo'}

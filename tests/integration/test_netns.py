@@ -1,0 +1,91 @@
+"""k8slab.podnet.netns against real named namespaces (needs root)."""
+
+import os
+
+import pytest
+
+from conftest import ipj, run_module, sh
+
+M = 'k8slab.podnet.netns'
+
+
+def names_now():
+    return set(n['name'] for n in ipj('netns list'))
+
+
+@pytest.fixture
+def ns(uid, netns_cleanup):
+    """Three unique names, registered for cleanup; none exists yet."""
+    names = ['ka%s%s' % (uid, s) for s in ('a', 'b', 'c')]
+    netns_cleanup.extend(names)
+    return names
+
+
+def test_create_idempotent_absent(ns):
+    a, b, _ = ns
+    res, _ = run_module(M, {'name': [a, b]})
+    assert res['changed'] is True, res
+    assert res['created'] == [a, b]
+    assert res['commands'] == ['ip netns add %s' % a, 'ip netns add %s' % b]
+    assert {a, b} <= names_now()
+    # a real, usable namespace (not just a file under /run/netns)
+    assert [l['ifname'] for l in ipj('-n %s link show' % a)] == ['lo']
+
+    res, _ = run_module(M, {'names': [b, a]})
+    assert res['changed'] is False and res['commands'] == [], res
+
+    res, _ = run_module(M, {'name': [a, b], 'state': 'absent'})
+    assert res['changed'] is True and res['removed'] == [a, b], res
+    assert not {a, b} & names_now()
+    res, _ = run_module(M, {'name': [a, b], 'state': 'absent'})
+    assert res['changed'] is False, res
+
+
+def test_check_mode_and_diff(ns):
+    a, b, _ = ns
+    sh('ip netns add %s' % a)
+    res, _ = run_module(M, {'name': [a, b]}, check=True, diff=True)
+    assert res['changed'] is True, res
+    assert res['commands'] == ['ip netns add %s' % b]
+    assert res['diff'] == {'before': {a: 'present', b: 'absent'},
+                           'after': {a: 'present', b: 'present'}}
+    assert b not in names_now(), 'check mode created a namespace'
+
+    # nothing to do: check mode must not report changed (community.general's module does)
+    res, _ = run_module(M, {'name': [a]}, check=True)
+    assert res['changed'] is False and res['commands'] == [], res
+
+    res, _ = run_module(M, {'name': [a, b], 'state': 'absent'}, check=True, diff=True)
+    assert res['changed'] is True and res['removed'] == [a], res
+    assert res['diff']['after'] == {a: 'absent', b: 'absent'}
+    assert a in names_now(), 'check mode deleted a namespace'
+
+
+def test_exact_name_matching(ns):
+    mario = ns[0]
+    mario2 = mario + '2'
+    ns.append(mario2)
+    sh('ip netns add %s' % mario2)
+    res, _ = run_module(M, {'name': [mario]}, check=True)
+    assert res['changed'] is True, 'prefix %s taken as present because %s exists' % (mario, mario2)
+    res, _ = run_module(M, {'name': [mario]})
+    assert res['created'] == [mario]
+    res, _ = run_module(M, {'name': [mario], 'state': 'absent'})
+    assert res['removed'] == [mario]
+    assert mario2 in names_now() and mario not in names_now()
+    # and the other way round: mario2 absent must not touch mario
+    sh('ip netns add %s' % mario)
+    res, _ = run_module(M, {'name': [mario + '22'], 'state': 'absent'})
+    assert res['changed'] is False
+    assert {mario, mario2} <= names_now()
+
+
+@pytest.mark.parametrize('bad', ['ka/x', '..', 'ka..x', '.', 'ka x', ''])
+def test_bad_names_leave_nothing(ns, uid, bad):
+    good = ns[0]
+    res, _ = run_module(M, {'name': [good, bad]})
+    assert res.get('failed') is True, res
+    assert repr(bad) in res['msg'], res['msg']
+    assert res['commands'] == []
+    # nothing of this run under /run/netns (other runs may work in parallel: only our prefix)
+    assert [n for n in os.listdir('/run/netns') if uid in n or n.startswith('ka.')] == []

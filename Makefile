@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 NETNS_INV := inventories/netns
 MODULES := $(basename $(notdir $(wildcard plugins/modules/*.py)))
 
-.PHONY: help deps lab lab-down test test-unit test-doc test-sanity test-lint test-integration test-molecule
+.PHONY: bench help deps lab lab-down test test-unit test-doc test-sanity test-lint test-integration test-molecule
 
 help:
 	@echo "make lab        build the single-host lab (network namespaces) and verify it"
@@ -34,7 +34,8 @@ test-unit:
 DOC_CHECK := import json, sys; d = json.load(sys.stdin); bad = [n for n in sys.argv[1:] if not d.get(n, {}).get("doc")]; print("ansible-doc failed:", *bad) if bad else None; sys.exit(bool(bad))
 test-doc:
 	@n=0; for t in module connection inventory; do \
-	  names=$$(for f in plugins/$${t%e}*/*.py; do [ -e "$$f" ] && echo k8slab.podnet.$$(basename "$$f" .py); done); \
+	  d=$$t; [ $$t != module ] || d=modules; \
+	  names=$$(for f in plugins/$$d/*.py; do [ -e "$$f" ] && echo k8slab.podnet.$$(basename "$$f" .py); done); \
 	  [ -n "$$names" ] || continue; \
 	  $(BIN)/ansible-doc -t $$t --json $$names | $(BIN)/python -c '$(DOC_CHECK)' $$names || exit 1; \
 	  n=$$((n + $$(echo $$names | wc -w))); \
@@ -49,5 +50,17 @@ test-lint:
 test-integration:
 	$(BIN)/pytest -q tests/integration
 
+# The benchmark (docs/benchmark.md): not a test. Pass options with BENCH_ARGS, e.g.
+#   make bench BENCH_ARGS="--sizes ref,3x2 --repeat 5"
+bench: deps
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+
 test-molecule:
 	@if [ -f molecule/default/molecule.yml ]; then $(BIN)/molecule test -s default; fi
+
+# The three-VM lab on this machine (vagrant-libvirt, software emulation; minutes, not CI):
+# builds or reuses a local Debian box, vagrant up, site.yml through inventories/vagrant,
+# shows the verification, destroys the VMs. See docs/vagrant.md.
+.PHONY: vagrant-lab
+vagrant-lab:
+	bash scripts/vagrant-lab.sh all

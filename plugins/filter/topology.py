@@ -49,11 +49,13 @@ def pod_veth_name(pod):
 
 
 def topology_errors(lab_nodes, lab_pods=None, cluster_cidr=None, hostonly_cidr=None,
-                    hostonly_host_ip=None, cluster_hosts=None, lab_name=None, lab_name_max=None):
+                    hostonly_host_ip=None, cluster_hosts=None, lab_name=None, lab_name_max=None,
+                    node_name_max=None):
     """Every problem of the lab topology as a list of messages (empty when it is sound).
 
     Each message names the bad value. ``cluster_hosts`` is the inventory group k8s_cluster;
-    ``lab_name_max`` bounds the lab name (the single-host backend derives names from it).
+    ``lab_name_max`` and ``node_name_max`` bound the lab and node names (the single-host
+    backend derives namespace and interface names from them).
     """
     errors = []
 
@@ -92,7 +94,7 @@ def topology_errors(lab_nodes, lab_pods=None, cluster_cidr=None, hostonly_cidr=N
     cidrs = {}
     for node in sorted(lab_nodes):
         spec = lab_nodes[node]
-        _check_label(errors, 'node name', node)
+        _check_label(errors, 'node name', node, int(node_name_max or LABEL_MAX))
         if not isinstance(spec, dict):
             errors.append('lab_nodes[%r] must be a mapping with eth1_ip and pod_cidr, got %r'
                           % (node, spec))

@@ -24,6 +24,8 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.k8slab.podnet.plugins.module_utils.probe import evaluate
+
 KINDS = ('path', 'reach', 'unreach', 'http', 'route', 'address')
 # The keys of a check that k8slab.podnet.probe understands.
 PROBE_KEYS = ('name', 'kind', 'target', 'hops', 'max_hops', 'bind_dev', 'dev', 'gateway',
@@ -91,8 +93,10 @@ def _check(checks, lab, name, kind, source, target, resolved=None, **expect):
         elif kind != 'address':
             address = str(target)
     check['target'] = address
-    if expect.get('hops') and address is not None:
-        expect['hops'] = [address if h == '@target' else h for h in expect['hops']]
+    if expect.get('hops'):
+        # '@target' stands for the target's address (its name while unresolved).
+        expect['hops'] = [(address or str(target)) if h == '@target' else h
+                          for h in expect['hops']]
     check.update(expect)
     checks.append(check)
 
@@ -109,7 +113,7 @@ def verify_checks(lab, facts=None, options=None, extra=None):
     if not isinstance(lab, dict) or not isinstance(lab.get('nodes'), dict):
         raise AnsibleFilterError('verify_checks: lab must be a dict with nodes (lab_nodes)')
     opts = dict(nat_address='10.0.2.15/24', nat_isolated=True, outside_ip='', http_port=80,
-                http_body='{pod}')
+                http_body='pod {pod}')
     opts.update(options or {})
     L = _Lab(lab, facts)
     checks = []
@@ -131,7 +135,7 @@ def verify_checks(lab, facts=None, options=None, extra=None):
             ip = L.pod_ip(x, pod['name'])
             _check(checks, L, 'address %s/%s eth0 = store' % (x, pod['name']), 'address',
                    '%s/%s' % (x, pod['name']), 'eth0', dev='eth0',
-                   address=_with_prefix(ip, L.nodes[x]['pod_cidr']) if ip else 'none')
+                   address=_with_prefix(ip, L.nodes[x]['pod_cidr']) if ip else '(not in store)')
             if ip is None:
                 checks[-1]['error'] = 'pod %s has no address in the host-local store of node %s' \
                     % (pod['name'], x)
@@ -153,7 +157,7 @@ def verify_checks(lab, facts=None, options=None, extra=None):
             target = _pick_target(L, y)
             if target is None:
                 continue
-            source = next((p for p in L.pods_on(x) if p['name'] != target['name']), None)
+            source = _pick_source(L, x, target)
             if source is None:
                 continue
             if x == y:
@@ -229,6 +233,13 @@ def verify_checks(lab, facts=None, options=None, extra=None):
     return checks
 
 
+def _pick_source(L, node, target):
+    """The pod of node that path checks start from: a client rather than httpd when there is
+    one (as in the seed), never the target itself."""
+    pods = [p for p in L.pods_on(node) if p['name'] != target['name']]
+    return next((p for p in pods if p.get('workload') != 'httpd'), pods[0] if pods else None)
+
+
 def _pick_target(L, node):
     """The pod of node that cross-node checks aim at: httpd if it runs there (as in the
     seed), else the first pod."""
@@ -292,15 +303,10 @@ def verify_report(checks, results):
 
 
 def _expected_text(c):
-    if c['kind'] == 'path':
-        return ' '.join(c.get('hops') or [])
-    if c['kind'] == 'reach':
-        return 'reply'
-    if c['kind'] == 'unreach':
-        return 'no reply'
-    if c['kind'] == 'address':
-        return '%s on %s' % (c.get('address'), c.get('dev'))
-    return c['kind']
+    """The expectation as the probe module words it (for checks that never ran)."""
+    probe = dict((k, c[k]) for k in PROBE_KEYS if c.get(k) is not None)
+    probe.setdefault('status', 200)
+    return evaluate(probe, {'error': 'not probed'})[1]
 
 
 def verify_table(report, width=None):

@@ -150,22 +150,10 @@ def ssh_host_vars(options):
     return hostvars
 
 
-def merge_status(statuses):
-    """[(name, state, provider)] in python-vagrant's Status shape -> [{name, state, provider}].
-
-    `vagrant status --machine-readable` (2.3) prints `metadata` lines for every machine before
-    the state lines, and python-vagrant groups lines by consecutive target, so one machine can
-    come back several times, partly empty; and the trailing `ui` lines have no target."""
-    merged = {}
-    for name, state, provider in statuses:
-        if not name:
-            continue
-        entry = merged.setdefault(name, {'name': name, 'state': None, 'provider': None})
-        entry['state'] = state or entry['state']
-        entry['provider'] = provider or entry['provider']
-    for entry in merged.values():
-        entry['state'] = entry['state'] or 'unknown'
-    return list(merged.values())
+def machines_from_status(statuses):
+    """python-vagrant's [Status(name, state, provider)] -> [{name, state, provider}], in order."""
+    return [{'name': name, 'state': state or 'unknown', 'provider': provider}
+            for name, state, provider in statuses if name]
 
 
 def vagrant_error(output):
@@ -298,7 +286,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _query(self, cwd):
         """Ask Vagrant: every machine's state, and ssh-config of the running ones."""
         vagrant = self._vagrant(cwd)
-        machines = merge_status(self._run(cwd, 'status', vagrant.status))
+        machines = machines_from_status(self._run(cwd, 'status', vagrant.status))
         running = [m['name'] for m in machines if m['state'] == RUNNING]
         if not running:
             states = ', '.join('%s: %s' % (m['name'], m['state']) for m in machines)

@@ -479,7 +479,11 @@ def run_probe(probe, wait, retries, retry_delay, ip_bin):
 
 
 def run_probes(probes, wait, retries, retry_delay, workers, ip_bin):
-    """Runs all probes concurrently (at most ``workers`` at a time); results in input order."""
+    """Runs all probes concurrently (at most ``workers`` at a time); results in input order.
+
+    Path probes run first, on their own: routers rate-limit the ICMP errors they send
+    (about one per second and peer), and a concurrent ping to the same broken destination
+    would take the one "network unreachable" that shows where a path ends."""
     results = [None] * len(probes)
     gate = threading.Semaphore(max(1, workers))
 
@@ -493,9 +497,11 @@ def run_probes(probes, wait, retries, retry_delay, workers, ip_bin):
                                   expected='', observed='internal error', attempts=1,
                                   reason='%s: %s' % (type(e).__name__, e), duration=0)
 
-    threads = [threading.Thread(target=work, args=(n, p)) for n, p in enumerate(probes)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    for wave in (True, False):
+        threads = [threading.Thread(target=work, args=(n, p)) for n, p in enumerate(probes)
+                   if (p['kind'] == 'path') == wave]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     return results

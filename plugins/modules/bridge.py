@@ -20,7 +20,7 @@ description:
     leaves no new bridge or address behind.
   - Options that are not given are not managed (left as they are).
   - Many bridges take one call with O(bridges).
-author: k8slab.podnet developers
+author: k8slab.podnet developers (@k8slab)
 options:
   name:
     description:
@@ -102,6 +102,7 @@ attributes:
     support: full
     description: Shows each bridge's state (addresses, MTU, up, STP, forward delay) before and after.
   platform:
+    support: full
     platforms: linux
     description: Needs iproute2 with JSON output (C(ip -j)) and root.
 seealso:

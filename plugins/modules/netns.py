@@ -20,7 +20,7 @@ description:
     fails, the namespaces this run created are deleted again, so nothing is left half-made.
   - Named namespaces are bind mounts under C(/run/netns) of the mount namespace the module
     runs in; in the single-host lab that is the node's private C(/run/netns).
-author: k8slab.podnet developers
+author: k8slab.podnet developers (@k8slab)
 options:
   name:
     description:
@@ -44,6 +44,7 @@ attributes:
     support: full
     description: Shows each requested name as present or absent, before and after.
   platform:
+    support: full
     platforms: linux
     description: Needs iproute2 with JSON output (C(ip -j)) and root.
 notes:

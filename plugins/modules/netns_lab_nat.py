@@ -17,7 +17,14 @@ description:
     O(routers[].out_iface) - what VirtualBox's NAT engine does for a VM's C(eth0).
   - Rules are checked with C(iptables -C) and appended only when missing, inside the router's
     namespace; the root namespace's firewall is never touched.
+  - Namespaces in O(endpoints) get IPv4 forwarding turned off - a new namespace inherits the
+    host's setting, and the lab's switch, host side and outside must never route.
 options:
+  endpoints:
+    description: Namespaces that must not forward IPv4.
+    type: list
+    elements: str
+    default: []
   routers:
     description: The routers.
     type: list
@@ -71,7 +78,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(routers=dict(type='list', elements='dict', required=True, options=dict(
+        argument_spec=dict(endpoints=dict(type='list', elements='str', default=[]),
+                           routers=dict(type='list', elements='dict', required=True, options=dict(
             netns=dict(type='str', required=True),
             out_iface=dict(type='str', required=True),
             source=dict(type='str', default='10.0.2.0/24'),
@@ -93,15 +101,20 @@ def main():
         if not module.check_mode:
             run(netns, argv)
 
+    def forwarding(ns, value):
+        rc, out = run(ns, ['sysctl', '-n', 'net.ipv4.ip_forward'])
+        if out.strip() != value:
+            change(ns, ['sysctl', '-qw', 'net.ipv4.ip_forward=' + value])
+
+    for ns in module.params['endpoints']:
+        forwarding(ns, '0')
     for r in module.params['routers']:
         ns = r['netns']
         try:
             source = str(ipaddress.ip_interface(r['source']).network)
         except ValueError as e:
             module.fail_json(msg='source %r of router %s is not a network: %s' % (r['source'], ns, e))
-        rc, out = run(ns, ['sysctl', '-n', 'net.ipv4.ip_forward'])
-        if out.strip() != '1':
-            change(ns, ['sysctl', '-qw', 'net.ipv4.ip_forward=1'])
+        forwarding(ns, '1')
         rule = ['POSTROUTING', '-s', source, '-o', r['out_iface'], '-j', 'MASQUERADE']
         rc, out = run(ns, ['iptables', '-w', '-t', 'nat', '-C'] + rule, check=False)
         if rc != 0:

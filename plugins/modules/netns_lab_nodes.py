@@ -299,15 +299,18 @@ class Lab(object):
             if not ino:
                 continue
             mnt_inodes.add(ino)
-            out = self.run(['nsenter', '--mount=' + mnt_file, 'find', NETNS_DIR, '-mindepth',
-                            '1', '-maxdepth', '1', '-printf', '%f %i\\n'], change=False)
+            # stat, not find -printf %i: that prints the mount point's own inode, not the
+            # namespace's.
+            out = self.run(['nsenter', '--mount=' + mnt_file, '/bin/sh', '-c',
+                            'for f in %s/*; do [ -e "$f" ] && stat -L -c "%%i %%n" "$f"; done; true'
+                            % NETNS_DIR], change=False)
             pods[node] = []
             for line in out.splitlines():
-                name, ino = line.rsplit(' ', 1)
-                pods[node].append(name)
+                ino, path = line.split(' ', 1)
+                pods[node].append(os.path.basename(path))
                 net_inodes.add(int(ino))
 
-        self.kill(net_inodes, mnt_inodes)
+        self.kill(net_inodes, mnt_inodes, self.pidfiles(nodes))
 
         for node in nodes:
             mnt_file = self.node_file(node)
@@ -328,9 +331,31 @@ class Lab(object):
             self.run(['rm', '-rf', '--one-file-system', self.base])
         self.remove_host_dirs()
 
-    def kill(self, net_inodes, mnt_inodes):
-        """TERM, then KILL, every process in one of the namespaces (until none is left)."""
-        if not net_inodes and not mnt_inodes:
+    def pidfiles(self, nodes):
+        """PIDs in the nodes' /run/podnet/*/*.pid (pods' workloads) that run in a network
+        namespace other than the host's: a workload whose pod lost its name is found too."""
+        host_net = os.stat('/proc/self/ns/net').st_ino
+        pids = set()
+        for node in nodes:
+            top = self.node_dir(node, '/run/podnet')
+            for dirpath, dirs, files in os.walk(top):
+                for name in files:
+                    if not name.endswith('.pid'):
+                        continue
+                    try:
+                        with open(os.path.join(dirpath, name)) as f:
+                            pid = int(f.read().split()[0])
+                        if os.stat('/proc/%d/ns/net' % pid).st_ino != host_net:
+                            pids.add(pid)
+                    except (IOError, OSError, ValueError, IndexError):
+                        pass
+        return pids
+
+    def kill(self, net_inodes, mnt_inodes, pids=()):
+        """TERM, then KILL, every process in one of the namespaces, and pids (until none is
+        left)."""
+        pids = set(pids)
+        if not net_inodes and not mnt_inodes and not pids:
             return
         me = os.getpid()
         deadline = time.time() + 3
@@ -345,7 +370,7 @@ class Lab(object):
                     mnt = os.stat('/proc/%s/ns/mnt' % pid).st_ino
                 except OSError:
                     continue  # gone, or a kernel thread
-                if net in net_inodes or mnt in mnt_inodes:
+                if net in net_inodes or mnt in mnt_inodes or int(pid) in pids:
                     victims.append(int(pid))
             if not victims:
                 return

@@ -14,14 +14,15 @@ short_description: Start or stop the process a lab pod runs inside its network n
 version_added: 0.1.0
 description:
   - Keeps the workload of lab pods running, or stopped. A pod is a named network namespace
-    (C(/run/netns/NAME)); its runtime state lives in C(RUN_DIR/POD/) - C(pid), C(log) and the
-    web root C(www/).
-  - C(httpd) runs a real HTTP server (C(python3 -m http.server PORT)) inside the pod's
-    namespace, serving C(RUN_DIR/POD/www/index.html), a page that names the pod and its node.
+    (C(/run/netns/NAME)); its runtime state lives in C(RUN_DIR/POD/) - C(pid), C(log), the
+    server C(server.py) and its web root C(www/).
+  - C(httpd) runs a real HTTP server inside the pod's namespace - Python's C(http.server), as
+    C(python3 -m http.server PORT) runs it, minus the start-up DNS lookup of its own name that
+    stalls without DNS - serving C(RUN_DIR/POD/www/index.html), a page naming pod and node.
     The server is detached from Ansible and outlives the run; C(RUN_DIR/POD/pid) holds its pid.
   - C(sleep) runs nothing; a server left over from an earlier C(httpd) workload is stopped.
-  - A server counts as running when the pid in the pidfile is alive, is an C(http.server)
-    for that web root and port, and lives in the pod's current namespace (a pod namespace that
+  - A server counts as running when the pid in the pidfile is alive, is this module's
+    server for that web root and port, and lives in the pod's current namespace (a pod namespace that
     was re-created gets a new server). Running means no change.
   - Many pods take one call.
 author: k8slab.podnet developers
@@ -131,7 +132,7 @@ files:
   returned: always
   type: list
   elements: str
-  sample: [/run/podnet/httpd/www/index.html]
+  sample: [/run/podnet/httpd/www/index.html, /run/podnet/httpd/server.py]
 pods:
   description: Each pod with its workload, and for a running server its pid and port.
   returned: always
@@ -150,6 +151,27 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 NETNS_DIR = '/run/netns'
+
+# The pod's HTTP server: Python's http.server serving a directory, as `python3 -m http.server
+# PORT --directory WWW` does, except that it skips http.server's reverse lookup of its own name
+# after bind(): a pod has no DNS, and that lookup would stall the start for 10 s or more.
+SERVER = '''"""HTTP server of a k8slab.podnet pod: server.py PORT WEB_ROOT."""
+import functools
+import http.server
+import socketserver
+import sys
+
+
+class Server(http.server.ThreadingHTTPServer):
+    def server_bind(self):
+        # Skips HTTPServer's getfqdn() of the bound address: there is no DNS in a pod.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[2])
+Server(('0.0.0.0', int(sys.argv[1])), handler).serve_forever()
+'''
 SUBOPTIONS = dict(
     name=dict(type='str', required=True),
     workload=dict(type='str', choices=['httpd', 'sleep'], default='sleep'),
@@ -214,9 +236,15 @@ def server_pid(pod_dir):
     except (AttributeError, ValueError):
         return None
     args = cmdline(pid)
-    if alive(pid) and 'http.server' in args and os.path.join(pod_dir, 'www') in args:
+    if alive(pid) and os.path.join(pod_dir, 'server.py') in args:
         return pid
     return None
+
+
+def server_port(pid):
+    """The port the server was started with (the argument before the web root)."""
+    args = [a for a in cmdline(pid) if a]
+    return args[-2] if len(args) >= 2 else None
 
 
 def listening(pid, port):
@@ -253,8 +281,8 @@ def start(nsenter, python, pod, pod_dir, netns_path):
         # nsenter execs the server in place, so the child's pid is the server's pid. A new
         # session and no inherited fds detach it from Ansible's pipes, so the run can end.
         proc = subprocess.Popen(
-            [nsenter, '--net=%s' % netns_path, python, '-m', 'http.server', str(pod['port']),
-             '--directory', www],
+            [nsenter, '--net=%s' % netns_path, python, os.path.join(pod_dir, 'server.py'),
+             str(pod['port']), www],
             cwd=www, stdin=devnull, stdout=log, stderr=subprocess.STDOUT, close_fds=True,
             start_new_session=True)
     finally:
@@ -294,7 +322,7 @@ def reconcile(module, pod, run_dir, state, result):
         before += ', %s present' % pod_dir
 
     want_server = state == 'present' and pod['workload'] == 'httpd'
-    if pid and (stale or not want_server or str(pod['port']) not in cmdline(pid)):
+    if pid and (stale or not want_server or server_port(pid) != str(pod['port'])):
         result['stopped'].append(name)
         if not check:
             stop(pid)
@@ -315,10 +343,18 @@ def reconcile(module, pod, run_dir, state, result):
         result['files'].append(www)
         if not check:
             os.makedirs(www, 0o755)
-    if read_file(index) != page:
-        result['files'].append(index)
+    server = os.path.join(pod_dir, 'server.py')
+    for path, text in ((index, page), (server, SERVER)):
+        if read_file(path) != text:
+            result['files'].append(path)
+            if not check:
+                write_file(path, text)
+    if pid and server in result['files']:
+        # A new server program takes effect on restart.
+        result['stopped'].append(name)
         if not check:
-            write_file(index, page)
+            stop(pid)
+        pid = None
     if pid is None:
         result['started'].append(name)
         if not check:

@@ -30,7 +30,7 @@ description:
   - Options that are not given are not managed (left as they are).
   - A pair may be listed twice in one O(pairs) list, once from each side, to give both ends
     addresses (see the examples).
-author: k8slab.podnet developers
+author: k8slab.podnet developers (@k8slab)
 options:
   name:
     description:
@@ -136,6 +136,14 @@ options:
         description: See O(routes).
         type: list
         elements: dict
+        suboptions:
+          dst:
+            description: See O(routes[].dst).
+            type: str
+            required: true
+          via:
+            description: See O(routes[].via).
+            type: str
       up:
         description: See O(up).
         type: bool
@@ -151,6 +159,7 @@ attributes:
     support: full
     description: Shows each pair (ends, master, hairpin, MTU, up, addresses, routes) before and after.
   platform:
+    support: full
     platforms: linux
     description: Needs iproute2 with JSON output (C(ip -j)) and root.
 notes:
@@ -494,14 +503,15 @@ class Planner(object):
             raise IprouteError('veth %r%s already exists, paired with %s, not with %r%s' % (
                 name, where(ns), '%r%s' % (other, where(other_ns)) if other
                 else 'an end in another namespace', peer, where(pns)))
-        new = host is None
-        if new:
+        if host is None:
             if (pns, peer) in links:
                 raise IprouteError('peer name %r already exists%s (as a %s link of another '
                                    'pair or device)' % (peer, where(pns),
                                                         links[(pns, peer)]['kind'] or 'plain'))
             self.plan_create(spec)
         host, far = links[(ns, name)], links[(pns, peer)]
+        # changes to a pair made by this run need no undo: deleting the pair undoes them
+        new = bool(host.get('new'))
         self.configure_host(spec, host, new)
         self.configure_peer(spec, far, new)
 
@@ -515,7 +525,7 @@ class Planner(object):
         for end, other in (((ns, name), (pns, peer)), ((pns, peer), (ns, name))):
             self.view.links[end] = {'kind': 'veth', 'mtu': spec['mtu'] or DEFAULT_MTU,
                                     'up': False, 'master': None, 'hairpin': False,
-                                    'addresses': [], 'peer': other}
+                                    'addresses': [], 'peer': other, 'new': True}
 
     def set_link(self, ns, name, args, undo, new):
         self.configure(ns, ['link', 'set', 'dev', name] + args,

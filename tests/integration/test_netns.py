@@ -9,6 +9,11 @@ from conftest import ipj, run_module, sh
 M = 'k8slab.podnet.netns'
 
 
+def call(args, check=False, diff=False):
+    """The module's result for one call."""
+    return run_module(M, args, check=check, diff=diff)[0]
+
+
 def names_now():
     return set(n['name'] for n in ipj('netns list'))
 
@@ -22,8 +27,8 @@ def ns(uid, netns_cleanup):
 
 
 def test_create_idempotent_absent(ns):
-    a, b, _ = ns
-    res, _ = run_module(M, {'name': [a, b]})
+    a, b = ns[:2]
+    res = call({'name': [a, b]})
     assert res['changed'] is True, res
     assert res['created'] == [a, b]
     assert res['commands'] == ['ip netns add %s' % a, 'ip netns add %s' % b]
@@ -31,20 +36,20 @@ def test_create_idempotent_absent(ns):
     # a real, usable namespace (not just a file under /run/netns)
     assert [l['ifname'] for l in ipj('-n %s link show' % a)] == ['lo']
 
-    res, _ = run_module(M, {'names': [b, a]})
+    res = call({'names': [b, a]})
     assert res['changed'] is False and res['commands'] == [], res
 
-    res, _ = run_module(M, {'name': [a, b], 'state': 'absent'})
+    res = call({'name': [a, b], 'state': 'absent'})
     assert res['changed'] is True and res['removed'] == [a, b], res
     assert not {a, b} & names_now()
-    res, _ = run_module(M, {'name': [a, b], 'state': 'absent'})
+    res = call({'name': [a, b], 'state': 'absent'})
     assert res['changed'] is False, res
 
 
 def test_check_mode_and_diff(ns):
-    a, b, _ = ns
+    a, b = ns[:2]
     sh('ip netns add %s' % a)
-    res, _ = run_module(M, {'name': [a, b]}, check=True, diff=True)
+    res = call({'name': [a, b]}, check=True, diff=True)
     assert res['changed'] is True, res
     assert res['commands'] == ['ip netns add %s' % b]
     assert res['diff'] == {'before': {a: 'present', b: 'absent'},
@@ -52,10 +57,10 @@ def test_check_mode_and_diff(ns):
     assert b not in names_now(), 'check mode created a namespace'
 
     # nothing to do: check mode must not report changed (community.general's module does)
-    res, _ = run_module(M, {'name': [a]}, check=True)
+    res = call({'name': [a]}, check=True)
     assert res['changed'] is False and res['commands'] == [], res
 
-    res, _ = run_module(M, {'name': [a, b], 'state': 'absent'}, check=True, diff=True)
+    res = call({'name': [a, b], 'state': 'absent'}, check=True, diff=True)
     assert res['changed'] is True and res['removed'] == [a], res
     assert res['diff']['after'] == {a: 'absent', b: 'absent'}
     assert a in names_now(), 'check mode deleted a namespace'
@@ -66,16 +71,16 @@ def test_exact_name_matching(ns):
     mario2 = mario + '2'
     ns.append(mario2)
     sh('ip netns add %s' % mario2)
-    res, _ = run_module(M, {'name': [mario]}, check=True)
+    res = call({'name': [mario]}, check=True)
     assert res['changed'] is True, 'prefix %s taken as present because %s exists' % (mario, mario2)
-    res, _ = run_module(M, {'name': [mario]})
+    res = call({'name': [mario]})
     assert res['created'] == [mario]
-    res, _ = run_module(M, {'name': [mario], 'state': 'absent'})
+    res = call({'name': [mario], 'state': 'absent'})
     assert res['removed'] == [mario]
     assert mario2 in names_now() and mario not in names_now()
     # and the other way round: mario2 absent must not touch mario
     sh('ip netns add %s' % mario)
-    res, _ = run_module(M, {'name': [mario + '22'], 'state': 'absent'})
+    res = call({'name': [mario + '22'], 'state': 'absent'})
     assert res['changed'] is False
     assert {mario, mario2} <= names_now()
 
@@ -83,7 +88,7 @@ def test_exact_name_matching(ns):
 @pytest.mark.parametrize('bad', ['ka/x', '..', 'ka..x', '.', 'ka x', ''])
 def test_bad_names_leave_nothing(ns, uid, bad):
     good = ns[0]
-    res, _ = run_module(M, {'name': [good, bad]})
+    res = call({'name': [good, bad]})
     assert res.get('failed') is True, res
     assert repr(bad) in res['msg'], res['msg']
     assert res['commands'] == []

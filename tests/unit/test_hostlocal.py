@@ -5,8 +5,8 @@ real plugin is in tests/integration/test_cni_ipam.py.
 """
 
 import fcntl
-import multiprocessing
 import os
+import subprocess
 import sys
 import time
 
@@ -269,7 +269,7 @@ def test_diff_shows_changed_files(tmp_path):
     diff = render_diff(res['store'], res['changes'])
     assert [d['after_header'] for d in diff] == [str(tmp_path / 'cbr0' / '10.244.1.2'),
                                                  str(tmp_path / 'cbr0' / 'last_reserved_ip.0')]
-    assert diff[0]['before'] == '' and diff[0]['after'] == 'a\\r\\neth0'
+    assert diff[0]['before'] == '' and diff[0]['after'] == 'a\\r\neth0'
     res = ensure(str(tmp_path), 'cbr0', rng, req('a'), state='absent')
     diff = render_diff(res['store'], res['changes'])
     assert len(diff) == 1 and diff[0]['after'] == '' and diff[0]['after_header'].endswith('(absent)')
@@ -325,31 +325,38 @@ def test_write_failure_rolls_back(tmp_path):
     before = snapshot(str(tmp_path))
     with pytest.raises(HostLocalError, match='last_reserved_ip.0'):
         ensure(str(tmp_path), 'cbr0', Range('10.244.1.0/24'), req('a', 'b'))
-    assert snapshot(str(tmp_path)) == before
+    assert before == {}
     assert sorted(os.listdir(str(store))) == ['last_reserved_ip.0', 'lock']
 
 
-def _allocate_in_child(data_dir, queue):
-    res = ensure(data_dir, 'cbr0', Range('10.244.1.0/24'), req('child'))
-    queue.put(res['allocations'][0]['ip'])
+CHILD = """
+import sys
+sys.path.insert(0, %r)
+from ansible_collections.k8slab.podnet.plugins.module_utils.hostlocal import *
+res = ensure(%r, 'cbr0', Range('10.244.1.0/24'), validate_requests(
+    [dict(container_id='child', ifname='eth0')], 'present'))
+print(res['allocations'][0]['ip'])
+"""
 
 
 def test_flock_excludes_a_concurrent_allocation(tmp_path):
-    """While someone holds flock(LOCK_EX) on the lock file, ensure() waits."""
+    """While someone holds flock(LOCK_EX) on the lock file, ensure() waits. (The child is a
+    fresh process: a forked one would share our open file description and thus our lock.)"""
     store = tmp_path / 'cbr0'
     store.mkdir()
-    fd = os.open(str(store / 'lock'), os.O_RDONLY | os.O_CREAT, 0o750)
+    fd = os.open(str(store / 'lock'), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o750)
     fcntl.flock(fd, fcntl.LOCK_EX)
-    queue = multiprocessing.Queue()
-    child = multiprocessing.Process(target=_allocate_in_child, args=(str(tmp_path), queue))
-    child.start()
+    child = subprocess.Popen([sys.executable, '-c', CHILD % (os.path.join(ROOT, '.collections'),
+                                                             str(tmp_path))],
+                             stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.7)
-        assert not (store / '10.244.1.2').exists(), 'allocated while the lock was held'
+        time.sleep(1.0)
+        assert child.poll() is None and not (store / '10.244.1.2').exists(), \
+            'allocated while the lock was held'
         # what host-local would do while holding the lock: take .2 itself
         (store / '10.244.1.2').write_bytes(b'plugin\r\neth0')
         (store / 'last_reserved_ip.0').write_bytes(b'10.244.1.2')
     finally:
         os.close(fd)
-    child.join(10)
-    assert queue.get(timeout=5) == '10.244.1.3/24'
+        out, _ = child.communicate(timeout=20)
+    assert out.strip() == '10.244.1.3/24'

@@ -121,6 +121,14 @@ def test_bad_pod_names(name):
     only(errors(pods=PODS + [{'name': name, 'node': 'node-1'}]), repr(name)[:20])
 
 
+def test_node_name_too_long_for_a_switch_port():
+    nodes = dict(NODES, **{'worker-number-one': NODES['node-2']})
+    del nodes['node-2']
+    hosts = ['controlplane', 'node-1', 'worker-number-one']
+    only(errors(nodes=nodes, pods=PODS[:2], cluster_hosts=hosts, node_name_max=15),
+         "'worker-number-one'", 'at most 15')
+
+
 def test_unknown_workload():
     only(errors(pods=PODS + [{'name': 'db', 'node': 'node-1', 'workload': 'mysql'}]),
          'db', "'mysql'")

@@ -1,0 +1,332 @@
+#!/usr/bin/env python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 k8slab.podnet developers
+# MIT License (see LICENSE)
+"""Benchmark the single-host lab (docs/benchmark.md), as root:
+
+    scripts/bench.py                          # everything, 3 repeats (make bench)
+    scripts/bench.py --sizes ref,3x2 --repeat 5 --parts lab
+
+For each size (`ref`: the reference lab of inventories/netns; `NxM`: N nodes x M pods each) it
+generates an inventory in a temporary directory (lab name `kebench`) and times, per repeat:
+  build       validate.yml + netns_lab_up.yml + cluster.yml in one ansible-playbook run
+  verify      playbooks/verify.yml on the fresh lab
+  idempotent  site.yml again on the built lab (and counts the tasks it reports changed)
+  check       site.yml --check on the built lab
+  teardown    playbooks/netns_lab_down.yml
+  site        site.yml on no lab at all: build + verify in one run, as `make lab` does
+  (then teardown again)
+and, for the same topology, the command-per-step playbook (`cmd`, lab prefix `kbcmd`) and the
+plain shell script (`shell`, prefix `kbsh`) from bench/baseline.py, each proven with a ping.
+Wall time and CPU time (user + system of every waited-for child process) are reported as
+min/median; a table is printed and the raw samples are written as JSON.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV_PYTHON = os.path.join(REPO, '.venv', 'bin', 'python')
+if __name__ == '__main__' and os.path.exists(VENV_PYTHON) and \
+        os.path.realpath(sys.prefix) != os.path.realpath(os.path.join(REPO, '.venv')):
+    # Run under the project's virtualenv (PyYAML, the same ansible-core) however invoked.
+    os.execv(VENV_PYTHON, [VENV_PYTHON] + sys.argv)
+sys.path.insert(0, os.path.join(REPO, 'bench'))
+
+import baseline  # noqa: E402  pylint: disable=wrong-import-position
+import topology  # noqa: E402  pylint: disable=wrong-import-position
+
+LAB_NAME = 'kebench'
+CMD_PREFIX = 'kbcmd'
+SHELL_PREFIX = 'kbsh'
+BIN = os.path.join(REPO, '.venv', 'bin')
+RECAP_RE = re.compile(r'^\S+\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)',
+                      re.M)
+LAB_STEPS = ['build', 'verify', 'idempotent', 'check', 'teardown', 'site']
+
+
+class BenchError(Exception):
+    """A measured command failed; the message says which and where its log is."""
+
+
+def timed(argv, log, env=None):
+    """Run argv with output to `log`; return (wall seconds, cpu seconds, output)."""
+    with open(log, 'wb') as out:
+        start = time.monotonic()
+        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    with open(log, errors='replace') as f:
+        output = f.read()
+    if proc.returncode != 0:
+        raise BenchError('%s failed (rc=%d), see %s:\n%s'
+                         % (' '.join(argv), proc.returncode, log, output[-2000:]))
+    return wall, usage.ru_utime + usage.ru_stime, output
+
+
+def recap(output):
+    """(ok, changed, failed) summed over the PLAY RECAP lines of ansible-playbook output."""
+    rows = RECAP_RE.findall(output)
+    return tuple(sum(int(r[i]) for r in rows) for i in (0, 1, 3))
+
+
+class Bench:
+    """Runs the measurements of one benchmark invocation and collects the samples."""
+
+    def __init__(self, args, workdir):
+        self.args = args
+        self.workdir = workdir
+        self.results = []
+        self.env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'),
+                        ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0',
+                        K8SLAB_REPORT_DIR=os.path.join(workdir, 'reports'),
+                        PATH=BIN + os.pathsep + os.environ.get('PATH', ''))
+
+    def record(self, size, label, what, rep, wall, cpu, **extra):
+        sample = dict(size=size, label=label, what=what, repeat=rep, wall=round(wall, 3),
+                      cpu=round(cpu, 3), **extra)
+        self.results.append(sample)
+        print('  %-6s %-11s #%d  wall %7.2f s  cpu %7.2f s%s'
+              % (size, what, rep, wall, cpu,
+                 ''.join('  %s=%s' % kv for kv in sorted(extra.items()))), flush=True)
+
+    def playbook(self, inv, playbooks, log, *extra):
+        argv = [os.path.join(BIN, 'ansible-playbook'), '-i', inv] + list(extra) + [
+            os.path.join(REPO, p) for p in playbooks]
+        return timed(argv, log, env=self.env)
+
+    # -- the lab ---------------------------------------------------------------------------
+
+    def lab(self, size, label, lab):
+        inv = topology.write_inventory(REPO, lab, LAB_NAME,
+                                       os.path.join(self.workdir, 'inv-%s' % size))
+        down = ['playbooks/netns_lab_down.yml']
+        build = ['playbooks/validate.yml', 'playbooks/netns_lab_up.yml', 'playbooks/cluster.yml']
+        self.playbook(inv, down, self.log(size, 'pre-teardown'))
+        try:
+            for rep in range(1, self.args.repeat + 1):
+                for what, playbooks, extra in [
+                        ('build', build, ()), ('verify', ['playbooks/verify.yml'], ()),
+                        ('idempotent', ['site.yml'], ()), ('check', ['site.yml'], ('--check',)),
+                        ('teardown', down, ()), ('site', ['site.yml'], ()),
+                        ('teardown', down, ())]:
+                    if what not in self.args.lab_steps:
+                        continue
+                    wall, cpu, out = self.playbook(inv, playbooks,
+                                                   self.log(size, '%s-%d' % (what, rep)), *extra)
+                    ok, changed, _failed = recap(out)
+                    self.record(size, label, what, rep, wall, cpu, tasks=ok, changed=changed)
+        finally:
+            self.playbook(inv, down, self.log(size, 'final-teardown'))
+
+    # -- the baselines ---------------------------------------------------------------------
+
+    def baseline(self, size, label, lab, kind):
+        prefix = CMD_PREFIX if kind == 'cmd' else SHELL_PREFIX
+        if kind == 'cmd':
+            path = os.path.join(self.workdir, 'baseline-%s.yml' % size)
+            text = baseline.playbook(lab, prefix)
+        else:
+            path = os.path.join(self.workdir, 'baseline-%s.sh' % size)
+            text = baseline.shell_script(lab, prefix)
+        with open(path, 'w') as f:
+            f.write(text)
+        commands = len(baseline.steps(lab, prefix))
+        names = baseline.all_namespaces(lab, prefix)
+        remove_namespaces(names)
+        try:
+            repeat = self.args.repeat if kind == 'shell' else self.args.cmd_repeat
+            for rep in range(1, repeat + 1):
+                log = self.log(size, '%s-%d' % (kind, rep))
+                if kind == 'cmd':
+                    wall, cpu, _out = timed([os.path.join(BIN, 'ansible-playbook'), '-i',
+                                             'localhost,', path], log, env=self.env)
+                else:
+                    wall, cpu, _out = timed(['sh', path], log, env=self.env)
+                proven = prove(lab, prefix)
+                self.record(size, label, kind, rep, wall, cpu, commands=commands, ping=proven)
+                remove_namespaces(names)
+        finally:
+            remove_namespaces(names)
+
+    def log(self, size, name):
+        return os.path.join(self.workdir, 'logs', '%s-%s.log' % (size, name))
+
+    def run(self):
+        os.makedirs(os.path.join(self.workdir, 'logs'), exist_ok=True)
+        for size in self.args.sizes:
+            lab, label = topology.topology(REPO, size)
+            print('%s: %s' % (size, label), flush=True)
+            for part in self.args.parts:
+                try:
+                    if part == 'lab':
+                        self.lab(size, label, lab)
+                    else:
+                        self.baseline(size, label, lab, part)
+                except BenchError as exc:
+                    print('  %s %s FAILED: %s' % (size, part, exc), flush=True)
+                    self.results.append(dict(size=size, label=label, what=part, error=str(exc)))
+                    if not self.args.keep_going:
+                        return False
+        return not any('error' in r for r in self.results)
+
+
+def prove(lab, prefix):
+    """Ping across nodes in a baseline lab: True when the pod network works."""
+    target = baseline.probe(lab, prefix)
+    if target is None:
+        return None
+    source, address = target
+    return subprocess.call(['ip', 'netns', 'exec', source, 'ping', '-c', '1', '-W', '2',
+                            address], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0
+
+
+def remove_namespaces(names):
+    """Delete those of `names` that exist (a node's veths go with it)."""
+    present = set(os.listdir('/run/netns')) if os.path.isdir('/run/netns') else set()
+    batch = ''.join('netns del %s\n' % n for n in names if n in present)
+    if batch:
+        subprocess.run(['ip', '-force', '-batch', '-'], input=batch.encode(), check=False)
+
+
+def summary(results):
+    """Rows of (size, label, what, n, wall min, wall median, cpu min, cpu median, extra)."""
+    groups = {}
+    for r in results:
+        if 'error' not in r:
+            groups.setdefault((r['size'], r['what']), []).append(r)
+    rows = []
+    for (size, what), samples in groups.items():
+        walls = [s['wall'] for s in samples]
+        cpus = [s['cpu'] for s in samples]
+        rows.append(dict(size=size, label=samples[0]['label'], what=what, n=len(samples),
+                         wall_min=min(walls), wall_median=statistics.median(walls),
+                         cpu_min=min(cpus), cpu_median=statistics.median(cpus),
+                         changed=max(s.get('changed', 0) for s in samples),
+                         tasks=samples[0].get('tasks'), commands=samples[0].get('commands'),
+                         ping=all(s.get('ping', True) is not False for s in samples)))
+    return rows
+
+
+def ratios(rows):
+    """Per size: how many times slower the baselines are than the lab's build (median wall)."""
+    by = dict(((r['size'], r['what']), r) for r in rows)
+    out = {}
+    for size in sorted(set(r['size'] for r in rows)):
+        build = by.get((size, 'build'))
+        site = by.get((size, 'site'))
+        entry = {}
+        for kind in ('cmd', 'shell'):
+            base = by.get((size, kind))
+            if base and build:
+                entry['%s_over_build' % kind] = round(base['wall_median'] / build['wall_median'], 2)
+            if base and site:
+                entry['%s_over_site' % kind] = round(base['wall_median'] / site['wall_median'], 2)
+        if entry:
+            out[size] = entry
+    return out
+
+
+def table(rows, order):
+    lines = ['| size | what | n | wall min | wall median | CPU min | CPU median | notes |',
+             '|---|---|---|---|---|---|---|---|']
+    whats = LAB_STEPS + ['cmd', 'shell']
+    for r in sorted(rows, key=lambda r: (order.index(r['size']), whats.index(r['what']))):
+        notes = []
+        if r['what'] in ('idempotent', 'check'):
+            notes.append('changed=%d' % r['changed'])
+        if r['commands']:
+            notes.append('%d ip commands' % r['commands'])
+        if r['what'] in ('cmd', 'shell'):
+            notes.append('ping ok' if r['ping'] else 'PING FAILED')
+        lines.append('| %s | %s | %d | %.2f s | %.2f s | %.2f s | %.2f s | %s |'
+                     % (r['size'], r['what'], r['n'], r['wall_min'], r['wall_median'],
+                        r['cpu_min'], r['cpu_median'], ', '.join(notes)))
+    return '\n'.join(lines)
+
+
+def machine():
+    with open('/proc/cpuinfo') as f:
+        models = [line.split(':', 1)[1].strip() for line in f if line.startswith('model name')]
+    ansible = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '--version'],
+                             capture_output=True, text=True, check=False).stdout.split('\n')[0]
+    return dict(kernel=platform.release(), cpus=os.cpu_count(), cpu_model=models[0] if models else '',
+                python=platform.python_version(), ansible=ansible.strip(),
+                loadavg=os.getloadavg(), date=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()))
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
+    parser.add_argument('--sizes', default='ref,3x2,5x10,10x20',
+                        help="comma-separated: 'ref' and/or NxM (default: %(default)s)")
+    parser.add_argument('--parts', default='lab,cmd,shell',
+                        help='comma-separated from lab, cmd, shell (default: %(default)s)')
+    parser.add_argument('--lab-steps', default=','.join(LAB_STEPS),
+                        help='lab steps to time (default: %(default)s)')
+    parser.add_argument('--repeat', type=int, default=3, help='repeats (default: %(default)s)')
+    parser.add_argument('--cmd-repeat', type=int,
+                        help='repeats of the command-per-step playbook (default: --repeat)')
+    parser.add_argument('--json', default=os.path.join(REPO, 'reports', 'bench.json'),
+                        help='where to write the results (default: %(default)s)')
+    parser.add_argument('--keep', action='store_true', help='keep the work dir (logs, inventories)')
+    parser.add_argument('--keep-going', action='store_true', help='go on after a failure')
+    args = parser.parse_args(argv)
+    args.sizes = [s for s in args.sizes.split(',') if s]
+    for size in args.sizes:
+        topology.topology(REPO, size)  # fails early on a bad size
+    args.parts = [p for p in args.parts.split(',') if p]
+    args.lab_steps = [s for s in args.lab_steps.split(',') if s]
+    bad = set(args.parts) - {'lab', 'cmd', 'shell'} | set(args.lab_steps) - set(LAB_STEPS)
+    if bad:
+        parser.error('unknown part or step: %s' % ', '.join(sorted(bad)))
+    if args.cmd_repeat is None:
+        args.cmd_repeat = args.repeat
+    return args
+
+
+def main(argv):
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        sys.exit('scripts/bench.py builds network namespaces: run it as root')
+    workdir = tempfile.mkdtemp(prefix='k8slab-bench-')
+    bench = Bench(args, workdir)
+    started = time.monotonic()
+    try:
+        ok = bench.run()
+    finally:
+        rows = summary(bench.results)
+        report = dict(command=' '.join(['scripts/bench.py'] + argv), machine=machine(),
+                      seconds=round(time.monotonic() - started, 1), summary=rows,
+                      ratios=ratios(rows), samples=bench.results)
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w') as f:
+            json.dump(report, f, indent=2)
+        print()
+        print(table(rows, args.sizes))
+        for size, entry in report['ratios'].items():
+            print('%s: %s' % (size, ', '.join('%s %.2fx' % kv for kv in sorted(entry.items()))))
+        print('JSON: %s' % args.json)
+        if args.keep:
+            print('work dir: %s' % workdir)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,64 @@
+"""k8slab.podnet.cni_config writes a flannel node's two files, exactly, idempotently."""
+
+import json
+import os
+
+import pytest
+
+from conftest import run_module
+
+M = 'k8slab.podnet.cni_config'
+
+
+@pytest.fixture
+def paths(tmp_path):
+    return {'conf_file': str(tmp_path / 'etc/cni/net.d/10-flannel.conflist'),
+            'subnet_file': str(tmp_path / 'run/flannel/subnet.env')}
+
+
+def test_writes_flannel_files_idempotently(paths):
+    args = dict(paths, subnet='10.244.2.0/24', cluster_cidr='10.244.0.0/16')
+    res, _ = run_module(M, args, check=True)
+    assert res['changed'] is True and not os.path.exists(paths['conf_file']), res
+
+    res, _ = run_module(M, args, diff=True)
+    assert res['changed'] is True and res['gateway'] == '10.244.2.1/24', res
+    assert sorted(res['changed_files']) == sorted(paths.values())
+    with open(paths['subnet_file']) as f:
+        assert f.read() == ('FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.2.1/24\n'
+                            'FLANNEL_MTU=1500\nFLANNEL_IPMASQ=true\n')
+    with open(paths['conf_file']) as f:
+        conf = json.load(f)
+    bridge = conf['plugins'][0]
+    assert (conf['name'], conf['cniVersion'], bridge['type'], bridge['bridge']) == (
+        'cbr0', '0.3.1', 'bridge', 'cni0')
+    assert bridge['ipam'] == {'type': 'host-local', 'ranges': [[{'subnet': '10.244.2.0/24'}]],
+                              'routes': [{'dst': '10.244.0.0/16'}],
+                              'dataDir': '/var/lib/cni/networks'}
+    assert conf['plugins'][1] == {'type': 'portmap', 'capabilities': {'portMappings': True}}
+
+    res, _ = run_module(M, args)
+    assert res['changed'] is False and res['changed_files'] == [], res
+
+    # A changed setting rewrites only the file it appears in, and the diff shows it.
+    res, _ = run_module(M, dict(args, mtu=1450), diff=True)
+    assert res['changed'] is True and len(res['changed_files']) == 2, res
+    res, _ = run_module(M, dict(args, ipmasq=False), diff=True, check=True)
+    assert res['changed'] is True
+
+    res, _ = run_module(M, dict(paths, state='absent'))
+    assert res['changed'] is True and not any(os.path.exists(p) for p in paths.values())
+    res, _ = run_module(M, dict(paths, state='absent'))
+    assert res['changed'] is False
+
+
+@pytest.mark.parametrize('args, fragment', [
+    ({'subnet': '10.244.2.1/24', 'cluster_cidr': '10.244.0.0/16'}, "'10.244.2.1/24'"),
+    ({'subnet': '10.245.2.0/24', 'cluster_cidr': '10.244.0.0/16'}, 'outside cluster_cidr'),
+    ({'subnet': '10.244.2.0/31', 'cluster_cidr': '10.244.0.0/16'}, '10.244.2.0/31'),
+    ({'subnet': '10.244.2.0/24', 'cluster_cidr': '10.244.0.0/16', 'mtu': 20}, 'mtu 20'),
+])
+def test_bad_input_writes_nothing(paths, args, fragment):
+    res, _ = run_module(M, dict(paths, **args))
+    assert res.get('failed') is True and fragment in res['msg'], res
+    assert not any(os.path.exists(p) for p in paths.values())

@@ -1,0 +1,189 @@
+"""k8slab.podnet.probe and k8slab.podnet.node_info on real namespaces: two "nodes" joined by a
+switch, each with a cni0 bridge, a pod and host-gw routes - the seed's topology in miniature,
+built with plain ip commands so these tests do not depend on the lab roles."""
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import run_module, run_playbook, sh
+
+PROBE = 'k8slab.podnet.probe'
+
+
+@pytest.fixture
+def mini(uid, netns_cleanup):
+    """Namespaces P-n1, P-n2 (nodes), P-p1, P-p2 (pods), P-sw (switch), P-r1 (node 1's NAT
+    router); httpd serving in P-p1. Returns the prefix."""
+    p = 'kg' + uid
+    names = ['%s-%s' % (p, n) for n in ('sw', 'n1', 'n2', 'p1', 'p2', 'r1')]
+    netns_cleanup.extend(names)
+    www = tempfile.mkdtemp(prefix='kg-probe-')
+    server = None
+    try:
+        script = ['netns add %s' % n for n in names]
+        sh('ip -batch - <<EOF\n%s\nEOF' % '\n'.join(script))
+        sw = '%s-sw' % p
+        sh('ip -n %s link add name br0 type bridge && ip -n %s link set dev br0 up' % (sw, sw))
+        for i in (1, 2):
+            node, pod = '%s-n%d' % (p, i), '%s-p%d' % (p, i)
+            sh('ip -n {n} link add name eth1 type veth peer name s{i} netns {sw} && '
+               'ip -n {sw} link set dev s{i} master br0 up && '
+               'ip -n {n} addr add 192.168.56.1{i}/24 dev eth1 && '
+               'ip -n {n} link set dev eth1 up && ip -n {n} link set dev lo up && '
+               'ip netns exec {n} sysctl -qw net.ipv4.ip_forward=1 && '
+               'ip -n {n} link add name cni0 type bridge && '
+               'ip -n {n} addr add 10.244.{i}.1/24 dev cni0 && ip -n {n} link set dev cni0 up && '
+               'ip -n {n} link add name vethp{i} type veth peer name eth0 netns {pod} && '
+               'ip -n {n} link set dev vethp{i} master cni0 up && '
+               'ip -n {pod} addr add 10.244.{i}.2/24 dev eth0 && '
+               'ip -n {pod} link set dev eth0 up && ip -n {pod} link set dev lo up && '
+               'ip -n {pod} route add default via 10.244.{i}.1'
+               .format(n=node, i=i, sw=sw, pod=pod))
+        sh('ip -n {p}-n1 route add 10.244.2.0/24 via 192.168.56.12 dev eth1 && '
+           'ip -n {p}-n2 route add 10.244.1.0/24 via 192.168.56.11 dev eth1 && '
+           'ip -n {p}-n1 link add name eth0 type veth peer name lan netns {p}-r1 && '
+           'ip -n {p}-n1 addr add 10.0.2.15/24 dev eth0 && ip -n {p}-n1 link set dev eth0 up && '
+           'ip -n {p}-r1 addr add 10.0.2.2/24 dev lan && ip -n {p}-r1 link set dev lan up && '
+           'ip -n {p}-n1 route add default via 10.0.2.2'.format(p=p))
+        with open(os.path.join(www, 'index.html'), 'w') as f:
+            f.write('Hello from pod httpd\n')
+        server = subprocess.Popen(['ip', 'netns', 'exec', '%s-p1' % p, 'python3', '-m',
+                                   'http.server', '-d', www, '80'],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+        for _ in range(50):
+            if ':50 ' in sh('ip netns exec %s-p1 cat /proc/net/tcp' % p, check=False):
+                break  # 0x50 = port 80 listening
+            time.sleep(0.1)
+        yield p
+    finally:
+        if server:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait()
+        sh('rm -rf %s' % www, check=False)
+
+
+def probe(args):
+    res, _play = run_module(PROBE, args)
+    assert not res.get('failed'), res
+    return dict((r['name'], r) for r in res['results']), res
+
+
+def seed_probes(p):
+    return [
+        dict(name='n2 -> n1', kind='path', target='192.168.56.11', hops=['192.168.56.11']),
+        dict(name='p2 -> p1', kind='path', netns=p + '-p2', target='10.244.1.2',
+             hops=['10.244.2.1', '192.168.56.11', '10.244.1.2']),
+        dict(name='p2 reaches p1', kind='reach', netns=p + '-p2', target='10.244.1.2'),
+        dict(name='nobody at .99', kind='unreach', netns=p + '-p2', target='10.244.1.99'),
+        dict(name='http', kind='http', netns=p + '-p2', target='10.244.1.2', body='pod httpd'),
+        dict(name='route', kind='route', target='10.244.1.2', dev='eth1',
+             gateway='192.168.56.11', forbid_dev=['eth0']),
+        dict(name='addr', kind='address', dev='cni0', address='10.244.2.1/24'),
+    ]
+
+
+def test_seed_paths_and_friends_pass_concurrently(mini):
+    results, res = probe(dict(netns=mini + '-n2', probes=seed_probes(mini), wait=1.0))
+    assert res['failed_probes'] == [], res
+    assert results['p2 -> p1']['hops'] == ['10.244.2.1', '192.168.56.11', '10.244.1.2']
+    assert results['n2 -> n1']['hops'] == ['192.168.56.11']
+    assert results['p2 reaches p1']['observed'] == 'reply from 10.244.1.2'
+    assert results['p2 -> p1']['attempts'] == 1
+    # Concurrent: the whole call takes about the slowest probe (the 1 s unreach wait), not
+    # the sum of all of them.
+    assert res['duration'] < 2.5, res['duration']
+    assert res['changed'] is False
+
+
+def test_missing_hostgw_route_fails_at_hop_two(mini):
+    sh('ip -n %s-n2 route del 10.244.1.0/24' % mini)
+    # Without the host-gw route node 2 has no route at all: its cni0 gateway answers "network
+    # unreachable" (traceroute's !N) at the first hop, so hop 2 never comes.
+    results, _res = probe(dict(netns=mini + '-n2', retries=0, probes=seed_probes(mini)[1:3]))
+    path = results['p2 -> p1']
+    assert not path['passed']
+    assert path['reason'] == 'hop 2: expected 192.168.56.11, observed nothing'
+    assert path['observed'] == '10.244.2.1 !N'
+    assert path['attempts'] == 1
+    assert not results['p2 reaches p1']['passed']
+
+
+def test_route_via_nat_is_caught(mini):
+    # The VirtualBox pitfall: a route to the peer's pods through eth0.
+    sh('ip -n {p}-n1 route replace 10.244.2.0/24 via 10.0.2.2 dev eth0'.format(p=mini))
+    results, _res = probe(dict(netns=mini + '-n1', retries=0, probes=[
+        dict(name='p1 -> p2', kind='path', netns=mini + '-p1', target='10.244.2.2',
+             hops=['10.244.1.1', '192.168.56.12', '10.244.2.2']),
+        dict(name='route', kind='route', target='10.244.2.2', dev='eth1',
+             gateway='192.168.56.12', forbid_dev=['eth0'])]))
+    assert results['p1 -> p2']['reason'].startswith('hop 2: expected 192.168.56.12, observed ')
+    assert results['p1 -> p2']['hops'][1] in ('10.0.2.2', '*')
+    assert results['route']['observed'] == 'dev eth0 via 10.0.2.2'
+    assert 'forbidden dev eth0' in results['route']['reason']
+
+
+def test_unreach_without_the_device_is_a_failure(mini):
+    # node 2 has no eth0: binding to it proves nothing, so it must not pass as "unreachable".
+    results, _res = probe(dict(netns=mini + '-n2', retries=0, probes=[
+        dict(name='eth0', kind='unreach', target='192.168.56.11', bind_dev='eth0')]))
+    assert not results['eth0']['passed']
+    assert results['eth0']['observed'].startswith('error:')
+
+
+def test_check_mode_probes_too(mini):
+    res, _play = run_module(PROBE, dict(netns=mini + '-n2', probes=seed_probes(mini)[:1]),
+                            check=True)
+    assert res['results'][0]['passed'] and res['changed'] is False
+
+
+BAD = [
+    (dict(probes=[]), 'at least one probe'),
+    (dict(probes=[dict(name='a', kind='path', target='10.0.0.1')]), 'hops'),
+    (dict(probes=[dict(name='a', kind='reach', target='10.0.0.300')]), "'10.0.0.300'"),
+    (dict(probes=[dict(name='a', kind='reach')]), 'target is required'),
+    (dict(probes=[dict(name='a', kind='reach', target='1.1.1.1'),
+                  dict(name='a', kind='reach', target='1.1.1.2')]), 'used twice'),
+    (dict(probes=[dict(name='a', kind='reach', target='1.1.1.1', netns='../x')]), "'../x'"),
+    (dict(probes=[dict(name='a', kind='reach', target='1.1.1.1', bind_dev='a' * 16)]),
+     'at most 15'),
+    (dict(probes=[dict(name='a', kind='address', dev='eth0')]), 'needs dev and address'),
+    (dict(probes=[dict(name='a', kind='reach', target='1.1.1.1')], wait=0), 'wait 0'),
+]
+
+
+def test_bad_input_names_the_value():
+    # One playbook for all cases (each ansible-playbook run costs seconds).
+    tasks = ''.join('    - name: bad %d\n      %s: %s\n      ignore_errors: true\n'
+                    % (n, PROBE, json.dumps(args)) for n, (args, _msg) in enumerate(BAD))
+    play = run_playbook('- hosts: localhost\n  connection: local\n  gather_facts: false\n'
+                        '  tasks:\n' + tasks)
+    for n, (_args, msg) in enumerate(BAD):
+        res = play.task('bad %d' % n)
+        assert res.get('failed') and msg in res['msg'], (n, res)
+
+
+def test_node_info_reads_links_pods_and_store(mini, tmp_path):
+    store = tmp_path / 'cbr0'
+    store.mkdir()
+    (store / '10.244.2.2').write_bytes(b'%s-p2\r\neth0' % mini.encode())
+    (store / 'last_reserved_ip.0').write_text('10.244.2.2')
+    (store / 'lock').write_text('')
+    play = run_playbook(
+        "- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n"
+        "    - name: the module\n      k8slab.podnet.node_info:\n        netns: %s-n2\n"
+        "        pods: [%s-p2, %s-nope]\n        data_dir: %s\n" % (mini, mini, mini, tmp_path))
+    res = play.task('the module')
+    assert not res.get('failed'), res
+    assert res['interfaces']['cni0']['addresses'] == ['10.244.2.1/24']
+    assert res['interfaces']['eth1']['addresses'] == ['192.168.56.12/24']
+    assert res['pods'][mini + '-p2']['ip'] == '10.244.2.2'
+    assert res['pods'][mini + '-p2']['host_veth'] == 'vethp2'
+    assert res['pods'][mini + '-nope']['state'] == 'ABSENT'
+    assert res['ipam'] == {'10.244.2.2': {'container_id': mini + '-p2', 'ifname': 'eth0'}}

@@ -1,0 +1,245 @@
+"""The pure parts of the probe module (plugins/module_utils/probe.py): decoding the kernel's
+IP_RECVERR messages and ICMP packets, parsing traceroute's text, judging observations.
+No root, no network."""
+
+import os
+import socket
+import struct
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), '.collections'))
+
+from ansible_collections.k8slab.podnet.plugins.module_utils.probe import (  # noqa: E402
+    ICMP_DEST_UNREACH, ICMP_ECHO, ICMP_ECHOREPLY, ICMP_TIME_EXCEEDED, SO_EE_ORIGIN_ICMP,
+    SO_EE_ORIGIN_LOCAL, classify_hop, echo_request, evaluate, icmp_checksum,
+    parse_extended_err, parse_icmp_reply, parse_traceroute, select_route)
+
+# The seed's own traceroute outputs (shared/seeds/003): GNU traceroute -n and busybox.
+SEED_NODE = """traceroute to 192.168.56.11 (192.168.56.11), 30 hops max, 60 byte packets
+ 1 192.168.56.11 0.900 ms 0.850 ms 0.717 ms
+"""
+SEED_CROSS = """traceroute to 10.244.1.3 (10.244.1.3), 30 hops max, 46 byte packets
+ 1  10.244.2.1 (10.244.2.1)  0.007 ms  0.008 ms  0.004 ms
+ 2  192.168.56.11 (192.168.56.11)  0.575 ms  0.411 ms  0.396 ms
+ 3  10.244.1.3 (10.244.1.3)  0.614 ms  0.580 ms  0.498 ms
+"""
+
+
+def ee(origin, icmp_type, code, offender=None, err=113):
+    """A struct sock_extended_err followed by the offender's sockaddr_in, as the kernel
+    sends it with IP_RECVERR."""
+    data = struct.pack('=IBBBBII', err, origin, icmp_type, code, 0, 0, 0)
+    if offender:
+        data += struct.pack('=H', socket.AF_INET) + b'\0\0' + socket.inet_aton(offender) + b'\0' * 8
+    else:
+        data += b'\0' * 16
+    return data
+
+
+def ip_header(src, dst, proto=1, ihl=5):
+    return struct.pack('!BBHHHBBH4s4s', 0x40 | ihl, 0, 20, 0, 0, 64, proto, 0,
+                       socket.inet_aton(src), socket.inet_aton(dst)) + b'\0' * (4 * (ihl - 5))
+
+
+# ---- IP_RECVERR --------------------------------------------------------------------------
+
+def test_extended_err_time_exceeded_names_the_router():
+    err = parse_extended_err(ee(SO_EE_ORIGIN_ICMP, ICMP_TIME_EXCEEDED, 0, '10.244.2.1'))
+    assert err['origin'] == SO_EE_ORIGIN_ICMP and err['type'] == 11
+    assert err['offender'] == '10.244.2.1'
+    assert classify_hop(err, '10.244.1.3') == ('10.244.2.1', '', False)
+
+
+def test_port_unreachable_from_the_target_ends_the_trace():
+    err = parse_extended_err(ee(SO_EE_ORIGIN_ICMP, ICMP_DEST_UNREACH, 3, '10.244.1.3'))
+    assert classify_hop(err, '10.244.1.3') == ('10.244.1.3', '', True)
+
+
+@pytest.mark.parametrize('code,flag', [(0, '!N'), (1, '!H'), (13, '!X'), (7, '!7')])
+def test_unreachable_from_a_router_is_flagged_like_traceroute(code, flag):
+    err = parse_extended_err(ee(SO_EE_ORIGIN_ICMP, ICMP_DEST_UNREACH, code, '10.0.2.2'))
+    assert classify_hop(err, '10.244.1.3') == ('10.0.2.2', flag, True)
+
+
+def test_port_unreachable_from_another_address_is_not_the_target():
+    err = parse_extended_err(ee(SO_EE_ORIGIN_ICMP, ICMP_DEST_UNREACH, 3, '10.0.2.2'))
+    assert classify_hop(err, '10.244.1.3') == ('10.0.2.2', '', True)
+
+
+def test_no_answer_is_a_star():
+    assert classify_hop(None, '10.244.1.3') == ('*', '', False)
+
+
+def test_local_error_has_no_offender():
+    err = parse_extended_err(ee(SO_EE_ORIGIN_LOCAL, 0, 0, None, err=90))
+    assert err['offender'] is None
+    assert classify_hop(err, '10.244.1.3') == ('*', '!E90', True)
+
+
+def test_truncated_extended_err_is_refused():
+    with pytest.raises(ValueError):
+        parse_extended_err(b'\0' * 8)
+
+
+# ---- traceroute text ----------------------------------------------------------------------
+
+def test_parse_seed_outputs():
+    assert parse_traceroute(SEED_NODE) == ['192.168.56.11']
+    assert parse_traceroute(SEED_CROSS) == ['10.244.2.1', '192.168.56.11', '10.244.1.3']
+
+
+def test_parse_silent_and_missing_hops():
+    text = ('traceroute to 10.244.1.2 (10.244.1.2), 3 hops max, 60 byte packets\n'
+            ' 1  10.244.2.1  0.1 ms\n 2  *\n 4  10.244.1.2  0.3 ms !H\n')
+    assert parse_traceroute(text) == ['10.244.2.1', '*', '*', '10.244.1.2']
+
+
+def test_parse_ignores_header_and_garbage():
+    assert parse_traceroute('traceroute to x (1.2.3.4)\nconnect: Network is unreachable\n') == []
+
+
+# ---- ICMP echo ----------------------------------------------------------------------------
+
+def test_echo_request_checksum_verifies():
+    packet = echo_request(0x1234, 7)
+    assert packet[0] == ICMP_ECHO
+    assert icmp_checksum(packet) == 0  # a correct checksum sums to zero
+
+
+def test_echo_reply_matches_identifier_and_sequence():
+    body = struct.pack('!BBHHH', ICMP_ECHOREPLY, 0, 0, 0x1234, 7) + b'x'
+    packet = ip_header('10.244.1.2', '10.244.2.2') + body
+    assert parse_icmp_reply(packet, 0x1234, 7) == ('reply', '10.244.1.2')
+    assert parse_icmp_reply(packet, 0x1234, 8) is None
+    assert parse_icmp_reply(packet, 0x4321, 7) is None
+
+
+def test_echo_reply_after_ip_options():
+    body = struct.pack('!BBHHH', ICMP_ECHOREPLY, 0, 0, 5, 6)
+    assert parse_icmp_reply(ip_header('1.2.3.4', '5.6.7.8', ihl=6) + body, 5, 6) == \
+        ('reply', '1.2.3.4')
+
+
+def test_unreachable_quoting_our_request_is_an_error():
+    quoted = ip_header('10.244.2.2', '10.244.1.9') + echo_request(99, 3)[:8]
+    body = struct.pack('!BBHI', ICMP_DEST_UNREACH, 1, 0, 0) + quoted
+    found = parse_icmp_reply(ip_header('10.244.2.1', '10.244.2.2') + body, 99, 3)
+    assert found == ('error', 'destination unreachable (code 1) from 10.244.2.1')
+    assert parse_icmp_reply(ip_header('10.244.2.1', '10.244.2.2') + body, 98, 3) is None
+
+
+def test_our_own_request_is_not_a_reply():
+    packet = ip_header('10.0.2.15', '10.0.2.15') + echo_request(1, 1)
+    assert parse_icmp_reply(packet, 1, 1) is None
+
+
+def test_short_packets_are_ignored():
+    assert parse_icmp_reply(b'\x45', 1, 1) is None
+    assert parse_icmp_reply(ip_header('1.1.1.1', '2.2.2.2') + b'\0\0', 1, 1) is None
+
+
+# ---- judging observations -----------------------------------------------------------------
+
+def hops(*addrs, **kw):
+    out = [dict(address=a, flag='', reached=False) for a in addrs]
+    if out and kw.get('reached', True):
+        out[-1]['reached'] = True
+    return out
+
+
+SEED = dict(kind='path', target='10.244.1.3', hops=['10.244.2.1', '192.168.56.11', '10.244.1.3'])
+
+
+def test_path_exact_match_passes():
+    passed, expected, observed, reason = evaluate(SEED, dict(hops=hops(*SEED['hops'])))
+    assert passed and reason == ''
+    assert expected == observed == '10.244.2.1 192.168.56.11 10.244.1.3'
+
+
+def test_path_names_the_first_wrong_hop():
+    # host-gw route missing: node-2 sends it to its NAT router instead of node-1's eth1.
+    seen = hops('10.244.2.1', '10.0.2.2', reached=False)
+    seen[-1]['flag'] = '!N'
+    passed, _e, observed, reason = evaluate(SEED, dict(hops=seen))
+    assert not passed
+    assert reason == 'hop 2: expected 192.168.56.11, observed 10.0.2.2'
+    assert observed == '10.244.2.1 10.0.2.2 !N'
+
+
+def test_path_shorter_than_expected():
+    passed, _e, _o, reason = evaluate(SEED, dict(hops=hops('10.244.2.1', reached=False)))
+    assert not passed and reason == 'hop 2: expected 192.168.56.11, observed nothing'
+
+
+def test_path_longer_than_expected():
+    probe = dict(kind='path', target='10.244.1.3', hops=['10.244.1.3'])
+    passed, _e, _o, reason = evaluate(probe, dict(hops=hops('10.244.1.1', '10.244.1.3')))
+    assert not passed and reason == 'hop 1: expected 10.244.1.3, observed 10.244.1.1'
+    probe = dict(kind='path', target='10.244.1.3', hops=['10.244.1.1'])
+    passed, _e, _o, reason = evaluate(probe, dict(hops=hops('10.244.1.1', '10.244.1.3')))
+    assert not passed and reason == 'hop 2: expected none, observed 10.244.1.3'
+
+
+def test_path_right_hops_but_target_silent_fails():
+    seen = hops(*SEED['hops'], reached=False)
+    passed, _e, _o, reason = evaluate(SEED, dict(hops=seen))
+    assert not passed and 'did not answer' in reason
+
+
+def test_path_setup_error_fails():
+    passed, _e, observed, reason = evaluate(SEED, dict(error='no such namespace', fatal=True))
+    assert not passed and observed == 'error: no such namespace'
+
+
+def test_reach_and_unreach():
+    assert evaluate(dict(kind='reach'), dict(reply='10.244.1.2'))[0]
+    assert not evaluate(dict(kind='reach'), dict(reply=None))[0]
+    assert evaluate(dict(kind='unreach'), dict(reply=None, error='Network is unreachable'))[0]
+    passed, _e, observed, _r = evaluate(dict(kind='unreach'), dict(reply='192.168.56.12'))
+    assert not passed and observed == 'reply from 192.168.56.12'
+
+
+def test_unreach_cannot_pass_when_the_probe_could_not_run():
+    # No eth0 to bind to proves nothing about eth0.
+    assert not evaluate(dict(kind='unreach'), dict(error='No such device', fatal=True))[0]
+
+
+def test_http():
+    probe = dict(kind='http', status=200, body='pod httpd')
+    page = dict(status=200, length=30, body='<h1>Hello from pod httpd</h1>')
+    assert evaluate(probe, page)[0]
+    assert not evaluate(probe, dict(page, body='It works!'))[0]
+    assert not evaluate(probe, dict(page, status=404))[0]
+    passed, _e, observed, _r = evaluate(probe, dict(error='ConnectionRefusedError: refused'))
+    assert not passed and 'refused' in observed
+
+
+def test_route():
+    probe = dict(kind='route', dev='eth1', gateway='192.168.56.11', forbid_dev=['eth0'])
+    good = dict(route=dict(dev='eth1', gateway='192.168.56.11'))
+    assert evaluate(probe, good)[0]
+    passed, _e, observed, reason = evaluate(probe, dict(route=dict(dev='eth0',
+                                                                   gateway='10.0.2.2')))
+    assert not passed and observed == 'dev eth0 via 10.0.2.2'
+    assert 'leaves via eth0, not eth1' in reason and 'forbidden dev eth0' in reason
+    connected = dict(kind='route', dev='cni0', gateway='')
+    assert evaluate(connected, dict(route=dict(dev='cni0')))[0]
+    assert not evaluate(connected, dict(route=dict(dev='cni0', gateway='10.244.1.9')))[0]
+
+
+def test_address():
+    probe = dict(kind='address', dev='eth0', address='10.0.2.15/24')
+    assert evaluate(probe, dict(addresses=['10.0.2.15/24']))[0]
+    assert not evaluate(probe, dict(addresses=['10.0.2.16/24']))[0]
+    assert not evaluate(probe, dict(addresses=[]))[0]
+
+
+def test_select_route_reads_ip_json():
+    got = select_route([{'dst': '10.244.1.2', 'gateway': '192.168.56.11', 'dev': 'eth1',
+                         'prefsrc': '192.168.56.12', 'flags': [], 'uid': 0, 'cache': []}])
+    assert got == dict(dev='eth1', gateway='192.168.56.11', prefsrc='192.168.56.12',
+                       type='unicast')
+    assert select_route([]) == {}

@@ -7,22 +7,34 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 NETNS_INV := inventories/netns
 MODULES := $(basename $(notdir $(wildcard plugins/modules/*.py)))
 
-.PHONY: bench help deps lab lab-down test test-unit test-doc test-sanity test-lint test-integration test-molecule
+.PHONY: bench help deps lab lab-down status test test-unit test-doc test-sanity test-lint test-integration test-molecule
 
 help:
 	@echo "make lab        build the single-host lab (network namespaces) and verify it"
 	@echo "make lab-down   tear the single-host lab down"
+	@echo "make status     show the single-host lab's nodes and pods"
 	@echo "make test       install dependencies and run every test"
 
 deps:
 	@bash scripts/install-deps.sh
 
+# LAB=name picks another lab name (the namespaces' prefix); the inventory's lab_name otherwise.
+K8SLAB := $(strip scripts/k8slab $(if $(LAB),--lab $(LAB)))
+
 lab: deps
-	$(BIN)/ansible-playbook -i $(NETNS_INV) site.yml
-	@echo; echo "Lab is up. Try:  $(BIN)/ansible-playbook -i $(NETNS_INV) playbooks/verify.yml   |   make lab-down"
+	$(K8SLAB) up
+	@echo
+	@echo "The lab is up: its nodes are network namespaces on this host. Next:"
+	@echo "  $(K8SLAB) status                       nodes, addresses, pods (--json too)"
+	@echo "  $(K8SLAB) exec node-2 -- ip route       a command in a node (no command: a shell)"
+	@echo "  $(K8SLAB) exec node-2/client-2 -- traceroute -n 10.244.1.2     ... in a pod"
+	@echo "  make lab-down$(if $(LAB), LAB=$(LAB))                                remove it again"
 
 lab-down: deps
-	$(BIN)/ansible-playbook -i $(NETNS_INV) playbooks/netns_lab_down.yml
+	$(K8SLAB) down
+
+status:
+	@$(K8SLAB) status
 
 test: deps test-unit test-doc test-sanity test-lint test-integration test-molecule
 

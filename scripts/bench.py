@@ -27,6 +27,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import argparse
+import fcntl
 import json
 import os
 import platform
@@ -95,20 +96,35 @@ class Bench:
         self.env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'),
                         ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0',
                         K8SLAB_REPORT_DIR=os.path.join(workdir, 'reports'),
+                        # Per-task wall times (bench/callback_plugins/bench_profile.py).
+                        ANSIBLE_CALLBACK_PLUGINS=os.path.join(REPO, 'bench', 'callback_plugins'),
+                        ANSIBLE_CALLBACKS_ENABLED='bench_profile',
                         PATH=BIN + os.pathsep + os.environ.get('PATH', ''))
 
     def record(self, size, label, what, rep, wall, cpu, **extra):
         sample = dict(size=size, label=label, what=what, repeat=rep, wall=round(wall, 3),
                       cpu=round(cpu, 3), **extra)
         self.results.append(sample)
-        print('  %-6s %-11s #%d  wall %7.2f s  cpu %7.2f s%s'
-              % (size, what, rep, wall, cpu,
-                 ''.join('  %s=%s' % kv for kv in sorted(extra.items()))), flush=True)
+        notes = ''.join('  %s=%s' % kv for kv in sorted(extra.items()) if kv[0] != 'profile')
+        print('  %-6s %-11s #%d  wall %7.2f s  cpu %7.2f s%s' % (size, what, rep, wall, cpu, notes),
+              flush=True)
 
     def playbook(self, inv, playbooks, log, *extra):
+        """Run ansible-playbook: (wall, cpu, output, profile of the tasks)."""
         argv = [os.path.join(BIN, 'ansible-playbook'), '-i', inv] + list(extra) + [
             os.path.join(REPO, p) for p in playbooks]
-        return timed(argv, log, env=self.env)
+        profile = log + '.profile'
+        wall, cpu, out = timed(argv, log, env=dict(self.env, K8SLAB_BENCH_PROFILE=profile))
+        tasks = []
+        if os.path.exists(profile):
+            with open(profile) as f:
+                runs = [json.loads(line) for line in f if line.strip()]
+            for run in runs:
+                tasks.extend(run['tasks'])
+            # What the process spent outside the plays: interpreter, imports, inventory.
+            tasks.insert(0, ['(process start-up and exit)',
+                             round(wall - sum(r['total'] for r in runs), 3)])
+        return wall, cpu, out, tasks
 
     # -- the lab ---------------------------------------------------------------------------
 
@@ -118,19 +134,21 @@ class Bench:
         down = ['playbooks/netns_lab_down.yml']
         build = ['playbooks/validate.yml', 'playbooks/netns_lab_up.yml', 'playbooks/cluster.yml']
         self.playbook(inv, down, self.log(size, 'pre-teardown'))
+        sequence = [('build', build, ()), ('verify', ['playbooks/verify.yml'], ()),
+                    ('idempotent', ['site.yml'], ()), ('check', ['site.yml'], ('--check',)),
+                    ('teardown', down, ()), ('site', ['site.yml'], ())]
+        if 'site' in self.args.lab_steps:
+            sequence.append(('teardown', down, ()))  # a second sample, of the lab site.yml made
         try:
             for rep in range(1, self.args.repeat + 1):
-                for what, playbooks, extra in [
-                        ('build', build, ()), ('verify', ['playbooks/verify.yml'], ()),
-                        ('idempotent', ['site.yml'], ()), ('check', ['site.yml'], ('--check',)),
-                        ('teardown', down, ()), ('site', ['site.yml'], ()),
-                        ('teardown', down, ())]:
+                for n, (what, playbooks, extra) in enumerate(sequence):
                     if what not in self.args.lab_steps:
                         continue
-                    wall, cpu, out = self.playbook(inv, playbooks,
-                                                   self.log(size, '%s-%d' % (what, rep)), *extra)
+                    wall, cpu, out, tasks = self.playbook(
+                        inv, playbooks, self.log(size, '%s-%d-%d' % (what, rep, n)), *extra)
                     ok, changed, _failed = recap(out)
-                    self.record(size, label, what, rep, wall, cpu, tasks=ok, changed=changed)
+                    self.record(size, label, what, rep, wall, cpu, tasks=ok, changed=changed,
+                                profile=tasks)
         finally:
             self.playbook(inv, down, self.log(size, 'final-teardown'))
 
@@ -220,6 +238,9 @@ def summary(results):
                          changed=max(s.get('changed', 0) for s in samples),
                          tasks=samples[0].get('tasks'), commands=samples[0].get('commands'),
                          ping=all(s.get('ping', True) is not False for s in samples)))
+        median = sorted(samples, key=lambda s: s['wall'])[(len(samples) - 1) // 2]
+        if median.get('profile'):
+            rows[-1]['profile'] = sorted(median['profile'], key=lambda t: -t[1])[:8]
     return rows
 
 
@@ -235,6 +256,8 @@ def ratios(rows):
             base = by.get((size, kind))
             if base and build:
                 entry['%s_over_build' % kind] = round(base['wall_median'] / build['wall_median'], 2)
+                entry['%s_over_build_cpu' % kind] = round(base['cpu_median'] / build['cpu_median'],
+                                                          2)
             if base and site:
                 entry['%s_over_site' % kind] = round(base['wall_median'] / site['wall_median'], 2)
         if entry:
@@ -285,6 +308,8 @@ def parse_args(argv):
                         help='where to write the results (default: %(default)s)')
     parser.add_argument('--keep', action='store_true', help='keep the work dir (logs, inventories)')
     parser.add_argument('--keep-going', action='store_true', help='go on after a failure')
+    parser.add_argument('--merge', nargs='+', metavar='JSON',
+                        help='measure nothing: combine the samples of earlier runs into one report')
     args = parser.parse_args(argv)
     args.sizes = [s for s in args.sizes.split(',') if s]
     for size in args.sizes:
@@ -299,10 +324,39 @@ def parse_args(argv):
     return args
 
 
+def merge(args, argv):
+    """Combine earlier reports (e.g. a long baseline run and the lab runs) into one."""
+    samples, commands, order = [], [], []
+    for path in args.merge:
+        with open(path) as f:
+            report = json.load(f)
+        samples.extend(report['samples'])
+        commands.append(report['command'])
+        order.extend(s['size'] for s in report['samples'] if s['size'] not in order)
+    rows = summary(samples)
+    report = dict(command=' '.join(['scripts/bench.py'] + argv), commands=commands,
+                  machine=machine(), summary=rows, ratios=ratios(rows), samples=samples)
+    with open(args.json, 'w') as f:
+        json.dump(report, f, indent=2)
+    order = [s for s in args.sizes if s in order] + [s for s in order if s not in args.sizes]
+    print(table(rows, order))
+    for size, entry in report['ratios'].items():
+        print('%s: %s' % (size, ', '.join('%s %.2fx' % kv for kv in sorted(entry.items()))))
+    return 0
+
+
 def main(argv):
     args = parse_args(argv)
+    if args.merge:
+        return merge(args, argv)
     if os.geteuid() != 0:
         sys.exit('scripts/bench.py builds network namespaces: run it as root')
+    # Two runs would build and delete the same kebench/kbcmd/kbsh namespaces under each other.
+    lock = open('/run/k8slab-bench.lock', 'w')  # pylint: disable=consider-using-with
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        sys.exit('another scripts/bench.py is running (it holds /run/k8slab-bench.lock)')
     workdir = tempfile.mkdtemp(prefix='k8slab-bench-')
     bench = Bench(args, workdir)
     started = time.monotonic()
@@ -318,6 +372,10 @@ def main(argv):
             json.dump(report, f, indent=2)
         print()
         print(table(rows, args.sizes))
+        for r in rows:
+            if r['what'] in ('build', 'site') and r.get('profile'):
+                print('%s %s, slowest tasks of the median run: %s' % (
+                    r['size'], r['what'], '; '.join('%s %.1f s' % (n, t) for n, t in r['profile'])))
         for size, entry in report['ratios'].items():
             print('%s: %s' % (size, ', '.join('%s %.2fx' % kv for kv in sorted(entry.items()))))
         print('JSON: %s' % args.json)

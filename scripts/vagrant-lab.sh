@@ -7,11 +7,14 @@
 # run `ansible-playbook site.yml` through the normal inventory (inventories/vagrant), then
 # destroy the VMs and stop the libvirt daemons this script started. Run as root on Debian.
 #
-#   scripts/vagrant-lab.sh [all|deps|box|up|provision|destroy|check-clean]    (default: all)
+#   scripts/vagrant-lab.sh [all|deps|box|daemons|up|provision|destroy|check-clean]  (default all)
+#
+# Steps alone: `box`, `daemons` and `up` leave libvirtd/virtlogd running (and the VMs, for
+# `up`); `destroy` removes the VMs and their networks and stops the daemons this script started.
 #
 # Networks: the management network and the host-only network are libvirt networks with
 # forward mode "none" (isolated bridges): nothing a VM sends can leave this machine.
-# See docs/vagrant.md for the variables (K8SLAB_BOX_DIR, K8SLAB_KEEP, VAGRANT_* in Vagrantfile).
+# See docs/vagrant.md for the variables (K8SLAB_BOX_DIR, K8SLAB_KEEP, K8SLAB_MEMORY, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -31,7 +34,7 @@ export PATH=$REPO/.venv/bin:$PATH
 
 # Everything the VM needs to be a lab node, from Debian's archive only. The cloud kernel is
 # small and has the virtio drivers; ifupdown is what Vagrant's Debian guest support configures.
-BOX_PACKAGES=systemd-sysv,udev,dbus,kmod,procps,netbase,ifupdown,isc-dhcp-client,openssh-server,sudo,python3,iproute2,iptables,traceroute,iputils-ping,curl,busybox,linux-image-cloud-amd64,initramfs-tools
+BOX_PACKAGES=systemd-sysv,udev,dbus,kmod,procps,netbase,ifupdown,isc-dhcp-client,openssh-server,sudo,python3,python3-apt,iproute2,iptables,traceroute,iputils-ping,curl,busybox,linux-image-cloud-amd64,initramfs-tools
 HOST_PACKAGES=(vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients qemu-system-x86
                qemu-utils debootstrap e2fsprogs dnsmasq-base iptables)
 
@@ -55,11 +58,13 @@ deps() {
 # --- the box ------------------------------------------------------------------------------
 
 build_rootfs() {
-  if [ -f "$ROOTFS/.debootstrap-done" ]; then log "reusing $ROOTFS"; return; fi
+  if [ "$(cat "$ROOTFS/.debootstrap-done" 2>/dev/null)" = "$SUITE $BOX_PACKAGES" ]; then
+    log "reusing $ROOTFS"; return
+  fi
   log "debootstrap $SUITE into $ROOTFS"
   rm -rf "$ROOTFS"; mkdir -p "$ROOTFS"
   debootstrap --variant=minbase --include="$BOX_PACKAGES" "$SUITE" "$ROOTFS" "$MIRROR"
-  touch "$ROOTFS/.debootstrap-done"
+  echo "$SUITE $BOX_PACKAGES" > "$ROOTFS/.debootstrap-done"
 }
 
 configure_rootfs() {
@@ -118,8 +123,16 @@ EOF
   rm -rf "$r"/var/cache/apt/archives/*.deb "$r"/var/lib/apt/lists/*
 }
 
+# The box is rebuilt when the way it is made changes (this script's box functions and package
+# list), not only when it is missing.
+box_recipe() {
+  { echo "$SUITE $BOX_PACKAGES"; declare -f configure_rootfs build_box; } | sha256sum | cut -c1-16
+}
+
 build_box() {
-  if [ -f "$BOX_FILE" ]; then log "reusing $BOX_FILE"; return; fi
+  if [ -f "$BOX_FILE" ] && [ "$(cat "$BOX_FILE.recipe" 2>/dev/null)" = "$(box_recipe)" ]; then
+    log "reusing $BOX_FILE"; return
+  fi
   build_rootfs
   configure_rootfs
   local d=$WORK/boxdir
@@ -128,7 +141,7 @@ build_box() {
   # The box boots the kernel and initrd it carries directly, so the disk is a bare ext4
   # filesystem: no partition table, no boot loader.
   local kver
-  kver=$(basename "$(ls -d "$ROOTFS"/lib/modules/* | sort -V | tail -n 1)")
+  kver=$(find "$ROOTFS/lib/modules" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -n 1)
   [ -f "$ROOTFS/boot/initrd.img-$kver" ] || chroot "$ROOTFS" update-initramfs -c -k "$kver"
   cp "$ROOTFS/boot/vmlinuz-$kver" "$d/vmlinuz"
   cp "$ROOTFS/boot/initrd.img-$kver" "$d/initrd.img"
@@ -139,33 +152,40 @@ build_box() {
   printf '{"provider": "libvirt", "format": "qcow2", "virtual_size": %d}\n' "$DISK_GB" \
     > "$d/metadata.json"
   # The box's own Vagrantfile: boot its kernel. net.ifnames=0 biosdevname=0 keep the kernel
-  # names eth0 (management) and eth1 (host-only), which the roles expect.
+  # names eth0 (management) and eth1 (host-only), which the roles expect. For software
+  # emulation on a loaded machine, where a VM can be starved of CPU for minutes: acpi=off (the
+  # ACPI interpreter hits its 30 s loop timeout evaluating PCI interrupt routing again and
+  # again; the MP tables do the job), and 15-minute systemd start timeouts, no service watchdogs (a
+  # starved boot otherwise fails journald, udevd and sshd on timeouts).
   cat > "$d/Vagrantfile" <<'EOF'
 Vagrant.configure("2") do |config|
   config.vm.provider :libvirt do |lv|
     lv.kernel = File.join(__dir__, "vmlinuz")
     lv.initrd = File.join(__dir__, "initrd.img")
-    lv.cmd_line = "root=/dev/vda rw console=ttyS0,115200 net.ifnames=0 biosdevname=0 mitigations=off quiet"
+    lv.cmd_line = "root=/dev/vda rw console=ttyS0,115200 net.ifnames=0 biosdevname=0 acpi=off systemd.default_timeout_start_sec=900 systemd.default_device_timeout_sec=900 systemd.service_watchdogs=0 mitigations=off quiet"
   end
 end
 EOF
   # Uncompressed: gzip would cost minutes of CPU here and again at `vagrant box add`.
   tar -C "$d" -cf "$BOX_FILE.tmp" metadata.json Vagrantfile box.img vmlinuz initrd.img
   mv "$BOX_FILE.tmp" "$BOX_FILE"
+  box_recipe > "$BOX_FILE.recipe"
   ls -lh "$BOX_FILE"
 }
 
 add_box() {
   build_box
-  if vagrant box list 2>/dev/null | grep -q "^$BOX_NAME .*libvirt"; then
+  if vagrant box list 2>/dev/null | grep -q "^$BOX_NAME .*libvirt" &&
+     cmp -s "$BOX_FILE.recipe" "$WORK/added.recipe"; then
     log "box $BOX_NAME already added"; return
   fi
-  vagrant box add --force --name "$BOX_NAME" "$BOX_FILE"
-  # vagrant-libvirt keeps the box's disk in the storage pool by box name: drop a stale one.
-  local vol=${BOX_NAME//\//-VAGRANTSLASH-}_vagrant_box_image_0_box.img
-  if virsh -q vol-info --pool default "$vol" >/dev/null 2>&1; then
+  vagrant box add --force --name "$BOX_NAME" "$BOX_FILE" 2>&1 | tr '\r' '\n' | grep -v 'Progress: '
+  cp "$BOX_FILE.recipe" "$WORK/added.recipe"
+  # vagrant-libvirt uploads each box's disk into the storage pool once: drop older uploads.
+  local prefix=${BOX_NAME//\//-VAGRANTSLASH-}_vagrant_box_image_ vol
+  for vol in $(virsh -q vol-list --pool default 2>/dev/null | awk '{print $1}' | grep "^$prefix" || true); do
     virsh -q vol-delete --pool default "$vol"
-  fi
+  done
 }
 
 # --- libvirt daemons (no systemd here: started by hand, stopped again if we started them) ---
@@ -188,8 +208,7 @@ start_daemons() {
   fi
   if ! pid_alive /run/libvirtd.pid; then
     libvirtd -d && echo libvirtd >> "$STATE/started"
-    local i
-    for i in $(seq 50); do virsh -q version >/dev/null 2>&1 && break; sleep 0.2; done
+    for _ in $(seq 50); do virsh -q version >/dev/null 2>&1 && break; sleep 0.2; done
   fi
   if [ "$(virsh net-info default 2>/dev/null | awk '/^Active:/ {print $2}')" = yes ]; then
     log "stopping libvirt's NAT network 'default'"
@@ -210,10 +229,11 @@ stop_daemons() {
   rm -f "$STATE/started"
 }
 
-# libvirt keeps its top-level LIBVIRT_* chains after its networks are gone: remove them, and
-# nothing else, so the root namespace's firewall is as it was.
+# libvirt keeps its top-level LIBVIRT_* chains after its networks are gone, and the iptables
+# tables it made: remove those chains, then any table that did not exist before the run and is
+# now empty (no rules, only base chains), so the root namespace's firewall is as it was.
 remove_libvirt_chains() {
-  local tool table chain parent
+  local tool table chain parent fam
   for tool in iptables ip6tables; do
     command -v "$tool" >/dev/null || continue
     for table in filter nat mangle; do
@@ -225,14 +245,26 @@ remove_libvirt_chains() {
       done
     done
   done
+  command -v nft >/dev/null || return 0
+  for fam in ip ip6; do
+    for table in filter nat mangle; do
+      grep -qx "table $fam $table" "$STATE/nft-tables.before" 2>/dev/null && continue
+      nft list table "$fam" "$table" >/dev/null 2>&1 || continue
+      if ! nft list table "$fam" "$table" | grep -v -E '^\s*(table |chain |type |\}|$)' | grep -q .; then
+        nft delete table "$fam" "$table"
+      fi
+    done
+  done
 }
 
-snapshot_root() {  # what must be the same before and after
+# What must be the same before and after. (Network namespaces are not compared: other labs
+# and tests on this machine make and remove their own; libvirt and Vagrant make none.)
+snapshot_root() {
   {
     echo "## links"; ip -br link | awk '{print $1}' | sort
-    echo "## netns"; ip netns list | awk '{print $1}' | sort
-    echo "## iptables"; iptables-save 2>/dev/null | grep -v '^#' | sed 's/\[[0-9:]*\]//'
-    echo "## ip6tables"; ip6tables-save 2>/dev/null | grep -v '^#' | sed 's/\[[0-9:]*\]//'
+    echo "## iptables"; iptables-save 2>/dev/null | sed -e '/^#/d' -e 's/\[[0-9:]*\]//'
+    echo "## ip6tables"; ip6tables-save 2>/dev/null | sed -e '/^#/d' -e 's/\[[0-9:]*\]//'
+    echo "## nft tables"; nft list tables 2>/dev/null | sort
   }
 }
 
@@ -242,8 +274,9 @@ check_clean() {
   if [ -f "$STATE/root.before" ] && ! diff -u "$STATE/root.before" "$STATE/root.after"; then
     echo "ROOT NAMESPACE CHANGED (see the diff above)"; return 1
   fi
+  if [ -f "$STATE/root.before" ]; then cat "$STATE/root.after"; fi
   if ip -br link | grep -E '^(virbr|vnet)'; then echo "leftover libvirt links"; return 1; fi
-  echo "unchanged: links, network namespaces, iptables and ip6tables rules"
+  echo "unchanged: root namespace links, iptables/ip6tables rules, nftables tables"
 }
 
 # --- the lab ------------------------------------------------------------------------------
@@ -258,15 +291,15 @@ lab_env() {
 
 up() {
   lab_env
-  vagrant up --provider=libvirt
+  # Without the progress lines of the box upload (thousands of them).
+  vagrant up --provider=libvirt 2>&1 | sed -u 's/\r/\n/g' | grep --line-buffered -v 'Progress: '
   vagrant status
   # Safety check: no VM may have a default route (nothing leaves the machine).
-  local vm
+  local vm out
   for vm in $(vagrant status --machine-readable | awk -F, '$3 == "state" {print $2}'); do
-    printf '%s: ' "$vm"
-    vagrant ssh "$vm" -c 'ip -br -4 addr show scope global; ip route' 2>/dev/null | tr '\n' ';'
-    echo
-    if vagrant ssh "$vm" -c 'ip route show default' 2>/dev/null | grep -q .; then
+    out=$(vagrant ssh "$vm" -c 'ip -br -4 address show; ip -4 route' 2>/dev/null)
+    printf '%s:\n%s\n' "$vm" "$out"
+    if grep -q '^default' <<<"$out"; then
       echo "$vm has a default route: refusing to go on"; return 1
     fi
   done
@@ -293,6 +326,7 @@ destroy() {
 all() {
   mkdir -p "$STATE"
   snapshot_root > "$STATE/root.before"
+  nft list tables 2>/dev/null > "$STATE/nft-tables.before" || true
   deps
   local t0=$SECONDS t1 t2 t3 t4 rc=0
   start_daemons

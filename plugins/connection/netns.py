@@ -21,7 +21,7 @@ description:
     C(/etc/cni/net.d/10-flannel.conflist)).
   - A node that does not exist makes the host unreachable with a message that says to run
     C(playbooks/netns_lab_up.yml) first.
-author: k8slab.podnet developers
+author: k8slab.podnet developers (@k8slab)
 options:
   lab_name:
     description:
@@ -179,7 +179,7 @@ class Connection(LocalConnection):
     def _in_node(self, script, args, stdin=None, stdout=subprocess.PIPE):
         """Run a small sh script in the node's mount namespace (files only need that one)."""
         argv = [self._enter[0], self._enter[1], '--', '/bin/sh', '-c', script, 'sh'] + args
-        return subprocess.run(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
+        return subprocess.run(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, check=False)
 
     def put_file(self, in_path, out_path):
         """Copy a file of the controller to a path as the node sees it."""

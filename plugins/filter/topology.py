@@ -24,6 +24,8 @@ from ansible.errors import AnsibleFilterError
 _LABEL_RE = re.compile(r'^[a-z0-9]([a-z0-9-]*[a-z0-9])?$')
 LABEL_MAX = 63
 WORKLOADS = ('httpd', 'sleep')
+# What a lab_pods entry may say (the pods role hands it to k8slab.podnet.pod_workload).
+POD_KEYS = ('name', 'node', 'workload', 'port', 'content')
 
 
 def _network(value):
@@ -159,6 +161,13 @@ def topology_errors(lab_nodes, lab_pods=None, cluster_cidr=None, hostonly_cidr=N
         name, node = pod.get('name'), pod.get('node')
         if not _check_label(errors, 'pod name', name):
             continue
+        unknown = sorted(set(pod) - set(POD_KEYS))
+        if unknown:
+            errors.append('pod %s: unknown keys %s (a pod has %s)'
+                          % (name, ', '.join(map(str, unknown)), ', '.join(POD_KEYS)))
+        port = pod.get('port', 80)
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+            errors.append('pod %s: port %r is not a TCP port' % (name, port))
         workload = pod.get('workload', 'sleep')
         if workload not in WORKLOADS:
             errors.append('pod %s: workload %r is unknown; use one of %s'
@@ -219,7 +228,7 @@ def pod_veth_pairs(allocations, bridge, cluster_cidr, mtu=None, hairpin=True):
     the container id, i.e. the pod), with the routes bridge + host-local give a pod."""
     pairs = []
     for alloc in allocations or []:
-        gateway = str(alloc['gateway']).split('/')[0]
+        gateway = str(alloc['gateway']).split('/', maxsplit=1)[0]
         pair = {
             'name': pod_veth_name(alloc['container_id']),
             'peer': alloc.get('ifname', 'eth0'),

@@ -6,7 +6,10 @@ results into a report.
 
 A check is data::
 
-    {name, kind, source: 'node-2' | 'node-2/client-2', target: 'node-1/httpd' | '192.168.56.11',
+    {name: 'path node-2/client-2 -> node-1/httpd', kind: path|reach|unreach|http|route|address,
+     source: 'node-2' | 'node-2/client-2',       # node, or pod of a node (node, netns derived)
+     to: 'node-1/httpd' | 'node-1' | '192.168.56.11',  # as written
+     target: '10.244.1.2',                       # resolved address (None: unresolved, + error)
      ...the expectation in k8slab.podnet.probe's terms: hops, bind_dev, dev, gateway, ...}
 
 ``verify_checks`` derives the default checks from the inventory (what the lab should be) and
@@ -21,6 +24,7 @@ __metaclass__ = type
 
 import ipaddress
 import re
+import xml.etree.ElementTree as ET
 
 from ansible.errors import AnsibleFilterError
 
@@ -46,13 +50,15 @@ class _Lab(object):
 
     def __init__(self, lab, facts):
         self.nodes = lab['nodes']
-        self.order = list(lab.get('node_order') or sorted(self.nodes))
-        self.pods = lab.get('pods') or []
+        # node_order: the nodes to verify (the play's, e.g. with --limit), in inventory order.
+        self.order = [n for n in (lab.get('node_order') or sorted(self.nodes)) if n in self.nodes]
+        self.pods = [p for p in lab.get('pods') or [] if p.get('node') in self.order]
         self.public = lab.get('public_iface', 'eth1')
         self.nat = lab.get('nat_iface', 'eth0')
         self.bridge = lab.get('cni_bridge', 'cni0')
         self.hostonly = lab.get('hostonly_cidr', '192.168.56.0/24')
         self.facts = facts or {}
+        self._owners = {}
 
     def pods_on(self, node):
         return [p for p in self.pods if p['node'] == node]
@@ -66,11 +72,13 @@ class _Lab(object):
 
     def pod_ip(self, node, pod):
         """The pod's address as the node's live host-local store records it, or None."""
-        store = (self.facts.get(node) or {}).get('ipam') or {}
-        for ip, entry in sorted(store.items()):
-            if entry.get('container_id') == pod:
-                return ip
-        return None
+        if node not in self._owners:
+            owners = {}
+            store = (self.facts.get(node) or {}).get('ipam') or {}
+            for ip in sorted(store, key=ipaddress.ip_address, reverse=True):
+                owners[store[ip].get('container_id')] = ip  # the lowest address wins
+            self._owners[node] = owners
+        return self._owners[node].get(pod)
 
 
 def _check(checks, lab, name, kind, source, target, resolved=None, **expect):
@@ -78,7 +86,7 @@ def _check(checks, lab, name, kind, source, target, resolved=None, **expect):
     pod's address in the node's live store); a pod that is not in the store makes an
     unresolved check, reported as failed without probing. '@target' in hops is the target."""
     source = str(source)
-    check = dict(name=name, kind=kind, source=source, node=source.split('/')[0],
+    check = dict(name=name, kind=kind, source=source, node=source.split('/', 1)[0],
                  netns=source.split('/')[1] if '/' in source else None, to=target)
     address = resolved
     if address is None and target is not None:
@@ -221,13 +229,15 @@ def verify_checks(lab, facts=None, options=None, extra=None):
         if kind not in KINDS:
             raise AnsibleFilterError('verify_checks: check %r: kind %r is not one of %s'
                                      % (name, kind, ', '.join(KINDS)))
-        if str(source).split('/')[0] not in L.nodes:
+        if str(source).split('/', 1)[0] not in L.nodes:
             raise AnsibleFilterError('verify_checks: check %r: source %r is not a node or '
                                      'node/pod of the lab' % (name, source))
         _check(checks, L, name, kind, source, c.pop('target', None), **c)
 
-    names = [c['name'] for c in checks]
-    dups = sorted(set(n for n in names if names.count(n) > 1))
+    seen, dups = set(), set()
+    for c in checks:
+        (dups if c['name'] in seen else seen).add(c['name'])
+    dups = sorted(dups)
     if dups:
         raise AnsibleFilterError('verify_checks: check names must be unique: %s' % ', '.join(dups))
     return checks
@@ -296,7 +306,8 @@ def verify_report(checks, results):
             # One line for the play's failure message: the check, expected and observed.
             row['failure'] = '%s: expected %s; observed %s' % (row['name'], row['expected'],
                                                                row['observed'])
-            if row['reason'] and row['reason'] not in row['observed']:
+            if row['reason'] and row['reason'] not in row['observed'] \
+                    and not row['reason'].startswith('expected '):
                 row['failure'] += ' (%s)' % row['reason']
         report.append(row)
     return report
@@ -331,6 +342,31 @@ def verify_table(report, width=None):
     return '\n'.join(out)
 
 
+def verify_junit(report, suite='k8slab.podnet verify'):
+    """The report as JUnit XML (one testcase per check, classname verify.<kind>), so CI
+    systems list every path and probe."""
+    failures = [r for r in report if not r['passed']]
+    root = ET.Element('testsuites', name=suite, tests=str(len(report)),
+                      failures=str(len(failures)))
+    ts = ET.SubElement(root, 'testsuite', name=suite, tests=str(len(report)),
+                       failures=str(len(failures)), errors='0', skipped='0',
+                       time='%.3f' % max([float(r.get('duration') or 0) for r in report] or [0]))
+    for r in report:
+        case = ET.SubElement(ts, 'testcase', classname='verify.%s' % r['kind'], name=r['name'],
+                             time='%.3f' % float(r.get('duration') or 0))
+        target = r['target'] if not r.get('address') or r['address'] == r['target'] \
+            else '%s (%s)' % (r['target'], r['address'])
+        text = 'source: %s\ntarget: %s\nexpected: %s\nobserved: %s\nattempts: %s' % (
+            r['source'], target, r['expected'], r['observed'], r.get('attempts'))
+        if not r['passed']:
+            failure = ET.SubElement(case, 'failure', type=r['kind'],
+                                    message=r.get('reason') or 'failed')
+            failure.text = text
+        else:
+            ET.SubElement(case, 'system-out').text = text
+    return ET.tostring(root, encoding='unicode')
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -339,4 +375,5 @@ class FilterModule(object):
             'verify_probes': verify_probes,
             'verify_report': verify_report,
             'verify_table': verify_table,
+            'verify_junit': verify_junit,
         }

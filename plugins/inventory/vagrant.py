@@ -28,7 +28,7 @@ description:
     C(.vagrant/machines) directory, or the Vagrantfile) makes the cached entry stale. A result
     with a machine that is not running is never cached.
   - The configuration file's name must end in C(vagrant.yml) or C(vagrant.yaml).
-author: k8slab.podnet developers
+author: k8slab.podnet developers (@k8slab)
 requirements:
   - python-vagrant
   - vagrant
@@ -66,6 +66,12 @@ options:
     description: The group of the machines that are defined but not running.
     type: str
     default: vagrant_not_running
+  provider_vars:
+    description:
+      - Host variables for the machines of one Vagrant provider, by provider name (for what
+        differs between providers, such as the management/NAT interface).
+    type: dict
+    default: {}
   all_vars:
     description: Variables set on the C(all) group.
     type: dict
@@ -328,6 +334,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
         stopped = []
         strict = self.get_option('strict')
+        provider_vars = self.get_option('provider_vars') or {}
         for m in data['machines']:
             name = m['name']
             if m['state'] == RUNNING:
@@ -339,6 +346,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 inv.add_host(name, group=inv.add_group(self.get_option('not_running_group')))
             inv.set_variable(name, 'vagrant_state', m['state'])
             inv.set_variable(name, 'vagrant_provider', m['provider'])
+            for key, value in (provider_vars.get(m['provider']) or {}).items():
+                inv.set_variable(name, key, value)
             hostvars = inv.get_host(name).get_vars()
             self._set_composite_vars(self.get_option('compose'), hostvars, name, strict=strict)
             self._add_host_to_composed_groups(self.get_option('groups'), hostvars, name,

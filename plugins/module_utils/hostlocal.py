@@ -180,7 +180,7 @@ def validate_requests(containers, state, rng=None):
     seen = set()
     for item in containers:
         cid = validate_container_id(item.get('container_id'))
-        ifname = validate_ifname(item.get('ifname') or 'eth0')
+        ifname = validate_ifname('eth0' if item.get('ifname') is None else item['ifname'])
         key = (cid, ifname)
         if key in seen:
             raise HostLocalError('container_id %r with ifname %r is listed twice' % key)
@@ -324,7 +324,7 @@ def store_lock(netdir, create=True):
             return
         raise HostLocalError('cannot open lock file %s: %s' % (path, e.strerror))
     try:
-        pass  # MUTANT
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # closing the only descriptor drops the flock
@@ -393,7 +393,13 @@ def _makedirs(path):
     made = []
     try:
         for d in reversed(missing):
-            os.mkdir(d, 0o755)
+            try:
+                os.mkdir(d, 0o755)
+            except OSError as e:
+                # another allocator (module or plugin) made it first: fine, as in MkdirAll
+                if e.errno == errno.EEXIST and os.path.isdir(d):
+                    continue
+                raise
             made.append(d)
     except OSError as e:
         for d in reversed(made):
@@ -406,7 +412,7 @@ def _plan(view, rng, requests, state):
     allocations, released = [], []
     for req in requests:
         if state == 'present':
-            addr, _ = view.allocate(rng, req['container_id'], req['ifname'], req['ip'])
+            addr = view.allocate(rng, req['container_id'], req['ifname'], req['ip'])[0]
             allocations.append({'container_id': req['container_id'], 'ifname': req['ifname'],
                                 'ip': rng.interface(addr), 'gateway': str(rng.gateway)})
         else:

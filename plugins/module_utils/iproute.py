@@ -277,7 +277,9 @@ class Iproute(object):
                 failed = group[ok]
                 error = self._last_error
                 self.undo(done)
-                raise IprouteError('%s failed: %s' % (failed.text(), error))
+                raise IprouteError('%s failed: %s%s' % (
+                    failed.text(), error, ' (the %d change(s) made before it were undone)'
+                    % len(done) if done else ''))
         return [c.text() for c in done]
 
     def _run_group(self, tool, netns, group):

@@ -91,33 +91,6 @@ def classify_hop(err, target):
     return addr, '!E%d' % err['errno'], True
 
 
-def parse_traceroute(text):
-    """Hops from ``traceroute -n -q 1`` output (also busybox's ``ip (ip)`` form), as a list of
-    addresses with '*' for silent hops. Offered for people who want to compare with the tool;
-    the probe module itself uses ``trace`` below."""
-    hops = []
-    for line in text.splitlines():
-        fields = line.split()
-        if not fields or not fields[0].isdigit():
-            continue  # the 'traceroute to ...' header, warnings
-        index = int(fields[0])
-        addr = '*'
-        for field in fields[1:]:
-            if field == '*':
-                break
-            candidate = field.strip('()')
-            try:
-                socket.inet_pton(socket.AF_INET, candidate)
-            except (OSError, ValueError):
-                continue
-            addr = candidate
-            break
-        while len(hops) < index - 1:
-            hops.append('*')
-        hops.append(addr)
-    return hops
-
-
 def icmp_checksum(data):
     if len(data) % 2:
         data += b'\0'
@@ -323,8 +296,8 @@ def trace_hop(target, ttl, wait, dev=None):
         _bind(sock, dev)
         sock.setsockopt(SOL_IP, IP_RECVERR, 1)
         sock.setsockopt(SOL_IP, socket.IP_TTL, ttl)
-        sock.connect((target, TRACE_PORT + ttl))
         try:
+            sock.connect((target, TRACE_PORT + ttl))
             sock.send(b'k8slab.podnet trace')
         except OSError as e:
             # No route at all: the kernel refuses before anything leaves.

@@ -24,7 +24,7 @@ description:
     e.g. C(10.244.1.1/24)), C(FLANNEL_MTU) and C(FLANNEL_IPMASQ), in flannel's order.
   - Both files in one call; missing parent directories are created. Files are replaced
     atomically, so a reader never sees half a file.
-author: k8slab.podnet developers
+author: k8slab.podnet developers (@k8slab)
 options:
   subnet:
     description: The node's pod subnet, host bits zero, e.g. C(10.244.1.0/24).
@@ -75,6 +75,7 @@ attributes:
     support: full
     description: Shows the content of each file before and after.
   platform:
+    support: full
     platforms: posix
     description: Plain files; no other dependencies.
 seealso:

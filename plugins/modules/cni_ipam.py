@@ -29,8 +29,7 @@ description:
   - Bad input fails with a message naming the value and leaves the store (and the file system)
     untouched.
 version_added: 1.0.0
-author:
-  - k8slab.podnet developers
+author: k8slab.podnet developers (@k8slab)
 options:
   network:
     description:
@@ -118,10 +117,11 @@ attributes:
   platform:
     support: full
     platforms: linux
+    description: Needs a local file system that supports C(flock) for the store.
 notes:
   - Only one range set with one range is supported (host-local's C(ranges) with one element);
     its round-robin cursor is C(last_reserved_ip.0).
-  - There is no O(netns) option because the store is a file system object, not network state;
+  - There is no C(netns) option because the store is a file system object, not network state;
     to use a node's private store, run the task on that node (for example through the
     C(k8slab.podnet.netns) connection plugin).
 seealso:

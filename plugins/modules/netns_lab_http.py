@@ -50,11 +50,15 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Reports whether the server would be started or the page rewritten.
   diff_mode:
     support: none
+    description: No diff.
   platform:
+    support: full
     platforms: linux
-author: k8slab.podnet developers
+    description: Needs iproute2 (C(ip netns exec)) and root.
+author: k8slab.podnet developers (@k8slab)
 '''
 
 EXAMPLES = r'''
@@ -76,7 +80,6 @@ pid:
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -93,6 +96,26 @@ def running(pidfile, netns):
     except (IOError, OSError, ValueError):
         pass
     return None
+
+
+def spawn(argv, log):
+    """Start argv detached: its own session, stdin from /dev/null, output to log, no other
+    inherited file (so Ansible does not wait for it). `ip netns exec` execs in place, so the
+    pid returned is the server's."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            null = os.open(os.devnull, os.O_RDONLY)
+            out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(null, 0)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
+            os.closerange(3, 65536)
+            os.execvp(argv[0], argv)
+        finally:
+            os._exit(127)
+    return pid
 
 
 def main():
@@ -146,24 +169,18 @@ def main():
     if pid is None:
         changed = True
         if not module.check_mode:
-            log = open(os.path.join(os.path.dirname(p['pidfile']), 'http.log'), 'ab')
-            # Detached (own session, no inherited pipes) so Ansible does not wait for it.
-            proc = subprocess.Popen(
-                ['ip', 'netns', 'exec', p['netns'], sys.executable, '-m', 'http.server',
-                 '--bind', p['address'], '--directory', p['root'], str(p['port'])],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=True,
-                start_new_session=True)
-            pid = proc.pid
+            log = os.path.join(os.path.dirname(p['pidfile']), 'http.log')
+            pid = spawn(['ip', 'netns', 'exec', p['netns'], sys.executable, '-m', 'http.server',
+                         '--bind', p['address'], '--directory', p['root'], str(p['port'])], log)
             with open(p['pidfile'], 'w') as f:
                 f.write('%d\n' % pid)
             probe = ['ip', 'netns', 'exec', p['netns'], sys.executable, '-c',
                      'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1)',
                      p['address'], str(p['port'])]
-            for _ in range(50):
-                if proc.poll() is not None:
-                    module.fail_json(msg='the HTTP server in %s exited with %s; see %s'
-                                     % (p['netns'], proc.returncode, log.name))
-                if subprocess.call(probe, stderr=subprocess.DEVNULL) == 0:
+            for dummy in range(50):
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    module.fail_json(msg='the HTTP server in %s exited; see %s' % (p['netns'], log))
+                if module.run_command(probe)[0] == 0:
                     break
                 time.sleep(0.1)
             else:

@@ -48,11 +48,15 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Reports the commands that would run, changing nothing.
   diff_mode:
     support: full
+    description: The commands that run, as the diff's after side.
   platform:
+    support: full
     platforms: linux
-author: k8slab.podnet developers
+    description: Needs iproute2, procps (C(sysctl)) and iptables, and root.
+author: k8slab.podnet developers (@k8slab)
 '''
 
 EXAMPLES = r'''
@@ -78,12 +82,14 @@ from ansible.module_utils.basic import AnsibleModule
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(endpoints=dict(type='list', elements='str', default=[]),
-                           routers=dict(type='list', elements='dict', required=True, options=dict(
-            netns=dict(type='str', required=True),
-            out_iface=dict(type='str', required=True),
-            source=dict(type='str', default='10.0.2.0/24'),
-        ))),
+        argument_spec=dict(
+            endpoints=dict(type='list', elements='str', default=[]),
+            routers=dict(type='list', elements='dict', required=True, options=dict(
+                netns=dict(type='str', required=True),
+                out_iface=dict(type='str', required=True),
+                source=dict(type='str', default='10.0.2.0/24'),
+            )),
+        ),
         supports_check_mode=True,
     )
     commands = []

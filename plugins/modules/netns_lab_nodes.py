@@ -60,11 +60,15 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Reports what would be mounted, killed or removed, changing nothing.
   diff_mode:
     support: full
+    description: The commands that run, as the diff's after side.
   platform:
+    support: full
     platforms: linux
-author: k8slab.podnet developers
+    description: Needs util-linux (C(unshare), C(nsenter), C(mount)), iproute2 and root.
+author: k8slab.podnet developers (@k8slab)
 '''
 
 EXAMPLES = r'''
@@ -114,15 +118,20 @@ class LabError(Exception):
     pass
 
 
+def _unescape(field):
+    """mountinfo escapes space, tab, newline and backslash as octal."""
+    return re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), field)
+
+
 def parse_mountinfo(text):
-    """/proc/PID/mountinfo as dicts: id, parent, root, target, propagation, fstype, source."""
+    """/proc/PID/mountinfo as dicts: id, parent, root, target, optional (propagation tags),
+    fstype, source."""
     mounts = []
     for line in text.splitlines():
-        pre, _, post = line.partition(' - ')
+        pre, dummy, post = line.partition(' - ')
         f = pre.split()
         g = post.split()
-        unescape = lambda s: re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), s)
-        mounts.append(dict(id=f[0], parent=f[1], root=unescape(f[3]), target=unescape(f[4]),
+        mounts.append(dict(id=f[0], parent=f[1], root=_unescape(f[3]), target=_unescape(f[4]),
                            optional=f[6:], fstype=g[0], source=g[1] if len(g) > 1 else ''))
     return mounts
 
@@ -259,12 +268,13 @@ class Lab(object):
                        and m['source'] == TMPFS_SOURCE for m in mounts)
         if not netns_ok:
             # Drop the copies of the host's namespace bind mounts: they would pin those
-            # namespaces for as long as this node lives. Deepest first.
+            # namespaces for as long as this node lives. The whole /run/netns stack first (the
+            # host's may be stacked, and what it hides cannot be named), then any other; one
+            # that vanished meanwhile is fine.
+            script.append('while mountpoint -q %s; do umount -l %s; done' % (NETNS_DIR, NETNS_DIR))
             nsfs = sorted((m['target'] for m in mounts if m['fstype'] == 'nsfs'),
                           key=lambda t: -t.count('/'))
-            script += ['umount -l %s' % shlex.quote(t) for t in nsfs]
-            if any(m['target'] == NETNS_DIR for m in mounts):
-                script.append('umount -l %s' % NETNS_DIR)
+            script += ['umount -l %s 2>/dev/null || true' % shlex.quote(t) for t in nsfs]
             if not os.path.isdir(NETNS_DIR):
                 script.append('mkdir -p %s' % NETNS_DIR)
             script.append('mount -t tmpfs -o mode=0755,size=4m %s %s' % (TMPFS_SOURCE, NETNS_DIR))
@@ -310,7 +320,7 @@ class Lab(object):
                 pods[node].append(os.path.basename(path))
                 net_inodes.add(int(ino))
 
-        self.kill(net_inodes, mnt_inodes, self.pidfiles(nodes))
+        self.kill(net_inodes, mnt_inodes, self.pidfiles())
 
         for node in nodes:
             mnt_file = self.node_file(node)
@@ -331,24 +341,23 @@ class Lab(object):
             self.run(['rm', '-rf', '--one-file-system', self.base])
         self.remove_host_dirs()
 
-    def pidfiles(self, nodes):
-        """PIDs in the nodes' /run/podnet/*/*.pid (pods' workloads) that run in a network
-        namespace other than the host's: a workload whose pod lost its name is found too."""
+    def pidfiles(self):
+        """PIDs in the lab's pidfiles (C(pid) or C(*.pid): pods' workloads in the nodes'
+        /run/podnet, the outside's server) that run in a network namespace other than the
+        host's - so a process whose namespace already lost its name is found too."""
         host_net = os.stat('/proc/self/ns/net').st_ino
         pids = set()
-        for node in nodes:
-            top = self.node_dir(node, '/run/podnet')
-            for dirpath, dirs, files in os.walk(top):
-                for name in files:
-                    if not name.endswith('.pid'):
-                        continue
-                    try:
-                        with open(os.path.join(dirpath, name)) as f:
-                            pid = int(f.read().split()[0])
-                        if os.stat('/proc/%d/ns/net' % pid).st_ino != host_net:
-                            pids.add(pid)
-                    except (IOError, OSError, ValueError, IndexError):
-                        pass
+        for dirpath, dirs, files in os.walk(self.base):
+            for name in files:
+                if name != 'pid' and not name.endswith('.pid'):
+                    continue
+                try:
+                    with open(os.path.join(dirpath, name)) as f:
+                        pid = int(f.read().split()[0])
+                    if os.stat('/proc/%d/ns/net' % pid).st_ino != host_net:
+                        pids.add(pid)
+                except (IOError, OSError, ValueError, IndexError):
+                    pass
         return pids
 
     def kill(self, net_inodes, mnt_inodes, pids=()):

@@ -19,7 +19,7 @@ description:
     the entries of the host-local IPAM store of the CNI network.
   - All network state is read with C(ip -j); the store is read as the CNI host-local plugin
     writes it (one file per address holding C(<container id>\r\n<ifname>)).
-author: k8slab.podnet developers
+author: k8slab.podnet developers (@k8slab)
 options:
   netns:
     description:
@@ -52,6 +52,7 @@ attributes:
     support: full
     description: Nothing changes, so there is never a difference to show.
   platform:
+    support: full
     platforms: linux
     description: Needs iproute2 with JSON output (C(ip -j)).
 seealso:

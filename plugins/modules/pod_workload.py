@@ -21,11 +21,13 @@ description:
     stalls without DNS - serving C(RUN_DIR/POD/www/index.html), a page naming pod and node.
     The server is detached from Ansible and outlives the run; C(RUN_DIR/POD/pid) holds its pid.
   - C(sleep) runs nothing; a server left over from an earlier C(httpd) workload is stopped.
+  - Every pod present has its runtime directory, so the directories of C(RUN_DIR) are the pods
+    this node runs; O(purge) removes the ones no longer wanted.
   - A server counts as running when the pid in the pidfile is alive, is this module's
     server for that web root and port, and lives in the pod's current namespace (a pod namespace that
     was re-created gets a new server). Running means no change.
   - Many pods take one call.
-author: k8slab.podnet developers
+author: k8slab.podnet developers (@k8slab)
 options:
   name:
     description: The pod. Mutually exclusive with O(pods).
@@ -75,6 +77,13 @@ options:
       content:
         description: The C(httpd) page. Defaults to a page naming the pod and node.
         type: str
+  purge:
+    description:
+      - Also stop and remove every pod that has a runtime directory in O(run_dir) but is not
+        listed (a pod taken out of the inventory). They are returned in RV(purged), so their
+        addresses and namespaces can be released next.
+    type: bool
+    default: false
   run_dir:
     description: Directory holding one runtime directory per pod.
     type: path
@@ -94,6 +103,7 @@ attributes:
     support: full
     description: Shows each pod's workload state before and after.
   platform:
+    support: full
     platforms: linux
     description: Needs C(nsenter) (util-linux), named network namespaces and root.
 seealso:
@@ -107,6 +117,12 @@ EXAMPLES = r'''
     pods:
       - {name: httpd, node: node-1, workload: httpd}
       - {name: client-1, node: node-1, workload: sleep}
+
+- name: The node's pods are exactly these; others are stopped and listed in purged
+  k8slab.podnet.pod_workload:
+    pods: [{name: httpd, node: node-1, workload: httpd}]
+    purge: true
+  register: workloads
 
 - name: Stop everything and remove the runtime state
   k8slab.podnet.pod_workload:
@@ -133,6 +149,12 @@ files:
   type: list
   elements: str
   sample: [/run/podnet/httpd/www/index.html, /run/podnet/httpd/server.py]
+purged:
+  description: Pods not listed whose runtime directories were (or would be) removed, see O(purge).
+  returned: always
+  type: list
+  elements: str
+  sample: [old-client]
 pods:
   description: Each pod with its workload, and for a running server its pid and port.
   returned: always
@@ -144,7 +166,6 @@ pods:
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 
@@ -273,32 +294,35 @@ def stop(pid):
             pass
 
 
-def start(nsenter, python, pod, pod_dir, netns_path):
+# Starts the server detached: setsid (a new session), stdio on the log, nothing inherited from
+# Ansible's pipes, so the run can end while the server goes on. setsid and nsenter exec in place,
+# so the pid the shell prints is the server's own.
+DETACH = 'log=$1; shift; "$@" </dev/null >>"$log" 2>&1 & echo $!'
+
+
+def start(module, pod, pod_dir, netns_path):
     www = os.path.join(pod_dir, 'www')
-    log = open(os.path.join(pod_dir, 'log'), 'ab')
-    devnull = open(os.devnull, 'rb')
+    log = os.path.join(pod_dir, 'log')
+    argv = ['/bin/sh', '-c', DETACH, 'sh', log, module.get_bin_path('setsid', required=True),
+            module.get_bin_path('nsenter', required=True), '--net=%s' % netns_path,
+            sys.executable, os.path.join(pod_dir, 'server.py'), str(pod['port']), www]
+    rc, out, err = module.run_command(argv, cwd=www)
     try:
-        # nsenter execs the server in place, so the child's pid is the server's pid. A new
-        # session and no inherited fds detach it from Ansible's pipes, so the run can end.
-        proc = subprocess.Popen(
-            [nsenter, '--net=%s' % netns_path, python, os.path.join(pod_dir, 'server.py'),
-             str(pod['port']), www],
-            cwd=www, stdin=devnull, stdout=log, stderr=subprocess.STDOUT, close_fds=True,
-            start_new_session=True)
-    finally:
-        log.close()
-        devnull.close()
-    write_file(os.path.join(pod_dir, 'pid'), '%d\n' % proc.pid)
+        pid = int(out.strip())
+    except ValueError:
+        raise WorkloadError('pod %s: could not start the HTTP server (rc=%d): %s'
+                            % (pod['name'], rc, (err or out).strip()))
+    write_file(os.path.join(pod_dir, 'pid'), '%d\n' % pid)
     deadline = time.time() + 10
     while time.time() < deadline:
-        if proc.poll() is not None:
-            tail = (read_file(os.path.join(pod_dir, 'log')) or '')[-600:]
-            raise WorkloadError('pod %s: the HTTP server exited at once (rc=%s): %s'
-                                % (pod['name'], proc.returncode, tail.strip()))
-        if listening(proc.pid, pod['port']):
-            return proc.pid
+        if not alive(pid):
+            tail = (read_file(log) or '')[-600:]
+            raise WorkloadError('pod %s: the HTTP server exited at once: %s'
+                                % (pod['name'], tail.strip()))
+        if listening(pid, pod['port']):
+            return pid
         time.sleep(0.05)
-    stop(proc.pid)
+    stop(pid)
     raise WorkloadError('pod %s: the HTTP server did not listen on port %d within 10 s'
                         % (pod['name'], pod['port']))
 
@@ -328,13 +352,30 @@ def reconcile(module, pod, run_dir, state, result):
             stop(pid)
         pid = None
 
-    if not want_server:
+    if state == 'absent':
         if os.path.isdir(pod_dir):
             result['files'].append(pod_dir)
             if not check:
                 shutil.rmtree(pod_dir)
         result['pods'].append(dict(name=name, workload=pod['workload'], running=False))
         return before, 'no server'
+    if not want_server:
+        # The directory alone records the pod; anything an httpd workload left goes.
+        leftovers = sorted(os.listdir(pod_dir)) if os.path.isdir(pod_dir) else []
+        for entry in leftovers:
+            path = os.path.join(pod_dir, entry)
+            result['files'].append(path)
+            if not check:
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
+        if not os.path.isdir(pod_dir):
+            result['files'].append(pod_dir)
+            if not check:
+                os.makedirs(pod_dir, 0o755)
+        result['pods'].append(dict(name=name, workload=pod['workload'], running=False))
+        return before, 'no server, %s present' % pod_dir
 
     page = pod.get('content')
     if page is None:
@@ -358,8 +399,7 @@ def reconcile(module, pod, run_dir, state, result):
     if pid is None:
         result['started'].append(name)
         if not check:
-            pid = start(module.get_bin_path('nsenter', required=True),
-                        sys.executable, pod, pod_dir, netns_path)
+            pid = start(module, pod, pod_dir, netns_path)
     result['pods'].append(dict(name=name, workload='httpd', running=True, pid=pid,
                                port=pod['port']))
     return before, 'httpd running on port %d, %s present' % (pod['port'], pod_dir)
@@ -375,6 +415,7 @@ def main():
             netns=SUBOPTIONS['netns'],
             content=SUBOPTIONS['content'],
             pods=dict(type='list', elements='dict', options=SUBOPTIONS),
+            purge=dict(type='bool', default=False),
             run_dir=dict(type='path', default='/run/podnet'),
             state=dict(type='str', choices=['present', 'absent'], default='present'),
         ),
@@ -385,7 +426,7 @@ def main():
     p = module.params
     pods = p['pods'] if p['pods'] is not None else [
         dict((k, p[k]) for k in SUBOPTIONS)]
-    result = dict(started=[], stopped=[], files=[], pods=[])
+    result = dict(started=[], stopped=[], files=[], pods=[], purged=[])
     seen = set()
     for pod in pods:
         # The pod name becomes a path component and a namespace name.
@@ -413,6 +454,15 @@ def main():
         for pod in pods:
             before[pod['name']], after[pod['name']] = reconcile(module, pod, p['run_dir'],
                                                                 p['state'], result)
+        if p['purge'] and os.path.isdir(p['run_dir']):
+            for name in sorted(os.listdir(p['run_dir'])):
+                if name in seen or not os.path.isdir(os.path.join(p['run_dir'], name)):
+                    continue
+                result['purged'].append(name)
+                stale = dict(name=name, workload='sleep', port=0, netns=None, node=None,
+                             content=None)
+                before[name], after[name] = reconcile(module, stale, p['run_dir'], 'absent',
+                                                      result)
     except (WorkloadError, OSError, IOError) as e:
         module.fail_json(msg=str(e), **result)
     result['changed'] = bool(result['started'] or result['stopped'] or result['files'])

@@ -27,7 +27,7 @@ description:
   - C(http) sends an HTTP GET. C(route) asks the kernel with C(ip -j route get).
     C(address) reads C(ip -j addr show).
   - The module never changes anything.
-author: k8slab.podnet developers
+author: k8slab.podnet developers (@k8slab)
 options:
   probes:
     description: The probes to run.
@@ -136,6 +136,7 @@ attributes:
     support: full
     description: Nothing changes, so there is never a difference to show.
   platform:
+    support: full
     platforms: linux
     description: Needs root (raw ICMP sockets, setns(2)) and iproute2 with JSON output.
 notes:

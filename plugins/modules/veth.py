@@ -369,28 +369,33 @@ class View(object):
         for ns in namespaces:
             addrs, routes, nslist = ipr.json_batch(['addr show', 'route show table main',
                                                     'netns list'], ns, details=True)
+            self.routes[ns] = [parse_route(r, 4) for r in routes]
             if ns in v6_namespaces:
-                routes = routes + ipr.json(['-6', 'route', 'show', 'table', 'main'], netns=ns)
+                self.routes[ns] += [parse_route(r, 6) for r in
+                                    ipr.json(['-6', 'route', 'show', 'table', 'main'], netns=ns)]
             ids[ns] = dict((n['id'], n['name']) for n in nslist if 'id' in n)
             raw[ns] = dict((link['ifindex'], link) for link in addrs)
-            self.routes[ns] = [parse_route(r) for r in routes]
             for link in addrs:
                 self.links[(ns, link['ifname'])] = end_state(link)
         # Who is paired with whom: same namespace -> "link" holds the peer's name; another
         # namespace -> link_netnsid (as numbered from this namespace) and link_index.
-        for (ns, name), end in self.links.items():
-            link = end.pop('_raw')
-            if end['kind'] != 'veth':
-                continue
-            if 'link_netnsid' not in link:
-                end['peer'] = (ns, link.get('link'))
-                continue
-            peer_ns = ids[ns].get(link['link_netnsid'], '?')
-            peer = raw.get(peer_ns, {}).get(link.get('link_index'))
-            if peer is not None and peer.get('link_index') == link['ifindex']:
-                end['peer'] = (peer_ns, peer['ifname'])
-            else:
-                end['peer'] = (peer_ns if peer_ns != '?' else None, None)
+        for ns in namespaces:
+            for link in raw[ns].values():
+                end = self.links[(ns, link['ifname'])]
+                if end['kind'] == 'veth':
+                    end['peer'] = self._peer(ns, link, ids, raw)
+
+    @staticmethod
+    def _peer(ns, link, ids, raw):
+        """(netns, name) of a veth's other end; the name is None when that end is in a
+        namespace that has no name or was not read."""
+        if 'link_netnsid' not in link:
+            return (ns, link.get('link'))
+        peer_ns = ids[ns].get(link['link_netnsid'])
+        peer = raw.get(peer_ns, {}).get(link.get('link_index')) if peer_ns else None
+        if peer is not None and peer.get('link_index') == link['ifindex']:
+            return (peer_ns, peer['ifname'])
+        return (peer_ns, None)
 
 
 def end_state(link):
@@ -399,11 +404,10 @@ def end_state(link):
             'master': link.get('master'),
             'hairpin': bool(info.get('info_slave_kind') == 'bridge'
                             and (info.get('info_slave_data') or {}).get('hairpin')),
-            'addresses': sorted(link_addresses(link)), 'peer': None, '_raw': link}
+            'addresses': sorted(link_addresses(link)), 'peer': None}
 
 
-def parse_route(r):
-    family = 6 if ':' in r.get('dst', '') or ':' in r.get('gateway', '') else 4
+def parse_route(r, family):
     return {'dst': route_dst(r['dst'], family), 'via': r.get('gateway'), 'dev': r.get('dev'),
             'metric': r.get('metric'), 'type': r.get('type', 'unicast'),
             'kernel': r.get('protocol') == 'kernel', 'stale': False}

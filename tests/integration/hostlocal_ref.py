@@ -39,9 +39,9 @@ def plugin_env(command, container_id, ifname='eth0', ip=None):
 
 
 def plugin_popen(conf, command, container_id, ifname='eth0', ip=None):
+    env = plugin_env(command, container_id, ifname, ip)
     proc = subprocess.Popen([PLUGIN], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=plugin_env(command, container_id,
-                                                                    ifname, ip))
+                            stderr=subprocess.PIPE, env=env)
     proc.stdin.write(json.dumps(conf).encode())
     proc.stdin.close()
     return proc
@@ -103,12 +103,26 @@ def module(args, check=False, diff=False):
     return module_result(module_popen(args, check, diff))
 
 
-def hostlocal():
-    """The module_utils API (plugins/module_utils/hostlocal.py), imported on demand."""
-    if PYTHONPATH not in sys.path:
-        sys.path.insert(0, PYTHONPATH)
-    from ansible_collections.k8slab.podnet.plugins.module_utils import hostlocal as hl
-    return hl
+API_ALLOCATE = """
+import json, sys
+sys.path.insert(0, %r)
+from ansible_collections.k8slab.podnet.plugins.module_utils import hostlocal as hl
+try:
+    res = hl.ensure(sys.argv[1], 'cbr0', hl.Range('10.244.1.0/24'),
+                    hl.validate_requests([{'container_id': sys.argv[2]}], 'present'))
+except hl.HostLocalError as e:
+    print(json.dumps({'msg': str(e)}))
+    sys.exit(1)
+print(json.dumps({'ips': [{'address': res['allocations'][0]['ip']}]}))
+""" % PYTHONPATH
+
+
+def api_popen(data_dir, container_id):
+    """Allocate in network cbr0, 10.244.1.0/24 through the module_utils API in a fresh
+    process; its output mimics the plugin's, so read it with plugin_result()."""
+    return subprocess.Popen([sys.executable, '-c', API_ALLOCATE, data_dir, container_id],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
 
 
 def store(data_dir, network='cbr0'):

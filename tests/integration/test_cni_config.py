@@ -18,10 +18,10 @@ def paths(tmp_path):
 
 def test_writes_flannel_files_idempotently(paths):
     args = dict(paths, subnet='10.244.2.0/24', cluster_cidr='10.244.0.0/16')
-    res, _ = run_module(M, args, check=True)
+    res = run_module(M, args, check=True)[0]
     assert res['changed'] is True and not os.path.exists(paths['conf_file']), res
 
-    res, _ = run_module(M, args, diff=True)
+    res = run_module(M, args, diff=True)[0]
     assert res['changed'] is True and res['gateway'] == '10.244.2.1/24', res
     assert sorted(res['changed_files']) == sorted(paths.values())
     with open(paths['subnet_file']) as f:
@@ -37,18 +37,18 @@ def test_writes_flannel_files_idempotently(paths):
                               'dataDir': '/var/lib/cni/networks'}
     assert conf['plugins'][1] == {'type': 'portmap', 'capabilities': {'portMappings': True}}
 
-    res, _ = run_module(M, args)
+    res = run_module(M, args)[0]
     assert res['changed'] is False and res['changed_files'] == [], res
 
     # A changed setting rewrites only the file it appears in, and the diff shows it.
-    res, _ = run_module(M, dict(args, mtu=1450), diff=True)
+    res = run_module(M, dict(args, mtu=1450), diff=True)[0]
     assert res['changed'] is True and len(res['changed_files']) == 2, res
-    res, _ = run_module(M, dict(args, ipmasq=False), diff=True, check=True)
+    res = run_module(M, dict(args, ipmasq=False), diff=True, check=True)[0]
     assert res['changed'] is True
 
-    res, _ = run_module(M, dict(paths, state='absent'))
+    res = run_module(M, dict(paths, state='absent'))[0]
     assert res['changed'] is True and not any(os.path.exists(p) for p in paths.values())
-    res, _ = run_module(M, dict(paths, state='absent'))
+    res = run_module(M, dict(paths, state='absent'))[0]
     assert res['changed'] is False
 
 
@@ -59,6 +59,6 @@ def test_writes_flannel_files_idempotently(paths):
     ({'subnet': '10.244.2.0/24', 'cluster_cidr': '10.244.0.0/16', 'mtu': 20}, 'mtu 20'),
 ])
 def test_bad_input_writes_nothing(paths, args, fragment):
-    res, _ = run_module(M, dict(paths, **args))
+    res = run_module(M, dict(paths, **args))[0]
     assert res.get('failed') is True and fragment in res['msg'], res
     assert not any(os.path.exists(p) for p in paths.values())

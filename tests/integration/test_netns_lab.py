@@ -143,10 +143,11 @@ def test_nodes_look_like_the_vagrant_vms(lab):
     for node in NODES:
         links = dict((l['ifname'], l) for l in json.loads(node_sh(name, node, 'ip -j addr show')))
         assert set(links) == {'lo', 'eth0', 'eth1'}, node
-        v4 = lambda dev: ['%s/%s' % (a['local'], a['prefixlen'])
-                          for a in links[dev]['addr_info'] if a['family'] == 'inet']
-        assert v4('eth0') == ['10.0.2.15/24'], node
-        assert v4('eth1') == [eth1[node] + '/24'], node
+        v4 = dict((dev, ['%s/%s' % (a['local'], a['prefixlen'])
+                         for a in links[dev]['addr_info'] if a['family'] == 'inet'])
+                  for dev in links)
+        assert v4['eth0'] == ['10.0.2.15/24'], node
+        assert v4['eth1'] == [eth1[node] + '/24'], node
         assert 'UP' in links['lo']['flags']
         routes = json.loads(node_sh(name, node, 'ip -j route show'))
         assert {'dst': 'default', 'gateway': '10.0.2.2', 'dev': 'eth0'}.items() <= routes[0].items()
@@ -171,7 +172,7 @@ def test_nat_eth0_reaches_the_outside_only(lab):
     assert json.loads(node_sh(name, 'node-1', 'ip -j route get 192.168.56.12'))[0]['dev'] == 'eth1'
     # ... but nothing of node-2 over eth0: that NAT network is node-1's own
     r = subprocess.run("nsenter --net=/run/netns/%s-node-1 ping -c1 -W1 -I eth0 192.168.56.12"
-                       % name, shell=True, capture_output=True)
+                       % name, shell=True, capture_output=True, check=False)
     assert r.returncode != 0, "node-2 is reachable over node-1's eth0"
     # the server saw the router's address, not 10.0.2.15: the router masquerades
     log = open('/run/k8slab/%s/outside/http.log' % name).read()
@@ -190,11 +191,53 @@ def test_pods_inside_a_node_are_that_nodes_own(lab):
     assert 'kdpod' not in sh('ip netns list')
     # a workload in the pod, detached, with its pidfile where the pods role keeps them
     node_sh(name, 'node-1', 'mkdir -p /run/podnet/kdpod; setsid ip netns exec kdpod sleep 600 '
-            '</dev/null >/dev/null 2>&1 & echo $! > /run/podnet/kdpod/sleep.pid')
+            '</dev/null >/dev/null 2>&1 & echo $! > /run/podnet/kdpod/pid')
     time.sleep(0.3)
-    pid = int(open('/run/k8slab/%s/nodes/node-1/run/podnet/kdpod/sleep.pid' % name).read())
+    pid = int(open('/run/k8slab/%s/nodes/node-1/run/podnet/kdpod/pid' % name).read())
     assert alive(pid)
     lab['pod_pid'] = pid
+
+
+def k8slab(*args):
+    return subprocess.run([os.path.join(ROOT, 'scripts', 'k8slab')] + list(args),
+                          capture_output=True, text=True, check=False)
+
+
+def test_cli_status_and_exec(lab):
+    name = lab['name']
+    # give the pod an address and a host-local store entry, as the pods role would
+    node_sh(name, 'node-1', 'ip link add name kdv0 type veth peer name eth0 netns kdpod && '
+            'ip -n kdpod addr add 10.244.1.9/24 dev eth0')
+    store = '/run/k8slab/%s/nodes/node-1/var/lib/cni/networks/cbr0' % name
+    os.makedirs(store)
+    with open(store + '/10.244.1.9', 'w', newline='') as f:
+        f.write('kdpod\r\neth0')
+    r = k8slab('--lab', name, 'status', '--json')
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    nodes = dict((n['name'], n) for n in data['nodes'])
+    assert sorted(nodes) == sorted(NODES)
+    assert nodes['node-2']['addresses'] == {'eth0': ['10.0.2.15/24'], 'eth1': ['192.168.56.12/24']}
+    assert nodes['node-1']['pods'] == [{'name': 'kdpod', 'ip': '10.244.1.9/24',
+                                        'store': 'cbr0:10.244.1.9', 'pid': lab['pod_pid']}]
+    assert nodes['node-2']['pods'] == []
+    table = k8slab('status', '--lab', name).stdout
+    assert re.search(r'node-1/kdpod +10\.244\.1\.9/24 +cbr0:10\.244\.1\.9 +%d' % lab['pod_pid'],
+                     table), table
+
+    r = k8slab('--lab', name, 'exec', 'node-2', '--', 'sh', '-c', 'hostname; ip -j -4 addr show dev eth1')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == 'node-2'
+    assert json.loads(r.stdout.splitlines()[1])[0]['addr_info'][0]['local'] == '192.168.56.12'
+    r = k8slab('--lab', name, 'exec', 'node-1/kdpod', '--', 'ip', '-j', '-4', 'addr', 'show', 'dev', 'eth0')
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)[0]['addr_info'][0]['local'] == '10.244.1.9'
+    r = k8slab('--lab', name, 'exec', 'node-2/kdpod', '--', 'true')
+    assert r.returncode != 0 and "no pod 'kdpod'" in r.stderr, r.stderr
+    r = k8slab('--lab', name, 'exec', 'node-7', '--', 'true')
+    assert r.returncode != 0 and "no node 'node-7'" in r.stderr, r.stderr
+    r = k8slab('--lab', name + 'x', 'status')
+    assert r.returncode == 1 and 'is not up' in r.stderr, r.stderr
 
 
 def test_rerun_changes_nothing(lab):
@@ -222,11 +265,17 @@ def test_connection_plugin_reaches_node_private_paths(lab):
 
 def test_teardown_leaves_the_host_as_it_was(lab):
     name = lab['name']
+    # The outside's server keeps running in a namespace that lost its name: its pidfile
+    # still finds it.
+    server = int(open('/run/k8slab/%s/outside/http.pid' % name).read())
+    assert alive(server)
+    sh('ip netns del %s-outside' % name)
     res = lab_run(DOWN, name)
     assert res.rc == 0, res
     killed = res.task('k8slab.podnet.netns_lab : Remove lab %s' % name)['killed']
     assert any(k.endswith(' sleep') for k in killed), killed
     assert not alive(lab['pod_pid']), "the pod's workload survived"
+    assert not alive(server), "the outside's server survived"
     assert_same(lab['before'], host_state(name))
     res = lab_run(DOWN, name)
     assert res.rc == 0 and res.changed == 0, res
@@ -244,14 +293,14 @@ def test_a_killed_build_is_completed_by_the_next_run():
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None:
             if subprocess.run(['ip', '-n', '%s-hostonly' % name, 'link', 'show', 'dev', 'br0'],
-                              capture_output=True).returncode == 0:
+                              capture_output=True, check=False).returncode == 0:
                 break
             time.sleep(0.05)
         assert proc.poll() is None, 'the build ended before it could be killed'
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         assert subprocess.run(['nsenter', '--net=/run/netns/%s-node-2' % name, 'ip', '-j', 'addr',
-                               'show', 'dev', 'eth0'], capture_output=True).stdout.strip() \
+                               'show', 'dev', 'eth0'], capture_output=True, check=False).stdout.strip() \
             in (b'', b'[]'), 'the build was not killed half way'
 
         res = lab_run(UP, name)

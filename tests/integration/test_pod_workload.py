@@ -46,11 +46,11 @@ def test_httpd_starts_once_and_survives_the_run(pod):
     name, run_dir = pod
     args = {'pods': [{'name': name, 'node': 'node-1', 'workload': 'httpd'}], 'run_dir': run_dir}
 
-    res, _ = run_module(M, args, check=True)
+    res = run_module(M, args, check=True)[0]
     assert res['changed'] is True and res['started'] == [name], res
     assert not os.path.exists(run_dir)
 
-    res, _ = run_module(M, args, diff=True)
+    res = run_module(M, args, diff=True)[0]
     assert res['changed'] is True and res['started'] == [name], res
     assert 'Hello from pod %s on node node-1' % name in curl(name)
     pid = pid_of(run_dir, name)
@@ -58,9 +58,9 @@ def test_httpd_starts_once_and_survives_the_run(pod):
     # The server lives in the pod's namespace, not in ours.
     assert os.stat('/proc/%d/ns/net' % pid).st_ino == os.stat('/run/netns/' + name).st_ino
 
-    res, _ = run_module(M, args)
+    res = run_module(M, args)[0]
     assert res['changed'] is False and res['started'] == [] and pid_of(run_dir, name) == pid
-    res, _ = run_module(M, args, check=True)
+    res = run_module(M, args, check=True)[0]
     assert res['changed'] is False, res
 
 
@@ -72,19 +72,19 @@ def test_restarts_on_new_port_killed_server_and_new_namespace(pod):
     assert 'pod %s' % name in curl(name, 8080)
 
     args['port'] = 8081
-    res, _ = run_module(M, args)
+    res = run_module(M, args)[0]
     assert res['stopped'] == [name] and res['started'] == [name], res
     assert not alive(first) and 'pod %s' % name in curl(name, 8081)
 
     os.kill(pid_of(run_dir, name), signal.SIGKILL)
-    res, _ = run_module(M, args)
+    res = run_module(M, args)[0]
     assert res['started'] == [name] and res['stopped'] == [], res
     curl(name, 8081)
 
     # A re-created namespace is another pod: the old server (in the old one) is replaced.
     old = pid_of(run_dir, name)
     sh('ip netns del %s && ip netns add %s && ip -n %s link set dev lo up' % (name, name, name))
-    res, _ = run_module(M, args)
+    res = run_module(M, args)[0]
     assert res['stopped'] == [name] and res['started'] == [name], res
     assert not alive(old) and 'pod %s' % name in curl(name, 8081)
 
@@ -93,21 +93,39 @@ def test_sleep_and_absent_stop_and_clean_up(pod):
     name, run_dir = pod
     run_module(M, {'name': name, 'workload': 'httpd', 'run_dir': run_dir})
     pid = pid_of(run_dir, name)
-    res, _ = run_module(M, {'name': name, 'workload': 'sleep', 'run_dir': run_dir})
+    res = run_module(M, {'name': name, 'workload': 'sleep', 'run_dir': run_dir})[0]
     assert res['changed'] is True and res['stopped'] == [name], res
-    assert not alive(pid) and not os.path.exists(os.path.join(run_dir, name))
-    res, _ = run_module(M, {'name': name, 'workload': 'sleep', 'run_dir': run_dir})
+    # The empty directory stays: it records that the node runs this pod.
+    assert not alive(pid) and os.listdir(os.path.join(run_dir, name)) == []
+    res = run_module(M, {'name': name, 'workload': 'sleep', 'run_dir': run_dir})[0]
     assert res['changed'] is False, res
 
     run_module(M, {'name': name, 'workload': 'httpd', 'run_dir': run_dir})
     pid = pid_of(run_dir, name)
-    res, _ = run_module(M, {'name': name, 'run_dir': run_dir, 'state': 'absent'}, check=True)
+    res = run_module(M, {'name': name, 'run_dir': run_dir, 'state': 'absent'}, check=True)[0]
     assert res['changed'] is True and alive(pid), res
-    res, _ = run_module(M, {'name': name, 'run_dir': run_dir, 'state': 'absent'})
+    res = run_module(M, {'name': name, 'run_dir': run_dir, 'state': 'absent'})[0]
     assert res['changed'] is True and not alive(pid)
     assert os.listdir(run_dir) == []
-    res, _ = run_module(M, {'name': name, 'run_dir': run_dir, 'state': 'absent'})
+    res = run_module(M, {'name': name, 'run_dir': run_dir, 'state': 'absent'})[0]
     assert res['changed'] is False, res
+
+
+def test_purge_removes_pods_not_listed(pod, uid):
+    name, run_dir = pod
+    other = 'kf%sold' % uid
+    res = run_module(M, {'pods': [{'name': name, 'workload': 'httpd'}, {'name': other}],
+                         'run_dir': run_dir})[0]
+    assert res['changed'] is True and sorted(os.listdir(run_dir)) == sorted([name, other])
+    pid = pid_of(run_dir, name)
+    args = {'pods': [{'name': other}], 'run_dir': run_dir, 'purge': True}
+    res = run_module(M, args, check=True)[0]
+    assert res['purged'] == [name] and alive(pid), res
+    res = run_module(M, args)[0]
+    assert res['purged'] == [name] and res['stopped'] == [name], res
+    assert not alive(pid) and os.listdir(run_dir) == [other]
+    res = run_module(M, args)[0]
+    assert res['changed'] is False and res['purged'] == [], res
 
 
 @pytest.mark.parametrize('pods, fragment', [
@@ -120,6 +138,6 @@ def test_bad_input_changes_nothing(pod, uid, pods, fragment):
     name, run_dir = pod
     missing = 'kf%snone' % uid
     pods = [dict(p, name=p['name'].replace('POD', missing).replace('OK', name)) for p in pods]
-    res, _ = run_module(M, {'pods': pods, 'run_dir': run_dir})
+    res = run_module(M, {'pods': pods, 'run_dir': run_dir})[0]
     assert res.get('failed') is True and fragment in res['msg'], res
     assert not os.path.exists(run_dir)

@@ -8,6 +8,7 @@ never through the roles' own code or the verify role.
 """
 
 import base64
+import hashlib
 import json
 import os
 import secrets
@@ -37,6 +38,10 @@ def task_like(res, fragment, host):
     found = [t for t in res.tasks(host) if fragment in t['task']]
     assert len(found) == 1, [t['task'] for t in res.tasks(host)]
     return found[0]
+
+
+def pod_veth(pod):
+    return 'veth' + hashlib.sha256(pod.encode()).hexdigest()[:8]
 
 
 def alive(pid):
@@ -207,7 +212,7 @@ def test_check_mode_reports_drift_without_repairing_it(built):
         res = built.play('playbooks/cluster.yml', check=True)
         assert res.rc == 0 and res.changed == 1, res
         assert task_like(res, 'host-gw routes', 'node-2')['changed'] is True
-        assert not [r for r in built.ipj('node-2', 'route show 10.244.1.0/24')]
+        assert not built.ipj('node-2', 'route show 10.244.1.0/24')
     finally:
         built.sh('node-2', 'ip route replace 10.244.1.0/24 via 192.168.56.11 dev eth1')
 
@@ -264,6 +269,23 @@ def test_real_bridge_plugin_with_the_node_conflist_makes_the_same_pod(built):
                  % (shlex.quote(json.dumps(plugin)), env % 'DEL'), check=False)
     # The plugin left the node as the roles want it.
     res = built.play('playbooks/cluster.yml')
+    assert res.rc == 0 and res.changed == 0, res
+
+
+def test_pod_taken_out_of_the_inventory_is_removed(built):
+    pid = int(built.sh('node-1', 'cat /run/podnet/httpd/pid'))
+    pods = [{'name': 'httpd', 'node': 'node-1', 'workload': 'httpd'},
+            {'name': 'client-2', 'node': 'node-2'}, {'name': 'client-0', 'node': 'controlplane'}]
+    res = built.play('playbooks/cluster.yml', extra={'lab_pods': pods})
+    assert res.rc == 0 and res.changed == 3, res  # workload, address, namespace of client-1
+    assert pod_netns(built, 'node-1') == ['httpd']
+    assert built.sh('node-1', 'ls /run/podnet /var/lib/cni/networks/cbr0').split() == [
+        '/run/podnet:', 'httpd', '/var/lib/cni/networks/cbr0:', '10.244.1.2',
+        'last_reserved_ip.0', 'lock']
+    assert not [l for l in built.ipj('node-1', 'link show') if l['ifname'].startswith('veth')
+                and l['ifname'] != pod_veth('httpd')]
+    assert int(built.sh('node-1', 'cat /run/podnet/httpd/pid')) == pid
+    res = built.play('playbooks/cluster.yml', extra={'lab_pods': pods})
     assert res.rc == 0 and res.changed == 0, res
 
 

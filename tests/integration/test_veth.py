@@ -167,7 +167,8 @@ def test_drift_is_corrected(lab):
        'ip -n {p1} link set dev eth0 down'.format(n=node, v0=v0, v1=v1, p0=p0, p1=p1))
     drifted = lab.snapshot()
     res = call(lab.args(), check=True, diff=True)
-    assert res['changed'] is True and lab.snapshot() == drifted
+    assert res['changed'] is True, res
+    assert lab.snapshot() == drifted
     b0, a0 = res['diff']['before']['%s/%s' % (node, v0)], res['diff']['after']['%s/%s' % (node, v0)]
     assert (b0['master'], b0['hairpin'], a0['master'], a0['hairpin']) == ('other', False,
                                                                           'cni0', True)
@@ -192,9 +193,11 @@ def test_drift_is_corrected(lab):
 
 
 def test_absent_removes_pair(lab):
-    call(lab.args())
+    res = call(lab.args())
+    assert res['changed'] is True and not res.get('failed'), res
     res = call({'netns': lab.node, 'name': lab.veths[0], 'state': 'absent'}, check=True)
-    assert res['changed'] is True and link(lab.node, lab.veths[0]) is not None
+    assert res['changed'] is True, res
+    assert link(lab.node, lab.veths[0]) is not None
     res = call({'netns': lab.node, 'state': 'absent', 'pairs': [
         {'name': lab.veths[0]}, {'name': lab.veths[1], 'peer': 'eth0',
                                  'peer_netns': lab.pods[1]}]})

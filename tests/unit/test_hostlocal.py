@@ -4,6 +4,7 @@ Pure logic plus a real file system under tmp_path; no root needed. The compariso
 real plugin is in tests/integration/test_cni_ipam.py.
 """
 
+import errno
 import fcntl
 import os
 import subprocess
@@ -29,7 +30,7 @@ def req(*ids, **kw):
 def snapshot(path):
     """Every file under path -> (bytes, mode), to prove a store is unchanged."""
     out = {}
-    for root, _, files in os.walk(path):
+    for root, _dirs, files in os.walk(path):
         for f in files:
             p = os.path.join(root, f)
             with open(p, 'rb') as fh:
@@ -106,6 +107,9 @@ def test_requests_refuse_duplicates_and_bad_ip():
     rng = Range('10.244.1.0/24')
     with pytest.raises(HostLocalError, match='listed twice'):
         req('a', 'a', rng=rng)
+    with pytest.raises(HostLocalError, match="ifname must be a non-empty string, got ''"):
+        req('a', ifname='', rng=rng)
+    assert validate_requests([{'container_id': 'a'}], 'present', rng)[0]['ifname'] == 'eth0'
     for ip, word in (('10.244.1.1', "gateway"), ('10.244.2.7', 'not in range set'),
                      ('10.244.1.255', 'not in range set'), ('10.244.1.x', "'10.244.1.x'")):
         with pytest.raises(HostLocalError, match=word):
@@ -334,9 +338,28 @@ import sys
 sys.path.insert(0, %r)
 from ansible_collections.k8slab.podnet.plugins.module_utils.hostlocal import *
 res = ensure(%r, 'cbr0', Range('10.244.1.0/24'), validate_requests(
-    [dict(container_id='child', ifname='eth0')], 'present'))
+    [dict(container_id=sys.argv[1], ifname='eth0')], 'present'))
 print(res['allocations'][0]['ip'])
 """
+
+
+def child(data_dir, container_id='child'):
+    return subprocess.Popen([sys.executable, '-c', CHILD % (os.path.join(ROOT, '.collections'),
+                                                            data_dir), container_id],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def test_store_directory_made_concurrently_is_fine(tmp_path, monkeypatch):
+    """Another allocator creating the store directory between our check and our mkdir (the
+    EEXIST race of a fresh store) is not an error, as with Go's MkdirAll."""
+    real_mkdir = os.mkdir
+
+    def someone_else_first(path, mode=0o777):
+        real_mkdir(path, mode)
+        raise OSError(errno.EEXIST, 'File exists', path)
+    monkeypatch.setattr(os, 'mkdir', someone_else_first)
+    res = ensure(str(tmp_path / 'a' / 'b'), 'cbr0', Range('10.244.1.0/24'), req('x'))
+    assert res['allocations'][0]['ip'] == '10.244.1.2/24'
 
 
 def test_flock_excludes_a_concurrent_allocation(tmp_path):
@@ -346,17 +369,15 @@ def test_flock_excludes_a_concurrent_allocation(tmp_path):
     store.mkdir()
     fd = os.open(str(store / 'lock'), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o750)
     fcntl.flock(fd, fcntl.LOCK_EX)
-    child = subprocess.Popen([sys.executable, '-c', CHILD % (os.path.join(ROOT, '.collections'),
-                                                             str(tmp_path))],
-                             stdout=subprocess.PIPE, text=True)
+    proc = child(str(tmp_path))
     try:
         time.sleep(1.0)
-        assert child.poll() is None and not (store / '10.244.1.2').exists(), \
+        assert proc.poll() is None and not (store / '10.244.1.2').exists(), \
             'allocated while the lock was held'
         # what host-local would do while holding the lock: take .2 itself
         (store / '10.244.1.2').write_bytes(b'plugin\r\neth0')
         (store / 'last_reserved_ip.0').write_bytes(b'10.244.1.2')
     finally:
         os.close(fd)
-        out, _ = child.communicate(timeout=20)
+        out = proc.communicate(timeout=20)[0]
     assert out.strip() == '10.244.1.3/24'

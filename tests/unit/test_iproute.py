@@ -285,3 +285,21 @@ def test_veth_refuses_what_is_in_the_way():
                   view)
     with pytest.raises(IprouteError, match="'br' in netns 'node' already exists as a bridge"):
         plan_veth(veth_specs([dict(pair, name='br', peer='eth1')], netns='node'), view)
+
+
+def test_veth_peer_resolution():
+    """Pairs as ``ip -j -d addr show`` describes them: the peer's name in the same namespace,
+    else link_netnsid (numbered from the reading namespace) and link_index."""
+    ids = {None: {0: 'pod', 1: 'other'}, 'pod': {}}
+    host = {'ifindex': 7, 'ifname': 'v1', 'link_index': 2, 'link_netnsid': 0}
+    raw = {None: {7: host}, 'pod': {2: {'ifindex': 2, 'ifname': 'eth0', 'link_index': 7,
+                                        'link_netnsid': 0}}}
+    assert veth.View._peer(None, host, ids, raw) == ('pod', 'eth0')
+    # an eth0 with the right index whose own peer is someone else: not our pair
+    raw['pod'][2]['link_index'] = 9
+    assert veth.View._peer(None, host, ids, raw) == ('pod', None)
+    # the other end in a namespace that was not read, or has no name
+    assert veth.View._peer(None, dict(host, link_netnsid=1), ids, raw) == ('other', None)
+    assert veth.View._peer(None, dict(host, link_netnsid=5), ids, raw) == (None, None)
+    assert veth.View._peer('pod', {'ifindex': 3, 'ifname': 'va', 'link': 'vb'}, ids, raw) == (
+        'pod', 'vb')

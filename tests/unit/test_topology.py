@@ -129,6 +129,13 @@ def test_node_name_too_long_for_a_switch_port():
          "'worker-number-one'", 'at most 15')
 
 
+def test_unknown_pod_keys_and_bad_ports():
+    only(errors(pods=PODS + [{'name': 'db', 'node': 'node-1', 'image': 'mysql'}]),
+         'pod db', 'image')
+    only(errors(pods=PODS + [{'name': 'db', 'node': 'node-1', 'port': 0}]), 'pod db', 'port 0')
+    assert errors(pods=PODS + [{'name': 'db', 'node': 'node-1', 'port': 8080}]) == []
+
+
 def test_unknown_workload():
     only(errors(pods=PODS + [{'name': 'db', 'node': 'node-1', 'workload': 'mysql'}]),
          'db', "'mysql'")
@@ -195,6 +202,6 @@ def test_ipam_containers_and_veth_pairs():
 
 
 def test_filters_registered():
-    assert set(FilterModule().filters()) >= {'topology_errors', 'hostgw_peers', 'cidr_host',
-                                              'pod_veth_name', 'pod_veth_pairs',
-                                              'ipam_containers'}
+    wanted = {'topology_errors', 'hostgw_peers', 'cidr_host', 'pod_veth_name', 'pod_veth_pairs',
+              'ipam_containers'}
+    assert set(FilterModule().filters()) >= wanted

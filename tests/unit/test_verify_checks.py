@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
 
 from ansible.errors import AnsibleFilterError  # noqa: E402
 from ansible_collections.k8slab.podnet.plugins.filter.verify import (  # noqa: E402
-    verify_checks, verify_probes, verify_report, verify_select, verify_table)
+    verify_checks, verify_junit, verify_probes, verify_report, verify_select, verify_table)
 
 NODES = {
     'controlplane': {'eth1_ip': '192.168.56.10', 'pod_cidr': '10.244.0.0/24'},
@@ -185,3 +185,42 @@ def test_report_and_table(checks):
     assert table[0].split() == ['check', 'source', 'target', 'expected', 'observed', 'result']
     assert table[2].endswith('FAIL') and 'node-1/httpd (10.244.1.3)' in table[2]
     assert table[-1] == '2 checks: 0 passed, 2 failed'
+
+
+def test_checks_grow_linearly_with_pods():
+    # 200 pods: one address check per pod and one reach per pod and node, plus a fixed
+    # number per node pair - a big lab still verifies in one probe call per node.
+    pods = [dict(name='p%d' % i, node=sorted(NODES)[i % 3], workload='sleep') for i in range(200)]
+    facts = dict((n, {'ipam': {}}) for n in NODES)
+    for i, pod in enumerate(pods):
+        base = NODES[pod['node']]['pod_cidr'].rsplit('.', 1)[0]
+        facts[pod['node']]['ipam']['%s.%d' % (base, 2 + i // 3)] = {
+            'container_id': pod['name'], 'ifname': 'eth0'}
+    checks = verify_checks(dict(nodes=NODES, pods=pods), facts)
+    assert len(checks) <= 4 * len(pods) + 10 * len(NODES) ** 2
+    assert not [c for c in checks if c.get('error')]
+
+
+def test_junit_xml_escapes_and_counts(checks):
+    import xml.etree.ElementTree as ET
+    c = checks['http node-2/client-2 -> node-1/httpd']
+    rows = verify_report([c, checks['path node-2 -> node-1 eth1']], [dict(
+        name=c['name'], passed=False, expected="HTTP 200 containing 'pod httpd'",
+        observed='HTTP 500, 3 bytes', reason='expected <200> & "body"', attempts=3,
+        duration=0.5)])
+    root = ET.fromstring(verify_junit(rows))
+    assert (root.get('tests'), root.get('failures')) == ('2', '2')
+    cases = root.findall('testsuite/testcase')
+    assert [x.get('classname') for x in cases] == ['verify.http', 'verify.path']
+    failure = cases[0].find('failure')
+    assert failure.get('message') == 'expected <200> & "body"'
+    assert 'observed: HTTP 500, 3 bytes' in failure.text
+    assert 'target: node-1/httpd (10.244.1.3)' in failure.text
+
+
+def test_node_order_limits_the_checks_to_those_nodes():
+    # --limit node-1,node-2: nothing from or to controlplane, its pod included.
+    lab = dict(LAB, node_order=['node-1', 'node-2'])
+    checks = verify_checks(lab, FACTS, dict(outside_ip='203.0.113.1'))
+    assert checks and not [c for c in checks if 'controlplane' in c['name']]
+    assert 'path node-2/client-2 -> node-1/httpd' in [c['name'] for c in checks]

@@ -140,3 +140,23 @@ def test_httpd_answers_from_every_node_and_pod(host):
                      for p in PODS if p['node'] == node and p['name'] != web['name']]
     out = sh(host, ' && '.join(cmds))
     assert out.count(web['name']) >= len(cmds), out
+
+
+def test_seed_path_with_the_real_traceroute(host):
+    """The seed's exercise with traceroute(8) itself, not the collection's probe: a pod on
+    every other node reaches httpd through its own cni0 gateway and node-1's eth1."""
+    import testinfra
+    node = node_of(host)
+    web = next(p for p in PODS if p['workload'] == 'httpd')
+    client = next((p for p in PODS if p['node'] == node and p['name'] != web['name']), None)
+    if node == web['node'] or client is None:
+        pytest.skip('the seed traces from a pod on another node')
+    web_host = testinfra.get_host('ansible://%s' % web['node'], force_ansible=True,
+                                  ansible_inventory=host.backend.ansible_inventory)
+    ip = next(ip for ip, owner in observe(web_host)['store'].items()
+              if owner.startswith(web['name'] + '\r\n'))
+    out = sh(host, 'ip netns exec %s traceroute -n -q 1 -w 1 -m 5 %s' % (client['name'], ip))
+    # ' 1  10.244.2.1  0.067 ms': the hop number, then the address (or '*').
+    hops = [line.split()[1] for line in out.splitlines()[1:] if line.split()]
+    gateway = ipaddress.ip_network(NODES[node]['pod_cidr']).network_address + 1
+    assert hops == [str(gateway), NODES[web['node']]['eth1_ip'], ip], out

@@ -1,0 +1,84 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 k8slab.podnet developers
+# MIT License (see LICENSE)
+"""Action plugin for k8slab.podnet.verify_report: everything happens on the controller, in this
+process - merging the nodes' probe results into the checks, writing verify.json and
+verify.xml, the table - so the report costs milliseconds instead of three module runs."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import json
+import os
+import tempfile
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.k8slab.podnet.plugins.filter.verify import (
+    verify_junit, verify_report, verify_table)
+
+
+def _write(path, text):
+    """Atomic write: a reader never sees half a report."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.%s.' % os.path.basename(path))
+    try:
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        _valid, args = self.validate_argument_spec(argument_spec=dict(
+            checks=dict(type='list', elements='dict', required=True),
+            results=dict(type='list', elements='dict', default=[]),
+            dest=dict(type='path', required=True),
+            info=dict(type='dict', default={}),
+            table_width=dict(type='int', default=0),
+            fail=dict(type='bool', default=True),
+        ))
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp
+
+        rows = verify_report(args['checks'], args['results'])
+        failed = [r for r in rows if not r['passed']]
+        dest = args['dest']
+        summary = dict(args['info'])
+        summary.update(
+            generated=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'),
+            checks=len(rows), failed=len(failed), results=rows)
+        report = os.path.join(dest, 'verify.json')
+        junit = os.path.join(dest, 'verify.xml')
+        # Written in check mode too: the report is output, not managed state.
+        try:
+            if not os.path.isdir(dest):
+                os.makedirs(dest)
+            _write(report, json.dumps(summary, indent=2, sort_keys=True) + '\n')
+            _write(junit, '<?xml version="1.0" encoding="UTF-8"?>\n' + verify_junit(rows) + '\n')
+        except (OSError, IOError) as e:
+            raise AnsibleActionFail('cannot write the verification report to %s: %s' % (dest, e))
+
+        result.update(changed=False, report=report, junit=junit, checks=len(rows),
+                      failed_checks=[r['name'] for r in failed],
+                      table=verify_table(rows, args['table_width'] or None))
+        if failed and args['fail']:
+            result['failed'] = True
+            result['msg'] = '\n- '.join(
+                ['%d of %d checks failed (report: %s):' % (len(failed), len(rows), report)] +
+                [r['failure'] for r in failed])
+        else:
+            result['msg'] = '%d checks: %d passed, %d failed (report: %s)' % (
+                len(rows), len(rows) - len(failed), len(failed), report)
+        # Like debug: show the table even without -v.
+        result['_ansible_verbose_always'] = True
+        return result

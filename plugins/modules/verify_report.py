@@ -1,0 +1,112 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 k8slab.podnet developers
+# MIT License (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: verify_report
+short_description: Report verification results - one table, JSON and JUnit XML files, failure
+version_added: 0.1.0
+description:
+  - Merges the results of M(k8slab.podnet.probe) runs into the checks they came from, prints
+    one table (check, source, target, expected, observed, result), writes C(verify.json) and
+    C(verify.xml) (JUnit, one test case per check) into O(dest) on the controller, and fails
+    naming every failed check with its expected and observed result.
+  - A check without a result fails as C(not probed) with the reason - its target could not be
+    resolved, or its node did not answer.
+  - Runs entirely on the controller (an action plugin), in milliseconds.
+author: k8slab.podnet developers (@k8slab)
+options:
+  checks:
+    description:
+      - The checks, as the C(k8slab.podnet.verify_checks) filter makes them (name, kind, source,
+        to, target and the expectation).
+    type: list
+    elements: dict
+    required: true
+  results:
+    description: The C(results) of every node's M(k8slab.podnet.probe) run, in one list.
+    type: list
+    elements: dict
+    default: []
+  dest:
+    description: Directory on the controller for C(verify.json) and C(verify.xml); created if missing.
+    type: path
+    required: true
+  info:
+    description: Extra top-level fields of the JSON report, for example the lab's name.
+    type: dict
+    default: {}
+  table_width:
+    description: Truncate table columns to this many characters; C(0) never truncates.
+    type: int
+    default: 0
+  fail:
+    description: Fail when a check failed. With C(false) the report is only written and shown.
+    type: bool
+    default: true
+attributes:
+  action:
+    support: full
+    description: Runs on the controller as an action plugin.
+  check_mode:
+    support: full
+    description: The report is output, not managed state, so it is written in check mode too.
+  diff_mode:
+    support: none
+    description: Reports are not compared.
+  platform:
+    support: full
+    platforms: posix
+    description: Writes files on the controller only.
+seealso:
+  - module: k8slab.podnet.probe
+'''
+
+EXAMPLES = r'''
+- name: Report on the controller
+  k8slab.podnet.verify_report:
+    checks: "{{ my_checks }}"
+    results: "{{ groups['k8s_cluster'] | map('extract', hostvars, ['probed', 'results']) | flatten(levels=1) }}"
+    dest: "{{ playbook_dir }}/reports"
+    info:
+      lab: "{{ lab_name }}"
+  run_once: true
+'''
+
+RETURN = r'''
+table:
+  description: The table as text, one line per check and a summary line.
+  returned: always
+  type: str
+  sample: |-
+    check                         source        target          expected       observed       result
+    path controlplane -> node-1   controlplane  192.168.56.11   192.168.56.11  192.168.56.11  PASS
+    1 checks: 1 passed, 0 failed
+report:
+  description: Path of the JSON report (lab info, counts, and one record per check).
+  returned: always
+  type: str
+  sample: /home/me/k8slab/reports/verify.json
+junit:
+  description: Path of the JUnit XML report.
+  returned: always
+  type: str
+  sample: /home/me/k8slab/reports/verify.xml
+checks:
+  description: How many checks were reported.
+  returned: always
+  type: int
+  sample: 57
+failed_checks:
+  description: Names of the failed checks.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+'''

@@ -73,8 +73,8 @@ class PlaybookResult(object):
         return sum(s.get('failures', 0) + s.get('unreachable', 0) for s in stats)
 
     def __repr__(self):
-        return 'PlaybookResult(rc=%s)\nSTDOUT:\n%s\nSTDERR:\n%s' % (self.rc, self.stdout[-6000:],
-                                                                  self.stderr[-3000:])
+        return 'PlaybookResult(rc=%s)\nSTDOUT:\n%s\nSTDERR:\n%s' % (
+            self.rc, self.stdout[-6000:], self.stderr[-3000:])
 
 
 def run_playbook(playbook_yaml, inventory='localhost,', check=False, diff=False,
@@ -98,7 +98,7 @@ def run_playbook(playbook_yaml, inventory='localhost,', check=False, diff=False,
     cmd += list(args)
     try:
         proc = subprocess.run(cmd, cwd=ROOT, env=ansible_env(**(env or {})),
-                              capture_output=True, text=True, timeout=900)
+                              capture_output=True, text=True, timeout=900, check=False)
     finally:
         if tmp:
             os.unlink(tmp)
@@ -115,7 +115,7 @@ def run_module(module, module_args, check=False, diff=False):
 
 def sh(cmd, check=True):
     """Run a shell command (for setting up and inspecting real state in tests)."""
-    proc = subprocess.run(cmd, shell=True, capture_output=True, text=True)
+    proc = subprocess.run(cmd, shell=True, capture_output=True, text=True, check=False)
     if check and proc.returncode != 0:
         raise AssertionError('%s -> rc=%d\n%s%s' % (cmd, proc.returncode, proc.stdout, proc.stderr))
     return proc.stdout
@@ -139,7 +139,7 @@ def netns_cleanup():
     names = []
     yield names
     for name in names:
-        subprocess.run(['ip', 'netns', 'del', name], capture_output=True)
+        subprocess.run(['ip', 'netns', 'del', name], capture_output=True, check=False)
 
 
 @pytest.fixture

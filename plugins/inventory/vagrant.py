@@ -86,7 +86,8 @@ cache: true
 cache_plugin: ansible.builtin.jsonfile
 cache_connection: ~/.cache/k8slab.podnet/inventory
 
-# Another layout: every machine in one group, a variable for all.
+---
+# Another layout (another file): every machine in one group, a variable for all.
 plugin: k8slab.podnet.vagrant
 vagrant_cwd: ../..
 parent_group: lab

@@ -32,7 +32,7 @@ description:
   - Changes are applied in one C(ip -batch) run and undone if any of them fails.
   - IPv4 only.
 version_added: "1.0.0"
-author: k8slab.podnet developers
+author: k8slab.podnet developers (@k8slab)
 options:
   dev:
     description:

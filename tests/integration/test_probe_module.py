@@ -57,7 +57,7 @@ def mini(uid, netns_cleanup):
                                    'http.server', '-d', www, '80'],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   start_new_session=True)
-        for _ in range(50):
+        for _attempt in range(50):
             if ':50 ' in sh('ip netns exec %s-p1 cat /proc/net/tcp' % p, check=False):
                 break  # 0x50 = port 80 listening
             time.sleep(0.1)

@@ -17,6 +17,7 @@ from ansible_collections.k8slab.podnet.plugins.module_utils.probe import (  # no
     SO_EE_ORIGIN_LOCAL, classify_hop, echo_request, evaluate, icmp_checksum,
     parse_extended_err, parse_icmp_reply, select_route)
 
+
 def ee(origin, icmp_type, code, offender=None, err=113):
     """A struct sock_extended_err followed by the offender's sockaddr_in, as the kernel
     sends it with IP_RECVERR."""

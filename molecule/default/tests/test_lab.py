@@ -120,8 +120,8 @@ def test_hostgw_routes_go_over_eth1_never_eth0(host):
             continue
         match = [r for r in routes if r['dst'] == spec['pod_cidr']]
         assert len(match) == 1, (peer, routes)
-        assert (match[0].get('gateway'), match[0]['dev']) == (spec['eth1_ip'],
-                                                               LAB['public_iface'])
+        assert (match[0].get('gateway'), match[0]['dev']) == (
+            spec['eth1_ip'], LAB['public_iface'])
     for r in routes:
         if r['dst'] != 'default' and ipaddress.ip_network(r['dst']).subnet_of(cluster):
             assert r['dev'] != LAB['nat_iface'], r

@@ -12,26 +12,13 @@ __metaclass__ = type
 import datetime
 import json
 import os
-import tempfile
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.k8slab.podnet.plugins.module_utils.files import write_atomic
 from ansible_collections.k8slab.podnet.plugins.filter.verify import (
     verify_junit, verify_report, verify_table)
-
-
-def _write(path, text):
-    """Atomic write: a reader never sees half a report."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.%s.' % os.path.basename(path))
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 class ActionModule(ActionBase):
@@ -63,8 +50,8 @@ class ActionModule(ActionBase):
         try:
             if not os.path.isdir(dest):
                 os.makedirs(dest)
-            _write(report, json.dumps(summary, indent=2, sort_keys=True) + '\n')
-            _write(junit, '<?xml version="1.0" encoding="UTF-8"?>\n' + verify_junit(rows) + '\n')
+            write_atomic(report, json.dumps(summary, indent=2, sort_keys=True) + '\n')
+            write_atomic(junit, '<?xml version="1.0" encoding="UTF-8"?>\n' + verify_junit(rows) + '\n')
         except (OSError, IOError) as e:
             raise AnsibleActionFail('cannot write the verification report to %s: %s' % (dest, e))
 

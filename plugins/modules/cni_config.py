@@ -107,9 +107,9 @@ gateway:
 import ipaddress
 import json
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.k8slab.podnet.plugins.module_utils.files import read_text, write_atomic
 
 
 def conflist(p):
@@ -141,29 +141,6 @@ def conflist(p):
 def subnet_env(p, gateway):
     return ('FLANNEL_NETWORK=%s\nFLANNEL_SUBNET=%s\nFLANNEL_MTU=%d\nFLANNEL_IPMASQ=%s\n'
             % (p['cluster_cidr'], gateway, p['mtu'], 'true' if p['ipmasq'] else 'false'))
-
-
-def read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except (IOError, OSError):
-        return None
-
-
-def write(path, text):
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o755)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.%s.' % os.path.basename(path))
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, path)
-    except Exception:
-        os.unlink(tmp)
-        raise
 
 
 def main():
@@ -213,7 +190,7 @@ def main():
 
     diffs = []
     for path in (p['conf_file'], p['subnet_file']):
-        before, after = read(path), wanted[path]
+        before, after = read_text(path), wanted[path]
         if before == after or (after is None and not os.path.lexists(path)):
             continue
         result['changed_files'].append(path)
@@ -225,7 +202,7 @@ def main():
             if after is None:
                 os.unlink(path)
             else:
-                write(path, after)
+                write_atomic(path, after, makedirs=True)
         except (IOError, OSError) as e:
             module.fail_json(msg='cannot %s %s: %s' % ('remove' if after is None else 'write',
                                                        path, e), **result)

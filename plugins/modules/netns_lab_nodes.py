@@ -105,6 +105,7 @@ import signal
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.k8slab.podnet.plugins.module_utils.files import write_atomic
 
 STATE_DIR = '/run/k8slab'
 NETNS_DIR = '/run/netns'
@@ -158,10 +159,7 @@ def read_json(path, default):
 
 
 def write_json(path, data):
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-    os.rename(tmp, path)
+    write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 class Lab(object):

@@ -170,6 +170,7 @@ import sys
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.k8slab.podnet.plugins.module_utils.files import read_text, write_atomic
 
 NETNS_DIR = '/run/netns'
 
@@ -213,23 +214,6 @@ def default_page(pod, node):
             '<body><h1>Hello from %s</h1></body></html>\n' % (where, where))
 
 
-def read_file(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except (IOError, OSError):
-        return None
-
-
-def write_file(path, text):
-    """Atomic write: a reader (the server) never sees half a page."""
-    tmp = '%s.tmp%d' % (path, os.getpid())
-    with open(tmp, 'w') as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.rename(tmp, path)
-
-
 def ns_inode(path):
     try:
         st = os.stat(path)
@@ -239,19 +223,19 @@ def ns_inode(path):
 
 
 def alive(pid):
-    stat = read_file('/proc/%d/stat' % pid)
+    stat = read_text('/proc/%d/stat' % pid)
     # The state letter follows the parenthesised command name; a zombie has exited.
     return stat is not None and stat.rsplit(')', 1)[-1].split()[0] not in ('Z', 'X')
 
 
 def cmdline(pid):
-    raw = read_file('/proc/%d/cmdline' % pid)
+    raw = read_text('/proc/%d/cmdline' % pid)
     return raw.split('\0') if raw else []
 
 
 def server_pid(pod_dir):
     """The pid from the pidfile if it is a live http.server of this pod, else None."""
-    raw = read_file(os.path.join(pod_dir, 'pid'))
+    raw = read_text(os.path.join(pod_dir, 'pid'))
     try:
         pid = int(raw.strip())
     except (AttributeError, ValueError):
@@ -271,7 +255,7 @@ def server_port(pid):
 def listening(pid, port):
     """True when the process's namespace has a TCP socket listening on port (LISTEN = 0A)."""
     for table in ('tcp', 'tcp6'):
-        text = read_file('/proc/%d/net/%s' % (pid, table)) or ''
+        text = read_text('/proc/%d/net/%s' % (pid, table)) or ''
         for line in text.splitlines()[1:]:
             fields = line.split()
             if len(fields) > 3 and fields[3] == '0A' and int(fields[1].rsplit(':', 1)[1], 16) == port:
@@ -312,11 +296,11 @@ def start(module, pod, pod_dir, netns_path):
     except ValueError:
         raise WorkloadError('pod %s: could not start the HTTP server (rc=%d): %s'
                             % (pod['name'], rc, (err or out).strip()))
-    write_file(os.path.join(pod_dir, 'pid'), '%d\n' % pid)
+    write_atomic(os.path.join(pod_dir, 'pid'), '%d\n' % pid)
     deadline = time.time() + 10
     while time.time() < deadline:
         if not alive(pid):
-            tail = (read_file(log) or '')[-600:]
+            tail = (read_text(log) or '')[-600:]
             raise WorkloadError('pod %s: the HTTP server exited at once: %s'
                                 % (pod['name'], tail.strip()))
         if listening(pid, pod['port']):
@@ -386,10 +370,10 @@ def reconcile(module, pod, run_dir, state, result):
             os.makedirs(www, 0o755)
     server = os.path.join(pod_dir, 'server.py')
     for path, text in ((index, page), (server, SERVER)):
-        if read_file(path) != text:
+        if read_text(path) != text:
             result['files'].append(path)
             if not check:
-                write_file(path, text)
+                write_atomic(path, text)
     if pid and server in result['files']:
         # A new server program takes effect on restart.
         result['stopped'].append(name)

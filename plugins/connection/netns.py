@@ -122,19 +122,10 @@ from ansible.plugins.connection import ConnectionBase
 from ansible.plugins.connection.local import Connection as LocalConnection
 from ansible.utils.display import Display
 from ansible.utils.path import unfrackpath
+from ansible_collections.k8slab.podnet.plugins.module_utils.netns_lab import (
+    NETNS_DIR, mount_ns_file, node_netns, pinned, uts_ns_file)
 
 display = Display()
-
-NETNS_DIR = '/run/netns'
-STATE_DIR = '/run/k8slab'
-
-
-def is_pinned_namespace(path):
-    """True when path is an nsfs bind mount (a pinned namespace), not just a plain file."""
-    try:
-        return os.stat(path).st_dev == os.stat('/proc/self/ns/net').st_dev
-    except OSError:
-        return False
 
 
 class Connection(LocalConnection):
@@ -146,22 +137,22 @@ class Connection(LocalConnection):
     def _node_paths(self):
         lab = self.get_option('lab_name')
         node = self.get_option('node') or self._play_context.remote_addr
-        netns = self.get_option('netns') or '%s-%s' % (lab, node)
-        mount_ns = self.get_option('mount_ns') or os.path.join(STATE_DIR, lab, 'mnt', node)
-        uts_ns = self.get_option('uts_ns') or os.path.join(STATE_DIR, lab, 'uts', node)
+        netns = self.get_option('netns') or node_netns(lab, node)
+        mount_ns = self.get_option('mount_ns') or mount_ns_file(lab, node)
+        uts_ns = self.get_option('uts_ns') or uts_ns_file(lab, node)
         return node, os.path.join(NETNS_DIR, netns), mount_ns, uts_ns
 
     def _connect(self):
         if not self._connected:
             node, netns_file, mount_ns, uts_ns = self._node_paths()
-            missing = [p for p in (netns_file, mount_ns) if not is_pinned_namespace(p)]
+            missing = [p for p in (netns_file, mount_ns) if pinned(p) is None]
             if missing:
                 raise AnsibleConnectionFailure(
                     'lab node %r does not exist (%s is not a pinned namespace): run '
                     'playbooks/netns_lab_up.yml first' % (node, ', '.join(missing)))
             nsenter = shutil.which(self.get_option('nsenter')) or self.get_option('nsenter')
             self._enter = [nsenter, '--mount=%s' % mount_ns]
-            if is_pinned_namespace(uts_ns):
+            if pinned(uts_ns) is not None:
                 self._enter.append('--uts=%s' % uts_ns)
             self._enter.append('--net=%s' % netns_file)
             display.vvv('ENTER LAB NODE %s: %s' % (node, ' '.join(self._enter)),

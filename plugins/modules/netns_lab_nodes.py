@@ -106,9 +106,9 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8slab.podnet.plugins.module_utils.files import write_atomic
+from ansible_collections.k8slab.podnet.plugins.module_utils.netns_lab import (
+    NETNS_DIR, STATE_DIR, lab_dir, pinned)
 
-STATE_DIR = '/run/k8slab'
-NETNS_DIR = '/run/netns'
 HOST_DIRS = os.path.join(STATE_DIR, 'host-dirs.json')
 LAB_RE = re.compile(r'^[a-z0-9]([a-z0-9-]*[a-z0-9])?$')
 NODE_RE = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$')
@@ -137,19 +137,6 @@ def parse_mountinfo(text):
     return mounts
 
 
-def nsfs_dev():
-    return os.stat('/proc/self/ns/net').st_dev
-
-
-def pinned(path):
-    """The inode of the namespace pinned at path, or None."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_ino if st.st_dev == nsfs_dev() else None
-
-
 def read_json(path, default):
     try:
         with open(path) as f:
@@ -167,7 +154,7 @@ class Lab(object):
         self.module = module
         p = module.params
         self.lab = p['lab']
-        self.base = os.path.join(STATE_DIR, self.lab)
+        self.base = lab_dir(self.lab)
         self.mnt_dir = os.path.join(self.base, 'mnt')
         self.uts_dir = os.path.join(self.base, 'uts')
         self.record = os.path.join(self.base, 'lab.json')

@@ -53,8 +53,8 @@ options:
       - name: k8slab_mount_ns
   uts_ns:
     description:
-      - File the node's UTS namespace (its host name) is pinned to. Not entered when the file
-        is not a pinned namespace.
+      - File the node's UTS namespace (its host name) is pinned to. Entered only when a
+        namespace is pinned there (a plain file is not), as C(scripts/k8slab exec) does.
       - Defaults to C(/run/k8slab/<lab_name>/uts/<node>).
     type: path
     vars:
@@ -123,7 +123,7 @@ from ansible.plugins.connection.local import Connection as LocalConnection
 from ansible.utils.display import Display
 from ansible.utils.path import unfrackpath
 from ansible_collections.k8slab.podnet.plugins.module_utils.netns_lab import (
-    NETNS_DIR, mount_ns_file, node_netns, pinned, uts_ns_file)
+    NETNS_DIR, mount_ns_file, node_netns, nsenter_options, pinned, uts_ns_file)
 
 display = Display()
 
@@ -151,10 +151,8 @@ class Connection(LocalConnection):
                     'lab node %r does not exist (%s is not a pinned namespace): run '
                     'playbooks/netns_lab_up.yml first' % (node, ', '.join(missing)))
             nsenter = shutil.which(self.get_option('nsenter')) or self.get_option('nsenter')
-            self._enter = [nsenter, '--mount=%s' % mount_ns]
-            if pinned(uts_ns) is not None:
-                self._enter.append('--uts=%s' % uts_ns)
-            self._enter.append('--net=%s' % netns_file)
+            # The same options as `k8slab exec`: one function decides on the UTS namespace.
+            self._enter = [nsenter] + nsenter_options(mount_ns, netns_file, uts_ns)
             display.vvv('ENTER LAB NODE %s: %s' % (node, ' '.join(self._enter)),
                         host=self._play_context.remote_addr)
         return super(Connection, self)._connect()

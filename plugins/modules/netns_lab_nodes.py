@@ -31,11 +31,16 @@ description:
     them here because their processes must be killed first, in one step.
 options:
   lab:
-    description: Name of the lab.
+    description:
+      - Name of the lab, the prefix of its namespaces - at most 16 lower-case letters, digits
+        and C(-), starting and ending with a letter or digit.
     type: str
     required: true
   nodes:
-    description: Node names (the inventory hosts). Teardown also finds nodes on its own.
+    description:
+      - Node names (the inventory hosts). Teardown also finds nodes on its own.
+      - A node's name names its switch ports, so it is 1 to 15 letters, digits, C(_), C(.) or
+        C(-), starting and ending with a letter or digit, and not C(vboxnet0).
     type: list
     elements: str
     default: []
@@ -107,11 +112,9 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8slab.podnet.plugins.module_utils.files import write_atomic
 from ansible_collections.k8slab.podnet.plugins.module_utils.netns_lab import (
-    NETNS_DIR, STATE_DIR, lab_dir, pinned)
+    HOST_DIRS_FILE, NETNS_DIR, STATE_DIR, lab_dir, lab_name_error, mount_ns_dir, mount_ns_file,
+    node_dir, node_name_error, pinned, record_file, uts_ns_dir, uts_ns_file)
 
-HOST_DIRS = os.path.join(STATE_DIR, 'host-dirs.json')
-LAB_RE = re.compile(r'^[a-z0-9]([a-z0-9-]*[a-z0-9])?$')
-NODE_RE = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$')
 TMPFS_SOURCE = 'k8slab-netns'
 
 
@@ -155,9 +158,9 @@ class Lab(object):
         p = module.params
         self.lab = p['lab']
         self.base = lab_dir(self.lab)
-        self.mnt_dir = os.path.join(self.base, 'mnt')
-        self.uts_dir = os.path.join(self.base, 'uts')
-        self.record = os.path.join(self.base, 'lab.json')
+        self.mnt_dir = mount_ns_dir(self.lab)
+        self.uts_dir = uts_ns_dir(self.lab)
+        self.record = record_file(self.lab)
         self.private_dirs = [os.path.normpath(d) for d in p['private_dirs']]
         self.check = module.check_mode
         self.commands = []
@@ -186,19 +189,19 @@ class Lab(object):
                                          '/proc/self/mountinfo'], change=False))
 
     def node_file(self, node):
-        return os.path.join(self.mnt_dir, node)
+        return mount_ns_file(self.lab, node)
 
     def node_dir(self, node, path=''):
-        return os.path.join(self.base, 'nodes', node) + path
+        return node_dir(self.lab, node, path)
 
     def note_host_dir(self, path):
         """Remember a directory that the lab had to create on the host."""
         if self.check:
             return
-        data = read_json(HOST_DIRS, [])
+        data = read_json(HOST_DIRS_FILE, [])
         if path not in data:
             data.append(path)
-            write_json(HOST_DIRS, data)
+            write_json(HOST_DIRS_FILE, data)
 
     # ---- present ---------------------------------------------------------------------
     def present(self, nodes, namespaces):
@@ -233,7 +236,7 @@ class Lab(object):
 
     def present_node(self, node):
         mnt_file = self.node_file(node)
-        uts_file = os.path.join(self.uts_dir, node)
+        uts_file = uts_ns_file(self.lab, node)
         if pinned(mnt_file) is None:
             if not os.path.exists(mnt_file):
                 self.run(['touch', mnt_file])
@@ -311,7 +314,7 @@ class Lab(object):
             mnt_file = self.node_file(node)
             if pods.get(node):
                 self.run(['nsenter', '--mount=' + mnt_file, 'ip', '-all', 'netns', 'delete'])
-            for path in (mnt_file, os.path.join(self.uts_dir, node)):
+            for path in (mnt_file, uts_ns_file(self.lab, node)):
                 if pinned(path):
                     self.run(['umount', path])
         for ns in namespaces:
@@ -399,9 +402,9 @@ class Lab(object):
         """Directories created for the labs go when the last lab has gone."""
         if not os.path.isdir(STATE_DIR):
             return
-        if [e for e in os.listdir(STATE_DIR) if e != os.path.basename(HOST_DIRS)]:
+        if [e for e in os.listdir(STATE_DIR) if e != os.path.basename(HOST_DIRS_FILE)]:
             return  # another lab still uses them
-        for path in sorted(read_json(HOST_DIRS, []), key=lambda t: -t.count('/')):
+        for path in sorted(read_json(HOST_DIRS_FILE, []), key=lambda t: -t.count('/')):
             if not os.path.isdir(path) or os.listdir(path):
                 continue
             if path == NETNS_DIR and any(m['target'] == NETNS_DIR for m in self.host_mounts()):
@@ -411,13 +414,14 @@ class Lab(object):
 
 
 def validate(lab, nodes, namespaces):
-    if not LAB_RE.match(lab or ''):
-        raise LabError('lab %r is invalid: use lower-case letters, digits and "-", starting and '
-                       'ending with a letter or digit' % (lab,))
+    """Names by the lab's rules (module_utils/netns_lab.py); LabError names the option."""
+    error = lab_name_error(lab)
+    if error:
+        raise LabError('lab: ' + error)
     for node in nodes:
-        if not NODE_RE.match(node) or len(node) > 15:
-            raise LabError('node name %r is invalid: at most 15 letters, digits, "_", "." or '
-                           '"-" (it names the node\'s switch ports)' % (node,))
+        error = node_name_error(node)
+        if error:
+            raise LabError('nodes: ' + error)
     for ns in namespaces:
         if '/' in ns or ns in ('.', '..') or not ns or len(ns) > 255:
             raise LabError('namespace name %r is invalid' % (ns,))

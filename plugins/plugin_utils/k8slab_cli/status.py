@@ -1,0 +1,117 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 k8slab.podnet developers
+# MIT License (see LICENSE)
+"""k8slab status: the lab's nodes, their addresses, their pods and the pods' IPs, read live."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import subprocess
+import sys
+
+from ansible_collections.k8slab.podnet.plugins.module_utils.netns_lab import NETNS_DIR
+from ansible_collections.k8slab.podnet.plugins.plugin_utils.k8slab_cli.lab import (
+    Lab, Subcommand, pick_lab, print_table, run_json)
+
+
+def status_data(lab):
+    """{lab, up, nodes: [{name, netns, up, addresses: {ifname: [cidr]}, pods: [{name, ip,
+    store, pid}]}]} for a Lab."""
+    nodes = []
+    for node in lab.nodes():
+        entry = {'name': node, 'netns': lab.netns(node), 'up': lab.has_node(node),
+                 'addresses': {}, 'pods': []}
+        nodes.append(entry)
+        if not entry['up']:
+            continue
+        for link in run_json(['ip', '-j', '-n', lab.netns(node), '-4', 'addr', 'show']):
+            if link['ifname'] != 'lo' and link.get('addr_info'):
+                entry['addresses'][link['ifname']] = ['%s/%s' % (a['local'], a['prefixlen'])
+                                                      for a in link['addr_info']]
+        # The pods: the node's own /run/netns, each pod's eth0 read live in one nsenter.
+        script = ('for f in %s/*; do [ -e "$f" ] || continue; p=${f##*/}; '
+                  'echo "$p $(ip -n "$p" -j -4 addr show dev eth0 2>/dev/null)"; done' % NETNS_DIR)
+        out = subprocess.run(lab.enter_mount(node) + ['sh', '-c', script],
+                             capture_output=True, text=True, check=False).stdout
+        store = ipam_store(lab, node)
+        for line in out.splitlines():
+            pod, dummy, addr = line.partition(' ')
+            ips = [('%s/%s' % (a['local'], a['prefixlen']))
+                   for link in (json.loads(addr) if addr.strip() else [])
+                   for a in link.get('addr_info', [])]
+            entry['pods'].append({'name': pod, 'ip': ips[0] if ips else None,
+                                  'store': store.get(pod), 'pid': workload_pid(lab, node, pod)})
+    return {'lab': lab.name, 'up': lab.up, 'nodes': nodes}
+
+
+def ipam_store(lab, node):
+    """container id -> 'network:ip' from the node's host-local store."""
+    found = {}
+    top = lab.node_path(node, '/var/lib/cni/networks')
+    for network in sorted(os.listdir(top)) if os.path.isdir(top) else []:
+        for name in os.listdir(os.path.join(top, network)):
+            if name == 'lock' or name.startswith('last_reserved_ip'):
+                continue
+            try:
+                with open(os.path.join(top, network, name), newline='') as f:
+                    container = f.read().split('\r\n')[0].strip()
+            except (IOError, OSError):
+                continue
+            found[container] = '%s:%s' % (network, name)
+    return found
+
+
+def workload_pid(lab, node, pod):
+    """The pid of the pod's workload when it runs, else None."""
+    for name in ('pid', '%s.pid' % pod):
+        try:
+            with open(lab.node_path(node, '/run/podnet/%s/%s' % (pod, name))) as f:
+                pid = int(f.read().split()[0])
+        except (IOError, OSError, ValueError, IndexError):
+            continue
+        return pid if os.path.exists('/proc/%d' % pid) else None
+    return None
+
+
+def run(args):
+    lab = Lab(pick_lab(args))
+    data = status_data(lab)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0 if data['up'] else 1
+    if not data['up']:
+        print('lab %s is not up (k8slab up builds it)' % lab.name, file=sys.stderr)
+        return 1
+    first = ['eth0', 'eth1', 'cni0']
+    ifaces = sorted({i for n in data['nodes'] for i in n['addresses']},
+                    key=lambda i: (first.index(i) if i in first else len(first), i))
+    rows = [['NODE', 'NETNS'] + [i.upper() for i in ifaces]]
+    for n in data['nodes']:
+        rows.append([n['name'], n['netns'] if n['up'] else n['netns'] + ' (missing)']
+                    + [','.join(n['addresses'].get(i, ['-'])) for i in ifaces])
+    print('lab %s' % lab.name)
+    print_table(rows)
+    rows = [['NODE/POD', 'IP', 'IPAM STORE', 'WORKLOAD PID']]
+    for n in data['nodes']:
+        for p in n['pods']:
+            rows.append(['%s/%s' % (n['name'], p['name']), p['ip'] or '-', p['store'] or '-',
+                         p['pid'] or '-'])
+    print()
+    if len(rows) > 1:
+        print_table(rows)
+    else:
+        print('no pods')
+    return 0
+
+
+def arguments(parser):
+    parser.add_argument('--json', action='store_true', help='as JSON')
+
+
+STATUS = Subcommand(
+    'status', 'nodes, addresses, pods',
+    ['k8slab status [--json]            nodes, their addresses, pods and their IPs, read live'],
+    run, arguments)

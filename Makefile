@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 NETNS_INV := inventories/netns
 MODULES := $(basename $(notdir $(wildcard plugins/modules/*.py)))
 
-.PHONY: bench help deps lab lab-down status test test-unit test-doc test-sanity test-lint test-integration test-molecule
+.PHONY: bench help deps lab lab-down status test test-unit test-doc test-sanity test-targets test-galaxy test-oldest test-lint test-integration test-molecule
 
 help:
 	@echo "make lab        build the single-host lab (network namespaces) and verify it"
@@ -36,7 +36,7 @@ lab-down: deps
 status:
 	@$(K8SLAB) status
 
-test: deps test-unit test-doc test-sanity test-lint test-integration test-molecule
+test: deps test-unit test-doc test-sanity test-lint test-galaxy test-targets test-integration test-molecule test-oldest
 
 test-unit:
 	$(BIN)/pytest -q tests/unit
@@ -54,7 +54,37 @@ test-doc:
 	done; echo "ansible-doc: $$n plugins render"
 
 test-sanity:
-	bash scripts/sanity.sh
+	bash scripts/ansible-test.sh sanity
+
+# The reusable modules' targets (tests/integration/targets/), as ansible-test runs them.
+test-targets:
+	bash scripts/ansible-test.sh integration
+
+# Galaxy's own import check on the built tarball (galaxy-importer in a virtualenv of its own:
+# it pins its own ansible-core and ansible-lint).
+GALAXY_VENV := .venv-galaxy
+test-galaxy:
+	@[ -x $(GALAXY_VENV)/bin/python ] && [ ! requirements-galaxy.txt -nt $(GALAXY_VENV)/.installed ] || { \
+	  python3 -m venv $(GALAXY_VENV) && $(GALAXY_VENV)/bin/pip install -q -r requirements-galaxy.txt 2>&1 \
+	    | { grep -v "is ignored: it is neither a file nor a directory" || true; }; touch $(GALAXY_VENV)/.installed; }
+	rm -rf build/galaxy && mkdir -p build/galaxy
+	$(BIN)/ansible-galaxy collection build --force --output-path build/galaxy
+	cd build/galaxy && ../../$(GALAXY_VENV)/bin/python -m galaxy_importer.main k8slab-podnet-*.tar.gz | tee importer.log
+	@! grep -qE '^(ERROR|WARNING)' build/galaxy/importer.log || { echo "galaxy-importer reported errors or warnings"; exit 1; }
+	$(GALAXY_VENV)/bin/antsibull-changelog lint
+
+# The oldest ansible-core this collection claims (meta/runtime.yml), in a second virtualenv:
+# unit tests, sanity and one lab build + verification (the newest runs in .venv).
+OLDEST_VENV := .venv-oldest
+test-oldest:
+	@[ -x $(OLDEST_VENV)/bin/ansible-playbook ] && [ ! requirements-oldest.txt -nt $(OLDEST_VENV)/.installed ] || { \
+	  python3 -m venv $(OLDEST_VENV) && $(OLDEST_VENV)/bin/pip install -q -r requirements-oldest.txt 2>&1 \
+	    | { grep -v "is ignored: it is neither a file nor a directory" || true; }; touch $(OLDEST_VENV)/.installed; }
+	$(OLDEST_VENV)/bin/python -c 'from ansible.release import __version__ as v; print("ansible-core", v)'
+	$(OLDEST_VENV)/bin/pytest -q tests/unit
+	VENV=$(OLDEST_VENV) bash scripts/ansible-test.sh sanity
+	PATH=$(CURDIR)/$(OLDEST_VENV)/bin:$$PATH scripts/k8slab --lab kgoldest up; rc=$$?; \
+	  PATH=$(CURDIR)/$(OLDEST_VENV)/bin:$$PATH scripts/k8slab --lab kgoldest down; exit $$rc
 
 test-lint:
 	$(BIN)/ansible-lint --profile production --nocolor

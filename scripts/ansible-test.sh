@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Runs `ansible-test sanity` on this collection with the .venv's ansible-test and the local
-# Python, no containers. ansible-test insists on running from a directory named
+# Runs `ansible-test` on this collection with a virtualenv's ansible-test and the local Python,
+# no containers. ansible-test insists on running from a directory named
 # ansible_collections/<namespace>/<name>/, so the collection's files (tracked and untracked,
 # minus ignored ones and the .collections symlink loop) are copied into such a temporary tree.
-# Extra arguments go to ansible-test, e.g.: scripts/sanity.sh --test validate-modules
+#   scripts/ansible-test.sh sanity [--test validate-modules ...]
+#   scripts/ansible-test.sh integration [netns bridge ...]   (tests/integration/targets/)
+# VENV=<dir> picks another virtualenv (CI tests the oldest supported ansible-core that way).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-venv=$root/.venv
+venv=${VENV:-$root/.venv}
+case $venv in /*) ;; *) venv=$root/$venv ;; esac
+command=${1:?usage: scripts/ansible-test.sh sanity|integration [ARGS]}
+shift
 export PATH="$venv/bin:$PATH"
 pyver=$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
@@ -46,20 +51,11 @@ else
     | tar -xf - -C "$dest"
 fi
 
-# validate-modules demands a GPLv3 header in every module and documented plugin; this
-# collection is MIT (LICENSE, galaxy.yml), so that one check is ignored for those files -- and
-# nothing else is. (Filter and test plugins are not checked.)
-corever=$("$venv/bin/python" -c 'from ansible.release import __version__ as v; print(".".join(v.split(".")[:2]))')
-ignore=$dest/tests/sanity/ignore-$corever.txt
-mkdir -p "$(dirname "$ignore")"
-(cd "$dest" && for f in plugins/{modules,become,cache,callback,cliconf,connection,httpapi,inventory,lookup,netconf,shell,strategy,vars}/*.py; do
-   if [ -e "$f" ] && [ "${f##*/}" != __init__.py ]; then
-     echo "$f validate-modules:missing-gplv3-license  # MIT-licensed collection"
-   fi
- done) >> "$ignore"
-
 cd "$dest"
-echo "ansible-test sanity (ansible-core $corever, Python $pyver) in $dest"
+corever=$("$venv/bin/python" -c 'from ansible.release import __version__ as v; print(".".join(v.split(".")[:2]))')
+echo "ansible-test $command (ansible-core $corever, Python $pyver) in $dest"
+extra=()
+[ "$command" != integration ] || extra=(--allow-root)
 # The filter drops pip's noise about this machine's extra local indexes lacking a package.
-ansible-test sanity --python "$pyver" --local --color no "$@" 2>&1 \
+ansible-test "$command" --python "$pyver" --local --color no "${extra[@]}" "$@" 2>&1 \
   | { grep --line-buffered -v "is ignored: it is neither a file nor a directory" || true; }

@@ -83,8 +83,8 @@ test-oldest:
 	$(OLDEST_VENV)/bin/python -c 'from ansible.release import __version__ as v; print("ansible-core", v)'
 	$(OLDEST_VENV)/bin/pytest -q tests/unit
 	VENV=$(OLDEST_VENV) bash scripts/ansible-test.sh sanity
-	PATH=$(CURDIR)/$(OLDEST_VENV)/bin:$$PATH scripts/k8slab --lab kgoldest up; rc=$$?; \
-	  PATH=$(CURDIR)/$(OLDEST_VENV)/bin:$$PATH scripts/k8slab --lab kgoldest down; exit $$rc
+	K8SLAB_ANSIBLE_BIN=$(CURDIR)/$(OLDEST_VENV)/bin scripts/k8slab --lab kgoldest up; rc=$$?; \
+	  K8SLAB_ANSIBLE_BIN=$(CURDIR)/$(OLDEST_VENV)/bin scripts/k8slab --lab kgoldest down; exit $$rc
 
 test-lint:
 	$(BIN)/ansible-lint --profile production --nocolor

@@ -11,6 +11,7 @@ __metaclass__ = type
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -98,7 +99,15 @@ def ansible_env():
 
 
 def ansible_bin(name):
-    return os.path.join(ROOT, '.venv', 'bin', name)
+    """Path of an Ansible program: from $K8SLAB_ANSIBLE_BIN (a directory), else the checkout's
+    .venv (make deps), else the PATH (an installed collection)."""
+    for where in (os.environ.get('K8SLAB_ANSIBLE_BIN'), os.path.join(ROOT, '.venv', 'bin')):
+        if where and os.access(os.path.join(where, name), os.X_OK):
+            return os.path.join(where, name)
+    found = shutil.which(name)
+    if not found:
+        fail('%s not found: run `make deps` in the checkout, or put Ansible on the PATH' % name)
+    return found
 
 
 def inventory_lab_name(inventory):

@@ -185,9 +185,10 @@ def test_shipped_inventory_groups_vars_and_group_vars(fake):
     assert hv['node-1']['ansible_user'] == 'vagrant'
     assert hv['node-1']['ansible_port'] == 22
     assert hv['node-1']['vagrant_state'] == 'running'
-    # group_vars is the netns lab's (symlink): same topology data for every backend.
-    assert os.readlink(os.path.join(ROOT, 'inventories', 'vagrant', 'group_vars')) == \
-        '../netns/group_vars'
+    # group_vars/all: the shared topology and the vagrant backend's traits (links).
+    gv = os.path.join(ROOT, 'inventories', 'vagrant', 'group_vars', 'all')
+    assert os.readlink(os.path.join(gv, 'lab.yml')) == '../../../topology.yml'
+    assert os.readlink(os.path.join(gv, 'backend.yml')) == '../../../../backends/vagrant.yml'
     # One `vagrant status` and one `vagrant ssh-config` for all machines.
     assert fake.calls() == ['status --machine-readable', 'ssh-config']
 

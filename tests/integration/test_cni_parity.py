@@ -220,3 +220,60 @@ def diff(a, b, path=''):
             out += diff(x, y, '%s[%d]' % (path, n))
         return out
     return [] if a == b else ['%s: %r != %r' % (path, a, b)]
+
+
+def test_parity_options_converge_and_refuse_bad_values(ways):
+    way = ways('o')
+    bridge = {'name': 'cni0', 'addresses': ['10.244.1.1/24'], 'mac': '0A:58:0a:f4:01:01',
+              'accept_ra': 0, 'broadcast': True}
+    veth = {'name': 'vethhgopt', 'peer': 'eth0', 'peer_netns': way.pod, 'master': 'cni0',
+            'addresses': ['10.244.1.2/24'], 'routes': [{'dst': 'default', 'via': '10.244.1.1'}],
+            'txqueuelen': 0, 'accept_ra': 0, 'peer_arp_notify': True, 'peer_accept_dad': 0,
+            'broadcast': True}
+    tasks = [{'name': 'bridge', 'k8slab.podnet.bridge': bridge},
+             {'name': 'veth', 'k8slab.podnet.veth': veth}]
+    assert way.play(tasks).changed == 2
+    assert way.play(tasks).changed == 0
+
+    # Drift in every managed setting; the next run puts it back (and says what it ran).
+    sh('ip -n %s link set dev cni0 address 0a:58:0a:f4:01:02' % way.node)
+    sh('ip netns exec %s sysctl -qw net.ipv6.conf.cni0.accept_ra=1 '
+       'net.ipv6.conf.vethhgopt.accept_ra=2' % way.node)
+    sh('ip -n %s link set dev vethhgopt txqueuelen 500' % way.node)
+    sh('ip netns exec %s sysctl -qw net.ipv4.conf.eth0.arp_notify=0 '
+       'net.ipv6.conf.eth0.accept_dad=1' % way.pod)
+    sh('ip -n %s addr del 10.244.1.2/24 dev eth0 && ip -n %s addr add 10.244.1.2/24 dev eth0 '
+       '&& ip -n %s route add default via 10.244.1.1' % (way.pod, way.pod, way.pod))
+    res = way.play(tasks)
+    assert res.changed == 2
+    cmds = res.task('bridge')['commands'] + res.task('veth')['commands']
+    for fragment in ('address 0a:58:0a:f4:01:01', 'accept_ra=0', 'txqueuelen 0',
+                     'arp_notify=1', 'accept_dad=0', 'broadcast 10.244.1.255',
+                     'route replace default via 10.244.1.1'):
+        assert any(fragment in c for c in cmds), (fragment, cmds)
+    assert way.play(tasks).changed == 0
+    assert [r['dst'] for r in ipj('-n %s route show' % way.pod)] == ['default', '10.244.1.0/24']
+
+    # Bad values fail naming the option and the value, and change nothing.
+    for task, fragment in (
+            ({'k8slab.podnet.bridge': dict(bridge, name='hgbr1', mac='01:00:5e:00:00:01')},
+             "mac '01:00:5e:00:00:01'"),
+            ({'k8slab.podnet.bridge': dict(bridge, name='hgbr1', accept_ra=3)}, 'accept_ra 3'),
+            ({'k8slab.podnet.bridge': {'name': 'hgbr1', 'broadcast': True}},
+             'broadcast of bridge hgbr1 needs addresses'),
+            ({'k8slab.podnet.veth': dict(veth, name='vethhgbad', peer='eth1', txqueuelen=-1)},
+             'txqueuelen -1'),
+            ({'k8slab.podnet.veth': dict(veth, name='vethhgbad', peer='eth1',
+                                         peer_accept_dad=5)}, 'peer_accept_dad 5')):
+        path = os.path.join(way.tmp, 'bad.yml')
+        with open(path, 'w') as f:
+            f.write('- hosts: localhost\n  connection: local\n  gather_facts: false\n'
+                    '  tasks: [%s]\n' % json.dumps(dict(task, name='bad')))
+        proc = subprocess.run(['ip', 'netns', 'exec', way.node,
+                               os.path.join(BIN, 'ansible-playbook'), '-i', 'localhost,', path],
+                              cwd=ROOT, env=ansible_env(), capture_output=True, text=True,
+                              timeout=300, check=False)
+        res = PlaybookResult(proc).task('bad')
+        assert res.get('failed') and fragment in res['msg'], (fragment, res)
+    names = [l['ifname'] for l in ipj('-n %s link show' % way.node)]
+    assert 'hgbr1' not in names and 'vethhgbad' not in names

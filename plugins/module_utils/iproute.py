@@ -389,7 +389,7 @@ class Sysctls(object):
     def commands(self):
         return ['%ssysctl -w %s=%s' % ('ip netns exec %s ' % ns if ns else '',
                                        p[len('/proc/sys/'):].replace('/', '.'), v)
-                for ns, p, v, _ in self.planned]
+                for ns, p, v, _old in self.planned]
 
     def _write(self, netns, path, value):
         if not netns:
@@ -408,7 +408,7 @@ class Sysctls(object):
         for ns, path, value, old in self.planned:
             error = self._write(ns, path, value)
             if error:
-                for dns, dpath, _, dold in reversed(done):
+                for dns, dpath, _value, dold in reversed(done):
                     if dold is not None:
                         self._write(dns, dpath, dold)
                 raise IprouteError('cannot set %s to %s%s: %s' % (

@@ -511,7 +511,7 @@ def result_drift(result, netns, links_in, routes_in):
         for route in result['routes']:
             dst = str(ipaddress.ip_network(route['dst'], strict=False))
             gw = route.get('gw')
-            if (dst, gw) not in have and not (gw is None and any(d == dst for d, _ in have)):
+            if (dst, gw) not in have and not (gw is None and any(d == dst for d, _gw in have)):
                 findings.append('route %s%s is missing in %s'
                                 % (dst, ' via %s' % gw if gw else '', netns))
     return findings

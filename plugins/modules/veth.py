@@ -718,7 +718,7 @@ def plan_cni_parity(planner, sysctls, spec, before, after):
                    ('accept_dad', conf_sysctl('ipv6', peer, 'accept_dad'),
                     spec['peer_accept_dad'])])):
         wanted = [(k, p, int(v)) for k, p, v in wanted if v is not None]
-        current = sysctls.read(end_ns, [p for _, p, _ in wanted]) if wanted and not new else {}
+        current = sysctls.read(end_ns, [w[1] for w in wanted]) if wanted and not new else {}
         for key, path, value in wanted:
             if current.get(path) is not None:
                 before[key] = int(current[path])

@@ -218,7 +218,7 @@ def test_many_pods_in_one_call_and_plugin_check_for_cni_1_0(node):
         {'type': 'portmap', 'capabilities': {'portMappings': True}}]})
     pods = [node.pod(n) for n in (1, 2)]
     att = {'attachments': [{'container_id': 'hgsandbox%d' % n, 'netns': netns}
-                           for n, (_, netns) in enumerate(pods)]}
+                           for n, (_pod, netns) in enumerate(pods)]}
     res = node.run(att)
     assert res['changed'] is True, res
     assert [a['action'] for a in res['attachments']] == ['added', 'added']

@@ -170,7 +170,7 @@ def test_add_chains_prev_result_and_caches(tmp_path, plugins):
     rt = runtime(tmp_path, bindir, ['one', 'two'])
     result = rt.add(ATT)
     assert result['by'] == 'two'
-    (_, _, c1), (_, _, c2) = calls(log)
+    c1, c2 = [conf for _cmd, _name, conf in calls(log)]
     assert 'prevResult' not in c1 and c2['prevResult']['by'] == 'one'
     assert c2['name'] == 'net' and c2['cniVersion'] == '0.4.0'
     assert rt.cache_read(ATT)['result'] == result
@@ -190,7 +190,7 @@ def test_failed_add_is_rolled_back(tmp_path, plugins):
     with pytest.raises(CNIError) as e:
         rt.add(ATT)
     assert (e.value.code, e.value.msg, e.value.plugin) == (4, 'nope', 'type="bad" name="net"')
-    assert [(c, n) for c, n, _ in calls(log)] == [
+    assert [(c, n) for c, n, _conf in calls(log)] == [
         ('ADD', 'one'), ('ADD', 'bad'), ('DEL', 'two'), ('DEL', 'bad'), ('DEL', 'one')]
     assert rt.cache_read(ATT) is None
 
@@ -225,18 +225,18 @@ def test_flannel_emulated_saves_and_consumes_its_delegate(tmp_path, plugins):
     assert rt.plan[0]['flannel_emulated'] is True
     rt.add(ATT)
     scratch = tmp_path / 'flannel' / 'c1'
-    (_, name, delegate), (_, _, second) = calls(log)
+    (_cmd, name, delegate), second = calls(log)[0], calls(log)[1][2]
     assert name == 'bridge' and scratch.read_text() == libcni.go_json(delegate)
     assert delegate['ipMasq'] is True and delegate['ipam']['ranges'] == [
         [{'subnet': '10.244.1.0/24'}]]
     assert second['prevResult']['by'] == 'bridge'
     log.write_text('')
     rt.delete(ATT)
-    assert [(c, n) for c, n, _ in calls(log)] == [('DEL', 'one'), ('DEL', 'bridge')]
+    assert [(c, n) for c, n, _conf in calls(log)] == [('DEL', 'one'), ('DEL', 'bridge')]
     assert calls(log)[1][2] == delegate and not scratch.exists()
     log.write_text('')
     rt.delete(ATT)          # no saved delegate: flannel's DEL has nothing to do
-    assert [(c, n) for c, n, _ in calls(log)] == [('DEL', 'one')]
+    assert [(c, n) for c, n, _conf in calls(log)] == [('DEL', 'one')]
 
 
 def test_result_drift():

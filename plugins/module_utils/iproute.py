@@ -315,3 +315,102 @@ class Iproute(object):
 def fail(module, error, **kwargs):
     """fail_json with the message of an IprouteError (or any exception)."""
     module.fail_json(msg=str(error), **kwargs)
+
+
+# ---- parity with the CNI bridge plugin: broadcast addresses and interface sysctls ----------
+def plan_broadcasts(ipr, dev, link, wanted, netns=None):
+    """Gives each IPv4 address of wanted the broadcast address of its subnet (``brd``), as the
+    CNI bridge plugin 1.1.1 sets it on the pod's and the bridge's addresses. Call after
+    plan_address_changes: a planned ``addr add`` gets ``broadcast BRD``; an existing address
+    without it is deleted and added again (the kernel does not change the broadcast of an
+    existing address). ``link`` is its ``ip -j addr show`` entry (None for a new link).
+    Returns True when an existing address was re-added (routes through it may be gone)."""
+    have = dict(('%s/%s' % (a['local'], a['prefixlen']), a.get('broadcast'))
+                for a in (link or {}).get('addr_info', []) if a.get('family') == 'inet')
+    readded = False
+    for a in wanted or []:
+        iface = ipaddress.ip_interface(a)
+        if iface.version != 4 or iface.network.prefixlen >= 31:
+            continue
+        brd = str(iface.network.broadcast_address)
+        adds = [c for c in ipr.changes if c.netns == netns and c.args[:3] == ['addr', 'add', a]
+                and c.args[3:] == ['dev', dev]]
+        if adds:
+            adds[-1].args += ['broadcast', brd]
+        elif str(iface) in have and have[str(iface)] != brd:
+            ipr.plan(['addr', 'del', a, 'dev', dev], netns=netns,
+                     undo=['addr', 'add', a, 'dev', dev])
+            ipr.plan(['addr', 'add', a, 'dev', dev, 'broadcast', brd], netns=netns,
+                     undo=['addr', 'del', a, 'dev', dev])
+            readded = True
+    return readded
+
+
+def conf_sysctl(family, ifname, key):
+    """Path of an interface sysctl, e.g. ('ipv6', 'cni0', 'accept_ra') ->
+    /proc/sys/net/ipv6/conf/cni0/accept_ra (a path, since interface names may hold dots)."""
+    return '/proc/sys/net/%s/conf/%s/%s' % (family, ifname, key)
+
+
+class Sysctls(object):
+    """Interface sysctls read and written in a named namespace (``ip netns exec NETNS``) or,
+    netns None, in the module's own. Writes are planned, then applied after the ip changes;
+    a failed write undoes the writes before it and raises IprouteError."""
+
+    def __init__(self, ipr):
+        self.ipr = ipr
+        self.planned = []   # (netns, path, value, old value or None)
+
+    def read(self, netns, paths):
+        """{path: value as str, or None when the file does not exist}."""
+        out = dict((p, None) for p in paths)
+        if not paths:
+            return out
+        if not netns:
+            for p in paths:
+                try:
+                    with open(p) as f:
+                        out[p] = f.read().strip()
+                except (IOError, OSError):
+                    pass
+            return out
+        rc, text, err = self.ipr.run([self.ipr.ip, 'netns', 'exec', netns, 'grep', '-H', '.']
+                                     + list(paths), check=False)
+        text = text.decode() if isinstance(text, bytes) else text
+        for line in text.splitlines():
+            path, sep, value = line.partition(':')
+            if sep and path in out:
+                out[path] = value.strip()
+        return out
+
+    def plan(self, netns, path, value, old=None):
+        self.planned.append((netns, path, str(value), old))
+
+    def commands(self):
+        return ['%ssysctl -w %s=%s' % ('ip netns exec %s ' % ns if ns else '',
+                                       p[len('/proc/sys/'):].replace('/', '.'), v)
+                for ns, p, v, _old in self.planned]
+
+    def _write(self, netns, path, value):
+        if not netns:
+            try:
+                with open(path, 'w') as f:
+                    f.write(value)
+                return None
+            except (IOError, OSError) as e:
+                return str(e)
+        rc, out, err = self.ipr.run([self.ipr.ip, 'netns', 'exec', netns, 'sh', '-c',
+                                     'echo "$1" > "$2"', 'sh', value, path], check=False)
+        return None if rc == 0 else (err or out or b'').strip()
+
+    def apply(self):
+        done = []
+        for ns, path, value, old in self.planned:
+            error = self._write(ns, path, value)
+            if error:
+                for dns, dpath, _value, dold in reversed(done):
+                    if dold is not None:
+                        self._write(dns, dpath, dold)
+                raise IprouteError('cannot set %s to %s%s: %s' % (
+                    path, value, ' in netns %r' % ns if ns else '', error))
+            done.append((ns, path, value, old))

@@ -49,6 +49,22 @@ options:
       - Forward delay in whole seconds (C(ip -d link) shows it in centiseconds).
       - 0 to 30; with O(stp) on the kernel requires 2 to 30.
     type: int
+  mac:
+    description:
+      - The bridge's MAC address, set explicitly so that it stays when ports come and go (a
+        bridge whose MAC was never set takes the lowest MAC of its ports). The CNI bridge
+        plugin pins its bridge's MAC the same way.
+    type: str
+  accept_ra:
+    description:
+      - The bridge's C(net.ipv6.conf.<name>.accept_ra) (0 to 2); the CNI bridge plugin sets
+        0, it owns the bridge's routes.
+    type: int
+  broadcast:
+    description:
+      - Whether each IPv4 address of O(addresses) carries its subnet's broadcast address
+        (C(brd)), as the CNI bridge plugin sets it. Needs O(addresses).
+    type: bool
   state:
     description: C(present) creates or corrects the bridge, C(absent) deletes it.
     type: str
@@ -87,6 +103,15 @@ options:
       forward_delay:
         description: See O(forward_delay).
         type: int
+      mac:
+        description: See O(mac).
+        type: str
+      accept_ra:
+        description: See O(accept_ra).
+        type: int
+      broadcast:
+        description: See O(broadcast).
+        type: bool
       state:
         description: See O(state).
         type: str
@@ -157,13 +182,18 @@ after:
                   stp: false, forward_delay: 15}}
 '''
 
+import re
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
     Iproute, IprouteError, is_up, link_addresses, link_kind, plan_address_changes,
     validate_ifname, validate_interface_cidr, validate_netns_name)
+from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
+    Sysctls, conf_sysctl, plan_broadcasts)
 
-FIELDS = ('name', 'addresses', 'mtu', 'up', 'stp', 'forward_delay', 'state', 'netns')
+FIELDS = ('name', 'addresses', 'mtu', 'up', 'stp', 'forward_delay', 'state', 'netns',
+          'mac', 'accept_ra', 'broadcast')
 # What a new bridge gets from the kernel when an option is not given.
 KERNEL_DEFAULTS = dict(addresses=[], mtu=1500, up=False, stp=False, forward_delay=15)
 
@@ -300,8 +330,51 @@ def plan_bridge(ipr, spec, link):
     return before, after
 
 
-def run(ipr, specs):
+MAC_RE = re.compile(r'^[0-9a-f]{2}(:[0-9a-f]{2}){5}$')
+
+
+def validate_cni_parity(specs):
+    """Checks mac, accept_ra and broadcast (the CNI bridge plugin's settings)."""
+    for spec in specs:
+        if spec['mac'] is not None:
+            mac = spec['mac'].lower()
+            if not MAC_RE.match(mac) or int(mac[:2], 16) & 1:
+                raise IprouteError('mac %r of bridge %s is not a unicast MAC address '
+                                   '(xx:xx:xx:xx:xx:xx)' % (spec['mac'], spec['name']))
+            spec['mac'] = mac
+        if spec['accept_ra'] is not None and spec['accept_ra'] not in (0, 1, 2):
+            raise IprouteError('accept_ra %r of bridge %s is not 0, 1 or 2'
+                               % (spec['accept_ra'], spec['name']))
+        if spec['broadcast'] and spec['addresses'] is None:
+            raise IprouteError('broadcast of bridge %s needs addresses' % spec['name'])
+
+
+def plan_cni_parity(ipr, sysctls, spec, link, before, after):
+    """Plans mac, broadcast and accept_ra of one present bridge, after plan_bridge."""
+    name, ns = spec['name'], spec['netns']
+    if spec['mac'] is not None:
+        if link is not None:
+            before['mac'] = link.get('address')
+        after['mac'] = spec['mac']
+        if link is None or link.get('address') != spec['mac']:
+            ipr.plan(['link', 'set', 'dev', name, 'address', spec['mac']], netns=ns,
+                     undo=['link', 'set', 'dev', name, 'address', link['address']]
+                     if link else None)
+    if spec['broadcast']:
+        plan_broadcasts(ipr, name, link, spec['addresses'], ns)
+    if spec['accept_ra'] is not None:
+        path = conf_sysctl('ipv6', name, 'accept_ra')
+        current = sysctls.read(ns, [path])[path] if link is not None else None
+        if current is not None:
+            before['accept_ra'] = int(current)
+        if current != str(spec['accept_ra']):
+            sysctls.plan(ns, path, spec['accept_ra'], current)
+        after['accept_ra'] = spec['accept_ra']
+
+
+def run(ipr, specs, sysctls=None):
     specs = validate(specs)
+    validate_cni_parity(specs)
     namespaces = sorted(set(s['netns'] for s in specs if s['netns']))
     if namespaces:
         existing = set(ipr.netns_list())
@@ -315,6 +388,8 @@ def run(ipr, specs):
     # deletions last: a deleted bridge cannot be brought back if a later change fails
     for spec in sorted(specs, key=lambda s: s['state'] == 'absent'):
         b, a = plan_bridge(ipr, spec, links[spec['netns']].get(spec['name']))
+        if spec['state'] != 'absent' and sysctls is not None:
+            plan_cni_parity(ipr, sysctls, spec, links[spec['netns']].get(spec['name']), b, a)
         before[key_of(spec)], after[key_of(spec)] = b, a
     return before, after
 
@@ -329,6 +404,9 @@ def main():
         forward_delay=dict(type='int'),
         state=dict(type='str', choices=['present', 'absent']),
         netns=dict(type='str'),
+        mac=dict(type='str'),
+        accept_ra=dict(type='int'),
+        broadcast=dict(type='bool'),
     )
     module = AnsibleModule(
         argument_spec=dict(
@@ -340,6 +418,9 @@ def main():
             forward_delay=dict(type='int'),
             state=dict(type='str', choices=['present', 'absent'], default='present'),
             netns=dict(type='str'),
+            mac=dict(type='str'),
+            accept_ra=dict(type='int'),
+            broadcast=dict(type='bool'),
             bridges=dict(type='list', elements='dict', options=element),
         ),
         mutually_exclusive=[('name', 'bridges'), ('addresses', 'bridges'), ('mtu', 'bridges'),
@@ -348,13 +429,21 @@ def main():
         supports_check_mode=True,
     )
     ipr = Iproute(module)
+    sysctls = Sysctls(ipr)
     try:
-        before, after = run(ipr, normalize(module.params))
+        before, after = run(ipr, normalize(module.params), sysctls)
         if ipr.changes and not module.check_mode:
             ipr.apply()
+        if sysctls.planned and not module.check_mode:
+            try:
+                sysctls.apply()
+            except IprouteError:
+                ipr.undo(ipr.changes)
+                raise
     except IprouteError as e:
-        module.fail_json(msg=str(e), commands=ipr.commands())
-    result = dict(changed=bool(ipr.changes), commands=ipr.commands(), before=before, after=after)
+        module.fail_json(msg=str(e), commands=ipr.commands() + sysctls.commands())
+    commands = ipr.commands() + sysctls.commands()
+    result = dict(changed=bool(commands), commands=commands, before=before, after=after)
     if module._diff:
         result['diff'] = dict(before=before, after=after)
     module.exit_json(**result)

@@ -16,10 +16,14 @@ description:
   - Writes the two files a flannel node carries, so a lab node can be compared with a real one
     - the CNI network configuration list (C(/etc/cni/net.d/10-flannel.conflist)) and flannel's
     lease file (C(/run/flannel/subnet.env)).
-  - The conflist is the one flannel's CNI plugin effectively runs - network C(cbr0), a
-    C(bridge) plugin on C(cni0) (isGateway, isDefaultGateway, hairpinMode, C(ipMasq) off when
-    flannel masquerades) with C(host-local) IPAM on the node's subnet and a route to the
-    cluster network, chained with C(portmap).
+  - The conflist is kube-flannel's own - network C(cbr0), C(cniVersion) 0.3.1, a C(flannel)
+    plugin whose C(delegate) sets C(hairpinMode) and C(isDefaultGateway), chained with
+    C(portmap). flannel's plugin (or M(k8slab.podnet.cni_attachment) where no flannel binary
+    is installed) expands it from C(subnet.env) into the C(bridge) plugin on C(cni0) with
+    C(host-local) IPAM on the node's subnet and a route to the cluster network.
+  - Settings that differ from flannel's defaults are written where flannel reads them - a
+    bridge other than C(cni0) as C(delegate.bridge), a non-default O(data_dir) as
+    C(ipam.dataDir) and a non-default O(subnet_file) as C(subnetFile) of the flannel plugin.
   - C(subnet.env) holds C(FLANNEL_NETWORK), C(FLANNEL_SUBNET) (the node's gateway address,
     e.g. C(10.244.1.1/24)), C(FLANNEL_MTU) and C(FLANNEL_IPMASQ), in flannel's order.
   - Both files in one call; missing parent directories are created. Files are replaced
@@ -113,28 +117,18 @@ from ansible_collections.k8slab.podnet.plugins.module_utils.files import read_te
 
 
 def conflist(p):
-    """The bridge + portmap chain flannel's CNI plugin hands to the bridge plugin."""
+    """kube-flannel's cni-conf.json; non-default paths and bridge where flannel reads them."""
+    flannel = {'type': 'flannel', 'delegate': {'hairpinMode': True, 'isDefaultGateway': True}}
+    if p['bridge'] != 'cni0':
+        flannel['delegate']['bridge'] = p['bridge']
+    if p['subnet_file'] != '/run/flannel/subnet.env':
+        flannel['subnetFile'] = p['subnet_file']
+    if p['data_dir'] != '/var/lib/cni/networks':
+        flannel['ipam'] = {'dataDir': p['data_dir']}
     return json.dumps({
         'name': p['network'],
         'cniVersion': '0.3.1',
-        'plugins': [
-            {
-                'type': 'bridge',
-                'bridge': p['bridge'],
-                'isGateway': True,
-                'isDefaultGateway': True,
-                'hairpinMode': True,
-                'ipMasq': not p['ipmasq'],
-                'mtu': p['mtu'],
-                'ipam': {
-                    'type': 'host-local',
-                    'ranges': [[{'subnet': p['subnet']}]],
-                    'routes': [{'dst': p['cluster_cidr']}],
-                    'dataDir': p['data_dir'],
-                },
-            },
-            {'type': 'portmap', 'capabilities': {'portMappings': True}},
-        ],
+        'plugins': [flannel, {'type': 'portmap', 'capabilities': {'portMappings': True}}],
     }, indent=2) + '\n'
 
 

@@ -90,6 +90,30 @@ options:
         up too (a fresh namespace has it down).
     type: bool
     default: true
+  txqueuelen:
+    description:
+      - Transmit queue length of both ends (C(ip link set txqueuelen)); the CNI bridge plugin
+        creates its veths with 0, the kernel's default is 1000.
+    type: int
+  accept_ra:
+    description:
+      - C(net.ipv6.conf.<name>.accept_ra) of O(name) (0 to 2); the CNI bridge plugin sets 0 on
+        the host end, it owns the routes of the interface.
+    type: int
+  peer_arp_notify:
+    description:
+      - C(net.ipv4.conf.<peer>.arp_notify) of O(peer) in O(peer_netns) (announce the pod's
+        address with a gratuitous ARP when the link comes up, as the CNI bridge plugin sets).
+    type: bool
+  peer_accept_dad:
+    description:
+      - C(net.ipv6.conf.<peer>.accept_dad) of O(peer) (0 to 2); the CNI bridge plugin sets 0.
+    type: int
+  broadcast:
+    description:
+      - Whether each IPv4 address of O(addresses) carries its subnet's broadcast address
+        (C(brd)), as the CNI bridge plugin sets it. Needs O(addresses).
+    type: bool
   state:
     description:
       - C(present) creates or corrects the pair; C(absent) deletes it (deleting one end
@@ -146,6 +170,21 @@ options:
             type: str
       up:
         description: See O(up).
+        type: bool
+      txqueuelen:
+        description: See O(txqueuelen).
+        type: int
+      accept_ra:
+        description: See O(accept_ra).
+        type: int
+      peer_arp_notify:
+        description: See O(peer_arp_notify).
+        type: bool
+      peer_accept_dad:
+        description: See O(peer_accept_dad).
+        type: int
+      broadcast:
+        description: See O(broadcast).
         type: bool
       state:
         description: See O(state).
@@ -259,10 +298,14 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
     Iproute, IprouteError, is_up, link_addresses, link_kind, plan_address_changes,
     route_dst, validate_address, validate_ifname, validate_interface_cidr, validate_netns_name)
+from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
+    Sysctls, conf_sysctl, plan_broadcasts)
 
 FIELDS = ('name', 'peer', 'netns', 'peer_netns', 'master', 'hairpin', 'mtu', 'addresses',
-          'routes', 'up', 'state')
-INHERITED = ('netns', 'master', 'hairpin', 'mtu', 'up', 'state')
+          'routes', 'up', 'state', 'txqueuelen', 'accept_ra', 'peer_arp_notify',
+          'peer_accept_dad', 'broadcast')
+INHERITED = ('netns', 'master', 'hairpin', 'mtu', 'up', 'state', 'txqueuelen', 'accept_ra',
+             'peer_arp_notify', 'peer_accept_dad', 'broadcast')
 DEFAULT_MTU = 1500  # what the kernel gives a new veth end when no MTU is asked for
 
 
@@ -404,7 +447,8 @@ def end_state(link):
             'master': link.get('master'),
             'hairpin': bool(info.get('info_slave_kind') == 'bridge'
                             and (info.get('info_slave_data') or {}).get('hairpin')),
-            'addresses': sorted(link_addresses(link)), 'peer': None}
+            'addresses': sorted(link_addresses(link)), 'peer': None,
+            'txqlen': link.get('txqlen', 0), 'addr_info': link.get('addr_info', [])}
 
 
 def parse_route(r, family):
@@ -624,8 +668,68 @@ def key_of(spec):
     return '%s/%s' % (spec['netns'], spec['name']) if spec['netns'] else spec['name']
 
 
-def run(ipr, specs):
+def validate_cni_parity(specs):
+    """Checks txqueuelen, accept_ra, peer_accept_dad and broadcast (the CNI bridge plugin's
+    settings)."""
+    for spec in specs:
+        if spec['txqueuelen'] is not None and not 0 <= spec['txqueuelen'] <= 2 ** 31 - 1:
+            raise IprouteError('txqueuelen %r of veth %s is negative or too large'
+                               % (spec['txqueuelen'], spec['name']))
+        for k in ('accept_ra', 'peer_accept_dad'):
+            if spec[k] is not None and spec[k] not in (0, 1, 2):
+                raise IprouteError('%s %r of veth %s is not 0, 1 or 2' % (k, spec[k], spec['name']))
+        if spec['broadcast'] and spec['addresses'] is None and spec['state'] == 'present':
+            raise IprouteError('broadcast of veth %s needs addresses' % spec['name'])
+
+
+def plan_cni_parity(planner, sysctls, spec, before, after):
+    """Plans txqueuelen, broadcast and the peer's sysctls of one present pair, after
+    Planner.present; adds what it manages to the pair's ``before`` (an existing pair's) and
+    ``after`` states."""
+    ns, name, pns, peer = spec['netns'], spec['name'], spec['peer_netns'], spec['peer']
+    host, far = planner.view.links[(ns, name)], planner.view.links[(pns, peer)]
+    new = bool(host.get('new'))
+    if spec['txqueuelen'] is not None:
+        for end_ns, end_name, end in ((ns, name, host), (pns, peer, far)):
+            old = end.get('txqlen', 1000)
+            if not new and end is host:
+                before['txqueuelen'] = old
+            if old != spec['txqueuelen']:
+                planner.set_link(end_ns, end_name, ['txqueuelen', str(spec['txqueuelen'])],
+                                 ['txqueuelen', str(old)], new)
+                end['txqlen'] = spec['txqueuelen']
+        after['txqueuelen'] = spec['txqueuelen']
+    if spec['broadcast']:
+        ipr = planner.ipr
+        saved, ipr.changes = ipr.changes, planner.config.setdefault(pns, [])
+        try:
+            readded = plan_broadcasts(ipr, peer, None if new else far, spec['addresses'], pns)
+        finally:
+            ipr.changes = saved
+        if readded:  # deleting the address flushed the routes through it: put them back
+            for r in planner.view.routes.get(pns, []):
+                r['stale'] = r['stale'] or r['dev'] == peer
+            for route in spec['routes'] or []:
+                planner.plan_route(pns, peer, route, new)
+    for end_ns, wanted in (
+            (ns, [('accept_ra', conf_sysctl('ipv6', name, 'accept_ra'), spec['accept_ra'])]),
+            (pns, [('arp_notify', conf_sysctl('ipv4', peer, 'arp_notify'),
+                    spec['peer_arp_notify']),
+                   ('accept_dad', conf_sysctl('ipv6', peer, 'accept_dad'),
+                    spec['peer_accept_dad'])])):
+        wanted = [(k, p, int(v)) for k, p, v in wanted if v is not None]
+        current = sysctls.read(end_ns, [w[1] for w in wanted]) if wanted and not new else {}
+        for key, path, value in wanted:
+            if current.get(path) is not None:
+                before[key] = int(current[path])
+            if current.get(path) != str(value):
+                sysctls.plan(end_ns, path, value, current.get(path))
+            after[key] = value
+
+
+def run(ipr, specs, sysctls=None):
     specs = validate(specs)
+    validate_cni_parity(specs)
     named = set()
     for spec in specs:
         named.update(ns for ns in (spec['netns'], spec['peer_netns']) if ns)
@@ -649,14 +753,22 @@ def run(ipr, specs):
 
     before = dict((key_of(s), pair_state(view, s)) for s in specs)
     planner = Planner(ipr, view)
+    parity = {}
     for spec in specs:
         if spec['state'] == 'present':
             planner.present(spec)
+            if sysctls is not None:
+                parity[key_of(spec)] = {}
+                plan_cni_parity(planner, sysctls, spec, before[key_of(spec)]
+                                if before[key_of(spec)]['state'] == 'present' else {},
+                                parity[key_of(spec)])
     for spec in specs:
         if spec['state'] == 'absent':
             planner.absent(spec)
     ipr.changes = planner.ordered()
     after = dict((key_of(s), pair_state(view, s)) for s in specs)
+    for key, managed in parity.items():
+        after[key].update(managed)
     return before, after
 
 
@@ -674,6 +786,11 @@ def main():
         routes=dict(type='list', elements='dict', options=route),
         up=dict(type='bool'),
         state=dict(type='str', choices=['present', 'absent']),
+        txqueuelen=dict(type='int'),
+        accept_ra=dict(type='int'),
+        peer_arp_notify=dict(type='bool'),
+        peer_accept_dad=dict(type='int'),
+        broadcast=dict(type='bool'),
     )
     module = AnsibleModule(
         argument_spec=dict(
@@ -688,6 +805,11 @@ def main():
             routes=dict(type='list', elements='dict', options=route),
             up=dict(type='bool', default=True),
             state=dict(type='str', choices=['present', 'absent'], default='present'),
+            txqueuelen=dict(type='int'),
+            accept_ra=dict(type='int'),
+            peer_arp_notify=dict(type='bool'),
+            peer_accept_dad=dict(type='int'),
+            broadcast=dict(type='bool'),
             pairs=dict(type='list', elements='dict', options=element),
         ),
         mutually_exclusive=[('name', 'pairs'), ('peer', 'pairs'), ('peer_netns', 'pairs'),
@@ -696,13 +818,21 @@ def main():
         supports_check_mode=True,
     )
     ipr = Iproute(module)
+    sysctls = Sysctls(ipr)
     try:
-        before, after = run(ipr, normalize(module.params))
+        before, after = run(ipr, normalize(module.params), sysctls)
         if ipr.changes and not module.check_mode:
             ipr.apply()
+        if sysctls.planned and not module.check_mode:
+            try:
+                sysctls.apply()
+            except IprouteError:
+                ipr.undo(ipr.changes)
+                raise
     except IprouteError as e:
-        module.fail_json(msg=str(e), commands=ipr.commands())
-    result = dict(changed=bool(ipr.changes), commands=ipr.commands(), before=before, after=after)
+        module.fail_json(msg=str(e), commands=ipr.commands() + sysctls.commands())
+    commands = ipr.commands() + sysctls.commands()
+    result = dict(changed=bool(commands), commands=commands, before=before, after=after)
     if module._diff:
         result['diff'] = dict(before=before, after=after)
     module.exit_json(**result)

@@ -29,20 +29,20 @@ def test_writes_flannel_files_idempotently(paths):
                             'FLANNEL_MTU=1500\nFLANNEL_IPMASQ=true\n')
     with open(paths['conf_file']) as f:
         conf = json.load(f)
-    bridge = conf['plugins'][0]
-    assert (conf['name'], conf['cniVersion'], bridge['type'], bridge['bridge']) == (
-        'cbr0', '0.3.1', 'bridge', 'cni0')
-    assert bridge['ipam'] == {'type': 'host-local', 'ranges': [[{'subnet': '10.244.2.0/24'}]],
-                              'routes': [{'dst': '10.244.0.0/16'}],
-                              'dataDir': '/var/lib/cni/networks'}
+    # kube-flannel's conflist; the non-default subnet file is where flannel's plugin reads it.
+    assert (conf['name'], conf['cniVersion']) == ('cbr0', '0.3.1')
+    assert conf['plugins'][0] == {
+        'type': 'flannel', 'delegate': {'hairpinMode': True, 'isDefaultGateway': True},
+        'subnetFile': paths['subnet_file']}
     assert conf['plugins'][1] == {'type': 'portmap', 'capabilities': {'portMappings': True}}
 
     res = run_module(M, args)[0]
     assert res['changed'] is False and res['changed_files'] == [], res
 
     # A changed setting rewrites only the file it appears in, and the diff shows it.
+    # (MTU and masquerading live in subnet.env only: flannel reads them from there.)
     res = run_module(M, dict(args, mtu=1450), diff=True)[0]
-    assert res['changed'] is True and len(res['changed_files']) == 2, res
+    assert res['changed'] is True and res['changed_files'] == [paths['subnet_file']], res
     res = run_module(M, dict(args, ipmasq=False), diff=True, check=True)[0]
     assert res['changed'] is True
 

@@ -239,19 +239,19 @@ def test_drift_is_repaired(built):
     assert res.rc == 0 and res.changed == 0, res
 
 
-def test_real_bridge_plugin_with_the_node_conflist_makes_the_same_pod(built):
-    """The real CNI bridge + host-local plugins, fed the node's own 10-flannel.conflist, add a
-    pod on node-2 next to the role's client-2: same routes, same kind of cni0 port, and an
-    address from the same store (round robin after the role's allocation)."""
-    conf = json.loads(built.sh('node-2', 'cat /etc/cni/net.d/10-flannel.conflist'))
-    plugin = dict(conf['plugins'][0], name=conf['name'], cniVersion=conf['cniVersion'])
-    env = ('CNI_COMMAND=%s CNI_CONTAINERID=cniref CNI_NETNS=/run/netns/cniref CNI_IFNAME=eth0 '
-           'CNI_PATH=/usr/lib/cni')
+def test_real_plugins_with_the_node_conflist_make_the_same_pod(built):
+    """The real CNI plugins, run by k8slab.podnet.cni_attachment from the node's own
+    kube-flannel conflist (flannel's delegate expanded from subnet.env), add a pod on node-2
+    next to the role's client-2: same routes, same kind of cni0 port, and an address from the
+    same store (round robin after the role's allocation)."""
+    play = ('- hosts: node-2\n  gather_facts: false\n  tasks:\n    - name: attach\n'
+            '      k8slab.podnet.cni_attachment:\n        state: "{{ st }}"\n'
+            '        attachments: [{container_id: cniref, netns: /run/netns/cniref}]\n')
     built.sh('node-2', 'ip netns add cniref')
     try:
-        out = built.sh('node-2', 'echo %s | %s /usr/lib/cni/bridge'
-                       % (shlex.quote(json.dumps(plugin)), env % 'ADD'))
-        result = json.loads(out)
+        res = built.play(play, extra={'st': 'present'})
+        assert res.rc == 0, res
+        result = res.task('attach', host='node-2')['attachments'][0]['result']
         assert result['ips'][0]['address'] == '10.244.2.3/24', result
         assert built.read('node-2', '/var/lib/cni/networks/cbr0/10.244.2.3') == 'cniref\r\neth0'
 
@@ -265,9 +265,10 @@ def test_real_bridge_plugin_with_the_node_conflist_makes_the_same_pod(built):
                     'routes': routes, 'master': port['master'], 'hairpin': port['hairpin']}
         assert pod_view('cniref') == pod_view('client-2')
     finally:
-        built.sh('node-2', 'echo %s | %s /usr/lib/cni/bridge; ip netns del cniref'
-                 % (shlex.quote(json.dumps(plugin)), env % 'DEL'), check=False)
-    # The plugin left the node as the roles want it.
+        res = built.play(play, extra={'st': 'absent'})
+        built.sh('node-2', 'ip netns del cniref', check=False)
+    assert res.rc == 0, res
+    # The plugins left the node as the roles want it.
     res = built.play('playbooks/cluster.yml')
     assert res.rc == 0 and res.changed == 0, res
 

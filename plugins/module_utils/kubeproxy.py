@@ -407,8 +407,3 @@ def proxy_rules(services, pods, cluster_cidr=None, random_fully=True):
     }
     return tables, report
 
-
-def pod_resolv_conf(namespace, nameserver='10.96.0.10', domain=CLUSTER_DOMAIN):
-    """The resolv.conf kubelet writes for a pod with dnsPolicy ClusterFirst."""
-    return ('search %s.svc.%s svc.%s %s\nnameserver %s\noptions ndots:5\n'
-            % (namespace, domain, domain, domain, nameserver))

@@ -149,10 +149,10 @@ def query(server, name, qtype='A', port=53, timeout=2.0):
     rcode = data[3] & 0x0F
     qd, an = struct.unpack('>HH', data[4:8])
     off = 12
-    for _ in range(qd):
+    for dummy in range(qd):
         off = _read_name(data, off)[1] + 4
     answers = []
-    for _ in range(an):
+    for dummy in range(an):
         off = _read_name(data, off)[1]
         rtype, _cls, _ttl, rdlen = struct.unpack('>HHIH', data[off:off + 10])
         off += 10

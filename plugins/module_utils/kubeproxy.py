@@ -94,7 +94,7 @@ def _stable_offset(key, size):
 def pod_ip(pod):
     """The pod's address without prefix (``10.244.2.3/24`` and ``10.244.2.3`` both work), or None."""
     ip = pod.get('ip')
-    return str(ip).split('/')[0] if ip else None
+    return str(ip).split('/', maxsplit=1)[0] if ip else None
 
 
 def pod_ready(pod):
@@ -406,4 +406,3 @@ def proxy_rules(services, pods, cluster_cidr=None, random_fully=True):
             'INPUT': [new_portals], 'FORWARD': [new_portals], 'OUTPUT': [new_portals]}},
     }
     return tables, report
-

@@ -18,7 +18,8 @@ description:
   - "Table C(nat): chains C(KUBE-SERVICES) (per cluster IP, C(! -s <cluster_cidr> ... -j
     KUBE-MARK-MASQ) then C(-j KUBE-SVC-<hash>), comment C(ns/name:port cluster IP); last,
     C(-m addrtype --dst-type LOCAL -j KUBE-NODEPORTS)), C(KUBE-NODEPORTS), C(KUBE-SVC-<hash>)
-    (one C(-m statistic --mode random --probability 1/(n-i\\)) rule per endpoint but the last),
+    (one C(-m statistic --mode random) rule per endpoint but the last, with probability
+    1/(n-i) for the i-th of n),
     C(KUBE-SEP-<hash>) (C(-s podIP -j KUBE-MARK-MASQ), C(DNAT --to-destination
     podIP:targetPort)), C(KUBE-MARK-MASQ) (mark C(0x4000)), C(KUBE-POSTROUTING) (masquerade
     of marked packets), entered from PREROUTING, OUTPUT and POSTROUTING."

@@ -29,7 +29,7 @@ options:
     type: str
     default: 10.0.2.3
   hosts:
-    description: Names and their IPv4 addresses, e.g. C({controlplane: 192.168.56.10}).
+    description: "Names and their IPv4 addresses, e.g. C({controlplane: 192.168.56.10})."
     type: dict
     default: {}
   domain:

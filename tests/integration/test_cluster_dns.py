@@ -10,6 +10,7 @@ k8slab.podnet.kube_proxy's rules at 10.96.0.10) and the NAT router's DNS
 Queries without glibc use module_utils/clusterdns.query (no dig on the machine).
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -51,7 +52,6 @@ def query(ns, server, name, qtype='A'):
                           '-c', code, server, name, qtype],
                          env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, '.collections')),
                          capture_output=True, text=True, check=True).stdout
-    import json
     return tuple(json.loads(out))
 
 
@@ -95,10 +95,10 @@ def test_cluster_dns_through_the_kube_dns_service(lab):
     lab['procs'].append(subprocess.Popen(
         ['ip', 'netns', 'exec', lab['d'], 'dnsmasq', '--keep-in-foreground', '--conf-file=' + conf],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    res = run_module('k8slab.podnet.kube_proxy', {'netns': lab['n'], 'services': SERVICES,
-                                                   'pods': PODS})[0]
+    proxy = {'netns': lab['n'], 'services': SERVICES, 'pods': PODS}
+    res = run_module('k8slab.podnet.kube_proxy', proxy)[0]
     assert res['changed'] and res['no_endpoints'] == [], res
-    for _ in range(50):
+    for dummy in range(50):
         try:
             if query(lab['c'], DNS_IP, 'kube-dns.kube-system.svc.cluster.local')[0] == 0:
                 break

@@ -65,7 +65,7 @@ def lab(uid, netns_cleanup):
                for ns, addr in ((o, '203.0.113.1'), (p2, '10.244.2.2'))]
 
     def ask(ns, addr):
-        for _ in range(30):
+        for dummy in range(30):
             proc = subprocess.run(['ip', 'netns', 'exec', ns, sys.executable, '-c', ASK, addr],
                                   capture_output=True, text=True, check=False)
             if proc.returncode == 0 or 'refused' not in proc.stderr:

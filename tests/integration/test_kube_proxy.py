@@ -110,7 +110,7 @@ def lab(uid, netns_cleanup, tmp_path):
              '10.244.1.%d' % (i + 1), '--directory', str(root), '8080'],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     for i in (1, 2):
-        for _ in range(50):
+        for dummy in range(50):
             if lab.curl(lab.n, 'http://10.244.1.%d:8080/' % (i + 1), 1)[0] == 0:
                 break
             time.sleep(0.1)
@@ -162,7 +162,7 @@ def test_apply_rerun_check_and_traffic(lab):
 
     # ClusterIP from the client (PREROUTING, FORWARD) reaches both endpoints
     seen = set()
-    for _ in range(30):
+    for dummy in range(30):
         rc, out = lab.curl(lab.c, 'http://%s/' % SVC_IP)
         assert rc == 0, (rc, out)
         seen.add(out.strip())
@@ -170,7 +170,7 @@ def test_apply_rerun_check_and_traffic(lab):
     # ClusterIP from the node itself (OUTPUT)
     assert lab.curl(lab.n, 'http://%s/' % SVC_IP)[0] == 0
     # hairpin: a pod reaching its own service (needs the SEP's KUBE-MARK-MASQ)
-    for _ in range(10):
+    for dummy in range(10):
         assert lab.curl(lab.a[1], 'http://%s/' % SVC_IP)[0] == 0
     # NodePort on the node's LOCAL address, from outside and from the node
     assert lab.curl(lab.c, 'http://192.168.56.11:30080/')[0] == 0
@@ -204,7 +204,7 @@ def test_endpoints_follow_pods_and_stale_removal(lab):
     res = lab.kube_proxy(pods=pods(ready=(True, '0/1')))
     assert res['changed']
     assert not any(a2_chain in l for l in owned(lab.n))
-    assert {lab.curl(lab.c, 'http://%s/' % SVC_IP)[1].strip() for _ in range(8)} == {'pod a1'}
+    assert {lab.curl(lab.c, 'http://%s/' % SVC_IP)[1].strip() for dummy in range(8)} == {'pod a1'}
     # no pods at all: every service rejects; the SVC/SEP chains are gone
     res = lab.kube_proxy(pods=[])
     assert sorted(res['no_endpoints']) == ['test001/app-svc-clusterip:',

@@ -69,7 +69,9 @@ PODS = [
 ]
 
 
-def nat_lines(services=SERVICES, pods=PODS):
+def nat_lines(services=None, pods=None):
+    services = SERVICES if services is None else services
+    pods = PODS if pods is None else pods
     tables, report = proxy_rules(normalize_services(services, pods), pods, '10.244.0.0/16')
     return listing(tables['nat'], 'nat'), tables, report
 

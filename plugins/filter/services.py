@@ -1,0 +1,50 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 k8slab.podnet developers
+# MIT License (see LICENSE)
+"""Controller-side filters for Services (the same code the modules run, module_utils/kubeproxy
+and module_utils/clusterdns), so a bad service fails the play in milliseconds and the roles
+get clusterIPs, nodePorts and resolv.conf without a round trip to a node.
+
+- ``services | k8slab.podnet.service_errors(pods)``: [] or the list of problems (each names
+  the bad value), for the inventory validation play.
+- ``services | k8slab.podnet.kube_services(pods)``: the services with clusterIP and nodePorts
+  allocated (deterministically, as kube_proxy and cluster_dns allocate them).
+- ``namespace | k8slab.podnet.pod_resolv_conf(nameserver='10.96.0.10')``: kubelet's resolv.conf.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.k8slab.podnet.plugins.module_utils.clusterdns import pod_resolv_conf
+from ansible_collections.k8slab.podnet.plugins.module_utils.kubeproxy import (
+    KubeProxyError, SERVICE_CIDR, normalize_services)
+
+
+def service_errors(services, pods=None, service_cidr=SERVICE_CIDR):
+    """[] when ``services`` are valid (with ``pods``, every targetPort served), else the list
+    of problems."""
+    try:
+        normalize_services(services, pods, service_cidr)
+    except KubeProxyError as e:
+        return e.errors
+    return []
+
+
+def kube_services(services, pods=None, service_cidr=SERVICE_CIDR):
+    """The services normalized and allocated; AnsibleFilterError naming every bad value."""
+    try:
+        return normalize_services(services, pods, service_cidr)
+    except KubeProxyError as e:
+        raise AnsibleFilterError('bad services: %s' % e)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            'service_errors': service_errors,
+            'kube_services': kube_services,
+            'pod_resolv_conf': pod_resolv_conf,
+        }

@@ -170,7 +170,7 @@ def bind(sock, port):
         sys.exit(1)
 
 
-def http(port, pod, container, node):
+def serve_http(port, pod, container, node):
     body = 'Hello from pod %s on node %s, container %s\n' % (pod, node, container)
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -197,7 +197,7 @@ def http(port, pod, container, node):
     srv.serve_forever()
 
 
-def echo(port):
+def serve_echo(port):
     class Tcp(socketserver.BaseRequestHandler):
         def handle(self):
             while True:
@@ -228,9 +228,9 @@ def echo(port):
 
 
 if sys.argv[1] == 'http':
-    http(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
+    serve_http(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
 else:
-    echo(int(sys.argv[2]))
+    serve_echo(int(sys.argv[2]))
 '''
 
 CONTAINER_OPTIONS = dict(

@@ -125,8 +125,10 @@ def read_pid(path):
 def pause_pid(runtime_dir, record):
     """The record's pause pid when that process is alive and is this pod's pause, else None."""
     pid = ((record or {}).get('sandbox') or {}).get('pid')
-    pause = os.path.join(pod_dir(runtime_dir, record['name']), PAUSE) if record else None
-    if isinstance(pid, int) and alive(pid) and cmdline(pid)[:1] == [pause]:
+    # By the path's tail: a reader outside the node (the host) sees runtime_dir elsewhere.
+    tail = '/pods/%s/%s' % ((record or {}).get('name'), PAUSE)
+    if isinstance(pid, int) and alive(pid) and cmdline(pid)[:1] and \
+            cmdline(pid)[0].endswith(tail):
         return pid
     return None
 

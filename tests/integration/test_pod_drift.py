@@ -110,6 +110,8 @@ def test_netns_deleted_by_hand_converges(lab):
 
 def test_killed_sandbox_and_killed_container_converge(lab):
     seed = record(lab, 'node-2', 'test-pod')
+    live = dict((r['name'], r) for r in P.list_pods(runtime(lab, 'node-2')))
+    assert live['test-pod']['status'] == 'Running' and live['app-1']['ready'] == '1/1'
     os.kill(seed['sandbox']['pid'], signal.SIGKILL)
     app = record(lab, 'node-2', 'app-1')
     web = app['containers'][0]['pid']

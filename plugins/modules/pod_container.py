@@ -247,6 +247,9 @@ POD_OPTIONS = dict(
     containers=dict(type='list', elements='dict', required=True, options=CONTAINER_OPTIONS),
 )
 START_TIMEOUT = 10.0
+# The workloads need only the standard library: the system's Python when there is one, so a
+# container's argv does not point into a virtualenv that may change under it.
+SYSTEM_PYTHON = '/usr/bin/python3'
 
 
 class Runtime(object):
@@ -255,15 +258,16 @@ class Runtime(object):
         self.runtime_dir = module.params['runtime_dir']
         self.check = module.check_mode
         self.program = os.path.join(self.runtime_dir, 'workload.py')
+        self.python = SYSTEM_PYTHON if os.access(SYSTEM_PYTHON, os.X_OK) else sys.executable
         self.result = dict(pods=[], started=[], stopped=[], not_ready={})
 
     def argv(self, pod, c):
         workload = P.WORKLOAD_ALIASES.get(c['workload'], c['workload'])
         if workload == 'http':
-            return [sys.executable, self.program, 'http', str(c['port']), pod['name'],
+            return [self.python, self.program, 'http', str(c['port']), pod['name'],
                     c['name'], pod.get('node') or '-']
         if workload == 'echo':
-            return [sys.executable, self.program, 'echo', str(c['port'])]
+            return [self.python, self.program, 'echo', str(c['port'])]
         if workload == 'sleep':
             return [self.m.get_bin_path('sleep', required=True), 'infinity']
         return list(c['command'])

@@ -319,17 +319,31 @@ class Runtime(object):
         before[name] = dict((n, c['state']) for n, c in old.items())
         wanted = [c['name'] for c in pod['containers']]
         for cname, c in old.items():
-            if cname not in wanted and c['state'] == 'Running':
+            if cname in wanted:
+                continue
+            if c['state'] == 'Running':
                 self.result['stopped'].append('%s/%s' % (name, cname))
-                if not self.check:
+            if not self.check:
+                files = P.container_files(self.runtime_dir, name, cname)
+                if c['state'] == 'Running':
                     P.stop([c['pid']])
+                    # Its shim records the exit right after; wait for it, then clear all.
+                    deadline = time.time() + 2
+                    while not os.path.exists(files['exit']) and time.time() < deadline:
+                        time.sleep(0.02)
+                for path in files.values():
+                    for stale in (path, path + '.previous'):
+                        if os.path.exists(stale):
+                            os.unlink(stale)
         entries = []
         for c in pod['containers']:
             argv = self.argv(pod, c)
             cur = old.get(c['name'])
             restarts = int((cur or {}).get('restarts') or 0)
+            # A new workload program takes effect on restart, for the containers that run it.
+            stale_program = self.program_changed and self.program in argv
             if cur and cur['state'] == 'Running' and cur.get('argv') == argv \
-                    and not self.program_changed:
+                    and not stale_program:
                 entries.append(cur)
                 continue
             if cur and cur['state'] == 'Running':

@@ -134,6 +134,14 @@ def test_seed000_two_containers_share_the_pod_network(pod):
     assert rows[0]['sandbox_id'] == rec['sandbox']['id']
     assert 'lab-web-2' in P.format_pods(rows)
 
+    # A container taken out of the pod is stopped and leaves no files; the other is untouched.
+    web = rec['containers'][0]['pid']
+    res = run_module(CONTAINER, containers(name, runtime, SEED000[:1]))[0]
+    assert res['stopped'] == [name + '/lab-web-2'] and res['started'] == [], res
+    assert not alive(pid2) and alive(web)
+    assert not [f for f in os.listdir(P.pod_dir(runtime, name)) if f.startswith('lab-web-2.')]
+    assert P.read_record(runtime, name)['ready'] == '1/1'
+
 
 def test_port_conflict_fails_with_eaddrinuse_and_the_other_keeps_serving(pod):
     name, runtime = pod

@@ -305,8 +305,8 @@ def format_pods(rows, containers=True):
             for c in rows[i - 1]['containers']:
                 state = c['state'] + (' (%s, exit %s)' % (c['reason'], c['exit_code'])
                                       if c['state'] != 'Running' else '')
-                out.append('  - %s  %s  pid %s%s' % (c['name'], state, c['pid'] or '-',
-                                                   ': ' + c['message'] if c['message'] else ''))
+                note = ': ' + c['message'] if c['message'] else ''
+                out.append('  - %s  %s  pid %s%s' % (c['name'], state, c['pid'] or '-', note))
     return '\n'.join(out) + '\n'
 
 

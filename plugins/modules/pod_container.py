@@ -24,10 +24,10 @@ description:
     (C(CONTAINER.log)) and exit status (C(CONTAINER.exit)) in the pod's directory, so a
     container that exits keeps its status and logs. The record (C(pod.json)) says Running or
     Exited (reason C(Completed) or C(Error)) per container and C(ready) n/m per pod.
-  - A container that fails to start does not fail the task (a kubelet does not either): an
+  - "A container that fails to start does not fail the task (a kubelet does not either); an
     C(http) container on a port another container holds exits with the kernel's
     C(bind() to 0.0.0.0:80 failed (98: Address already in use)), the pod shows 1/2 ready and
-    the other container keeps serving. Set O(fail_not_ready) to fail instead.
+    the other container keeps serving. Set O(fail_not_ready) to fail instead."
   - O(pods[].restart_policy) as kubelet's - C(Always) (the default, as for Deployments)
     restarts an exited container on the next run, C(OnFailure) only one that failed,
     C(Never) leaves it exited. A container whose spec changed is restarted; containers no
@@ -167,7 +167,7 @@ def bind(sock, port):
     except OSError as e:
         sys.stderr.write('bind() to 0.0.0.0:%d failed (%d: %s)\n'
                          % (port, e.errno, os.strerror(e.errno)))
-        sys.exit(1)
+        raise SystemExit(1)
 
 
 def serve_http(port, pod, container, node):
@@ -300,10 +300,9 @@ class Runtime(object):
                 elif time.time() > deadline - START_TIMEOUT + 0.3:
                     break
             time.sleep(0.03)
-        entry = dict(name=c['name'], workload=P.WORKLOAD_ALIASES.get(c['workload'],
-                                                                      c['workload']),
-                     port=c.get('port'), argv=argv, pid=pid, log=files['log'])
-        return entry
+        workload = P.WORKLOAD_ALIASES.get(c['workload'], c['workload'])
+        return dict(name=c['name'], workload=workload, port=c.get('port'), argv=argv, pid=pid,
+                    log=files['log'])
 
     def pod(self, pod, before, after):
         name = pod['name']

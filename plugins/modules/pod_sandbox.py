@@ -23,10 +23,10 @@ description:
   - A sandbox is kept (same id, no change) while its pause process lives in the namespace
     C(/run/netns/POD) names. Otherwise - the pause was killed, the namespace was deleted by
     hand while processes still ran in it, or the pod has no record - the pod is rebuilt as a
-    kubelet does: every process left in the old namespace is stopped, the stale host veth
+    kubelet does - every process left in the old namespace is stopped, the stale host veth
     (O(pods[].veth)) and the namespace are deleted, and a new sandbox with a new id is made.
     The old id is returned in RV(released) so its address can be released from the store.
-  - O(purge) (and O(state=absent)) remove pods: their processes are stopped, their namespace,
+  - O(purge) (and O(state=absent)) remove pods - their processes are stopped, their namespace,
     host veth and record deleted, and their sandbox ids returned in RV(released).
 author: k8slab.podnet developers (@k8slab)
 options:

@@ -19,13 +19,19 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.k8slab.podnet.plugins.module_utils.pods import (
+    WORKLOAD_ALIASES, container_errors)
+
 # Kubernetes' DNS-1123 label: what pod and node names are made of. It is also a valid netns
 # name, host-local container id and path component, so one rule covers every use.
 _LABEL_RE = re.compile(r'^[a-z0-9]([a-z0-9-]*[a-z0-9])?$')
 LABEL_MAX = 63
-WORKLOADS = ('httpd', 'sleep')
-# What a lab_pods entry may say (the pods role hands it to k8slab.podnet.pod_workload).
-POD_KEYS = ('name', 'node', 'workload', 'port', 'content')
+# What a lab_pods entry may say (PODS.md): the long form has containers; the shorthand
+# `workload` (+ `port`) is one container named after the pod.
+POD_KEYS = ('name', 'node', 'namespace', 'labels', 'containers', 'restart_policy', 'workload',
+            'port', 'command')
+CONTAINER_KEYS = ('name', 'workload', 'port', 'command')
+RESTART_POLICIES = ('Always', 'OnFailure', 'Never')
 
 
 def _network(value):
@@ -165,13 +171,34 @@ def topology_errors(lab_nodes, lab_pods=None, cluster_cidr=None, hostonly_cidr=N
         if unknown:
             errors.append('pod %s: unknown keys %s (a pod has %s)'
                           % (name, ', '.join(map(str, unknown)), ', '.join(POD_KEYS)))
-        port = pod.get('port', 80)
-        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
-            errors.append('pod %s: port %r is not a TCP port' % (name, port))
-        workload = pod.get('workload', 'sleep')
-        if workload not in WORKLOADS:
-            errors.append('pod %s: workload %r is unknown; use one of %s'
-                          % (name, workload, ', '.join(WORKLOADS)))
+        if 'containers' in pod and ('workload' in pod or 'port' in pod):
+            errors.append('pod %s: give either containers or the workload shorthand, not both'
+                          % name)
+        containers = pod_containers(pod)
+        if not isinstance(containers, list):
+            errors.append('pod %s: containers must be a list, got %r' % (name, containers))
+            containers = None
+        for c in containers or []:
+            if not isinstance(c, dict):
+                errors.append('pod %s: container %r must be a mapping with name, workload'
+                              % (name, c))
+                continue
+            extra = sorted(set(c) - set(CONTAINER_KEYS))
+            if extra:
+                errors.append('pod %s container %s: unknown keys %s (a container has %s)'
+                              % (name, c.get('name'), ', '.join(map(str, extra)),
+                                 ', '.join(CONTAINER_KEYS)))
+            if c.get('name') is not None:
+                _check_label(errors, 'pod %s: container name' % name, c.get('name'))
+        if containers is not None:
+            errors.extend(container_errors(name, [c for c in containers if isinstance(c, dict)]))
+        if pod.get('restart_policy', 'Always') not in RESTART_POLICIES:
+            errors.append('pod %s: restart_policy %r is not one of %s'
+                          % (name, pod.get('restart_policy'), ', '.join(RESTART_POLICIES)))
+        if not isinstance(pod.get('labels', {}), dict):
+            errors.append('pod %s: labels must be a mapping, got %r' % (name, pod.get('labels')))
+        if pod.get('namespace', 'default') != 'default':
+            _check_label(errors, 'pod %s: namespace' % name, pod.get('namespace'))
         if node not in lab_nodes:
             errors.append('pod %s is placed on unknown node %r (known nodes: %s)'
                           % (name, node, ', '.join(sorted(lab_nodes)) or 'none'))
@@ -215,24 +242,61 @@ def cidr_host(cidr, index=1):
         raise AnsibleFilterError('cidr_host: %r: %s' % (cidr, e))
 
 
-def ipam_containers(pods, ifname='eth0'):
-    """k8slab.podnet.cni_ipam ``containers`` for pods (names or {name: ...} dicts). The pod
-    name is the container id, so the store reads like the lab: 10.244.1.2 holds 'httpd'."""
-    return [{'container_id': p['name'] if isinstance(p, dict) else p, 'ifname': ifname}
-            for p in pods or []]
+def pod_containers(pod):
+    """A lab_pods entry's containers: its ``containers``, or for the shorthand one container
+    named after the pod running ``workload`` (default sleep; legacy ``httpd`` = http on
+    ``port``, default 80)."""
+    if 'containers' in pod:
+        return pod['containers']
+    workload = pod.get('workload', 'sleep')
+    c = {'name': pod.get('name'), 'workload': WORKLOAD_ALIASES.get(workload, workload)}
+    if 'port' in pod or c['workload'] in ('http', 'echo'):
+        c['port'] = pod.get('port', 80)
+    if 'command' in pod:
+        c['command'] = pod['command']
+    return [c]
 
 
-def pod_veth_pairs(allocations, bridge, cluster_cidr, mtu=None, hairpin=True):
+def pod_specs(pods, node=None, keys=None):
+    """The long form of lab_pods entries (of ``node`` when given): {name, node, namespace,
+    labels, restart_policy, veth, containers: [{name, workload, port?, command?}]}, only the
+    ``keys`` given (what k8slab.podnet.pod_sandbox or pod_container takes) when keys is set."""
+    specs = []
+    for pod in pods or []:
+        if node is not None and pod.get('node') != node:
+            continue
+        specs.append({
+            'name': pod['name'], 'node': pod.get('node'),
+            'namespace': pod.get('namespace', 'default'), 'labels': pod.get('labels') or {},
+            'restart_policy': pod.get('restart_policy', 'Always'),
+            'veth': pod_veth_name(pod['name']), 'containers': pod_containers(pod)})
+    if keys:
+        specs = [dict((k, s[k]) for k in keys) for s in specs]
+    return specs
+
+
+def ipam_containers(sandboxes, ifname='eth0'):
+    """k8slab.podnet.cni_ipam ``containers``: the CNI container id of a pod's address is its
+    sandbox id (seed 000: the store file holds the pause container's id). Takes
+    k8slab.podnet.pod_sandbox ``sandboxes`` ({name, id}) or bare container ids."""
+    return [{'container_id': s['id'] if isinstance(s, dict) else s, 'ifname': ifname}
+            for s in sandboxes or []]
+
+
+def pod_veth_pairs(allocations, bridge, cluster_cidr, mtu=None, hairpin=True, sandboxes=None):
     """k8slab.podnet.veth ``pairs`` for pods from k8slab.podnet.cni_ipam ``allocations``: the
-    host end on the bridge, ``eth0`` (the allocation's ifname) in the pod namespace (named like
-    the container id, i.e. the pod), with the routes bridge + host-local give a pod."""
+    host end on the bridge, ``eth0`` (the allocation's ifname) in the pod namespace, with the
+    routes bridge + host-local give a pod. ``sandboxes`` (pod_sandbox's {name, id}) maps a
+    container id to its pod; without it the container id is the pod's name."""
+    owner = dict((s['id'], s['name']) for s in sandboxes or [])
     pairs = []
     for alloc in allocations or []:
         gateway = str(alloc['gateway']).split('/', maxsplit=1)[0]
+        pod = owner.get(alloc['container_id'], alloc['container_id'])
         pair = {
-            'name': pod_veth_name(alloc['container_id']),
+            'name': pod_veth_name(pod),
             'peer': alloc.get('ifname', 'eth0'),
-            'peer_netns': alloc['container_id'],
+            'peer_netns': pod,
             'master': bridge,
             'hairpin': bool(hairpin),
             'addresses': [alloc['ip']],
@@ -254,4 +318,5 @@ class FilterModule(object):
             'pod_veth_name': pod_veth_name,
             'pod_veth_pairs': pod_veth_pairs,
             'ipam_containers': ipam_containers,
+            'pod_specs': pod_specs,
         }

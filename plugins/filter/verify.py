@@ -76,7 +76,9 @@ class _Lab(object):
             owners = {}
             store = (self.facts.get(node) or {}).get('ipam') or {}
             for ip in sorted(store, key=ipaddress.ip_address, reverse=True):
-                owners[store[ip].get('container_id')] = ip  # the lowest address wins
+                # The entry's pod (node_info maps sandbox ids to pods), else its container id.
+                entry = store[ip]
+                owners[entry.get('pod') or entry.get('container_id')] = ip  # lowest wins
             self._owners[node] = owners
         return self._owners[node].get(pod)
 

@@ -91,11 +91,14 @@ pods:
       state: UP
       host_veth: veth1a2b3c4d
 ipam:
-  description: The host-local store of O(network) - every allocated address with its owner.
+  description:
+    - The host-local store of O(network) - every allocated address with its owner, and
+      C(pod), the pod whose sandbox id is the container id (from the node's pod records in
+      C(/run/podnet/pods)), when one is.
   returned: always
   type: dict
   sample:
-    10.244.1.2: {container_id: httpd, ifname: eth0}
+    10.244.1.2: {container_id: 3f1c0e9a..., ifname: eth0, pod: httpd}
 '''
 
 import os
@@ -103,6 +106,7 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.k8slab.podnet.plugins.module_utils.pods import sandbox_owners
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
     Iproute, IprouteError, validate_ifname, validate_netns_name)
 
@@ -174,6 +178,11 @@ def main():
                               state=links[0].get('operstate'),
                               host_veth=by_index.get(links[0].get('link_index')))
         ipam = read_store(os.path.join(p['data_dir'], p['network']))
+        # The store holds sandbox ids; the node's pod records say which pod each belongs to.
+        owners = sandbox_owners()
+        for entry in ipam.values():
+            if entry['container_id'] in owners:
+                entry['pod'] = owners[entry['container_id']]
     except (IprouteError, OSError) as e:
         module.fail_json(msg=str(e))
     module.exit_json(changed=False, interfaces=interfaces, pods=pods, ipam=ipam)

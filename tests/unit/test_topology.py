@@ -12,8 +12,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
 
 from ansible.errors import AnsibleFilterError  # noqa: E402
 from ansible_collections.k8slab.podnet.plugins.filter.topology import (  # noqa: E402
-    FilterModule, cidr_host, hostgw_peers, ipam_containers, pod_veth_name, pod_veth_pairs,
-    topology_errors)
+    FilterModule, cidr_host, hostgw_peers, ipam_containers, pod_specs, pod_veth_name,
+    pod_veth_pairs, topology_errors)
 
 # The reference topology (DESIGN.md §1), as inventories/netns/group_vars/all/lab.yml has it.
 NODES = {
@@ -189,9 +189,16 @@ def test_veth_names_are_stable_and_short():
 
 
 def test_ipam_containers_and_veth_pairs():
-    assert ipam_containers(['httpd', {'name': 'client-1'}]) == [
+    sid = 'ab' * 32
+    assert ipam_containers(['httpd', {'name': 'client-1', 'id': sid}]) == [
         {'container_id': 'httpd', 'ifname': 'eth0'},
-        {'container_id': 'client-1', 'ifname': 'eth0'}]
+        {'container_id': sid, 'ifname': 'eth0'}]
+    # With the sandboxes, a sandbox id maps back to its pod's namespace and veth name.
+    by_id = [{'container_id': sid, 'ifname': 'eth0', 'ip': '10.244.1.3/24',
+              'gateway': '10.244.1.1'}]
+    pair = pod_veth_pairs(by_id, 'cni0', '10.244.0.0/16',
+                          sandboxes=[{'name': 'client-1', 'id': sid}])[0]
+    assert pair['peer_netns'] == 'client-1' and pair['name'] == pod_veth_name('client-1')
     allocs = [{'container_id': 'httpd', 'ifname': 'eth0', 'ip': '10.244.1.2/24',
                'gateway': '10.244.1.1'}]
     assert pod_veth_pairs(allocs, 'cni0', '10.244.0.0/16', mtu='1500') == [{
@@ -203,5 +210,59 @@ def test_ipam_containers_and_veth_pairs():
 
 def test_filters_registered():
     wanted = {'topology_errors', 'hostgw_peers', 'cidr_host', 'pod_veth_name', 'pod_veth_pairs',
-              'ipam_containers'}
+              'ipam_containers', 'pod_specs'}
     assert set(FilterModule().filters()) >= wanted
+
+
+# ---- pods and containers (PODS.md) ----------------------------------------------------------
+
+SEED000 = {'name': 'test-pod', 'node': 'node-2', 'containers': [
+    {'name': 'lab-web', 'workload': 'http', 'port': 80},
+    {'name': 'lab-web-2', 'workload': 'http', 'port': 8080}]}
+
+
+def test_long_form_pods_are_valid():
+    app = {'name': 'app-1', 'node': 'node-1', 'namespace': 'test001',
+           'labels': {'app': 'lab-web'}, 'containers': [
+               {'name': 'lab-web', 'workload': 'http', 'port': 8080}]}
+    dns = {'name': 'dns', 'node': 'node-1', 'restart_policy': 'OnFailure', 'containers': [
+        {'name': 'dnsmasq', 'workload': 'command', 'command': ['dnsmasq', '-k']},
+        {'name': 'echo', 'workload': 'echo', 'port': 53}]}
+    assert errors(pods=PODS + [SEED000, app, dns]) == []
+
+
+@pytest.mark.parametrize('containers, words', [
+    ([], ['pod bad', 'containers is empty']),
+    ([{'name': 'web', 'workload': 'http', 'port': 80},
+      {'name': 'web', 'workload': 'http', 'port': 8080}], ['container name web', 'twice']),
+    ([{'name': 'db', 'workload': 'mysql'}], ["'mysql'", 'unknown']),
+    ([{'name': 'web', 'workload': 'http', 'port': 65536}], ['web', 'port 65536', '1-65535']),
+    ([{'name': 'web', 'workload': 'http', 'port': 0}], ['web', 'port 0']),
+    ([{'name': 'web', 'workload': 'http'}], ['web', 'port None']),
+    ([{'name': 'run', 'workload': 'command'}], ['run', 'command']),
+    ([{'name': 'Web', 'workload': 'sleep'}], ["'Web'"]),
+    ([{'name': 'web', 'workload': 'sleep', 'image': 'nginx'}], ['unknown keys image']),
+])
+def test_bad_containers_are_named(containers, words):
+    only(errors(pods=PODS + [{'name': 'bad', 'node': 'node-1', 'containers': containers}]),
+         *words)
+
+
+def test_bad_pod_fields_are_named():
+    only(errors(pods=PODS + [{'name': 'x', 'node': 'node-1', 'restart_policy': 'Sometimes'}]),
+         "'Sometimes'")
+    only(errors(pods=PODS + [dict(SEED000, workload='http')]), 'either containers')
+    only(errors(pods=PODS + [{'name': 'x', 'node': 'node-1', 'namespace': 'Bad_NS'}]),
+         "'Bad_NS'")
+    only(errors(pods=PODS + [{'name': 'x', 'node': 'node-1', 'containers': 'web'}]),
+         'must be a list')
+
+
+def test_pod_specs_expand_the_shorthand():
+    specs = pod_specs(PODS + [SEED000], 'node-1')
+    assert [s['name'] for s in specs] == ['httpd', 'client-1']
+    assert specs[0]['containers'] == [{'name': 'httpd', 'workload': 'http', 'port': 80}]
+    assert specs[1]['containers'] == [{'name': 'client-1', 'workload': 'sleep'}]
+    assert specs[0]['veth'] == pod_veth_name('httpd') and specs[0]['namespace'] == 'default'
+    two = pod_specs([SEED000], keys=['name', 'containers'])
+    assert two == [{'name': 'test-pod', 'containers': SEED000['containers']}]

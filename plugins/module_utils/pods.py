@@ -1,0 +1,377 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 k8slab.podnet developers
+# MIT License (see LICENSE)
+"""The node's pod record and the processes behind it (DESIGN.md §7, PODS.md).
+
+A pod is a sandbox - a tiny long-lived "pause" process (``sleep infinity`` started inside the
+pod's network namespace) that pins the namespace - and zero or more containers, processes that
+join the sandbox's namespace through ``/proc/<pause pid>/ns/net``. The node keeps one record
+per pod, ``<runtime_dir>/pods/<pod>/pod.json``::
+
+    {name, namespace, uid, labels,
+     sandbox: {id: 64 hex, pid, netns: /run/netns/<pod>, ip: 'a.b.c.d/len' | null,
+               state: SANDBOX_READY | SANDBOX_NOTREADY},
+     containers: [{name, workload, port, argv, pid, state: Running | Exited,
+                   exit_code: int | null, reason: '' | Error | Completed, message, restarts,
+                   log: <pod dir>/<container>.log}],
+     ready: 'n/m'}
+
+Each container runs under a small shell "shim" (as conmon does for CRI-O): it writes the
+container's pid to ``<container>.pid`` and, when the container ends, its exit status to
+``<container>.exit``, so an exited container keeps its status and its log after the run.
+
+``list_pods`` and ``container_log`` read the records (refreshing container states from the
+live processes) for a ``kubectl get pods -o wide`` / ``crictl`` style view. Pure Python.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import binascii
+import json
+import os
+import signal
+import time
+
+from ansible_collections.k8slab.podnet.plugins.module_utils.files import read_text, write_atomic
+
+RUNTIME_DIR = '/run/podnet'
+NETNS_DIR = '/run/netns'
+RECORD = 'pod.json'
+PAUSE = 'pause'  # <pod dir>/pause: a symlink to sleep, so the pause process names its pod
+WORKLOADS = ('http', 'echo', 'sleep', 'command')
+# Legacy workload names of the `workload:` shorthand.
+WORKLOAD_ALIASES = {'httpd': 'http'}
+
+# The container shim: runs the container with stdio on its log, records its pid, waits for it
+# and records its exit status (128 + signal when killed, as a shell reports it).
+SHIM = ('pidf=$1; log=$2; ex=$3; shift 3; '
+        '"$@" </dev/null >>"$log" 2>&1 & echo $! >"$pidf.tmp" && mv "$pidf.tmp" "$pidf"; '
+        'wait $!; echo $? >"$ex.tmp" && mv "$ex.tmp" "$ex"')
+
+
+class PodError(Exception):
+    """A failure with a message ready for fail_json (or the CLI)."""
+
+
+def pods_dir(runtime_dir=RUNTIME_DIR):
+    return os.path.join(runtime_dir, 'pods')
+
+
+def pod_dir(runtime_dir, name):
+    return os.path.join(pods_dir(runtime_dir), name)
+
+
+def new_sandbox_id():
+    """A sandbox id as container runtimes make them: 64 random hex digits."""
+    return binascii.hexlify(os.urandom(32)).decode('ascii')
+
+
+def read_record(runtime_dir, name):
+    """The pod's record (dict) or None when it has none or it cannot be parsed."""
+    text = read_text(os.path.join(pod_dir(runtime_dir, name), RECORD))
+    try:
+        record = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def write_record(runtime_dir, record):
+    path = os.path.join(pod_dir(runtime_dir, record['name']), RECORD)
+    write_atomic(path, json.dumps(record, indent=2, sort_keys=True) + '\n', makedirs=True)
+
+
+def record_names(runtime_dir):
+    """Names of the pods that have a directory under <runtime_dir>/pods, sorted."""
+    top = pods_dir(runtime_dir)
+    if not os.path.isdir(top):
+        return []
+    return sorted(n for n in os.listdir(top) if os.path.isdir(os.path.join(top, n)))
+
+
+# ---- processes --------------------------------------------------------------------------
+
+def net_inode(path):
+    """(st_dev, st_ino) of a network namespace file (/run/netns/X, /proc/PID/ns/net) or None."""
+    try:
+        st = os.stat(path)
+        return (st.st_dev, st.st_ino)
+    except OSError:
+        return None
+
+
+def alive(pid):
+    """True when pid runs (a zombie has exited)."""
+    if not pid:
+        return False
+    stat = read_text('/proc/%d/stat' % pid)
+    return stat is not None and stat.rsplit(')', 1)[-1].split()[0] not in ('Z', 'X')
+
+
+def cmdline(pid):
+    raw = read_text('/proc/%d/cmdline' % pid) if pid else None
+    return [a for a in raw.split('\0') if a] if raw else []
+
+
+def read_pid(path):
+    try:
+        return int((read_text(path) or '').strip())
+    except ValueError:
+        return None
+
+
+def pause_pid(runtime_dir, record):
+    """The record's pause pid when that process is alive and is this pod's pause, else None."""
+    pid = ((record or {}).get('sandbox') or {}).get('pid')
+    # By the path's tail: a reader outside the node (the host) sees runtime_dir elsewhere.
+    tail = '/pods/%s/%s' % ((record or {}).get('name'), PAUSE)
+    if isinstance(pid, int) and alive(pid) and cmdline(pid)[:1] and \
+            cmdline(pid)[0].endswith(tail):
+        return pid
+    return None
+
+
+def pids_in_netns(inodes):
+    """Every process whose network namespace is one of inodes ({(dev, ino)}), except us."""
+    found = []
+    wanted = set(i for i in inodes if i)
+    if not wanted:
+        return found
+    for entry in os.listdir('/proc'):
+        if entry.isdigit() and int(entry) != os.getpid():
+            if net_inode('/proc/%s/ns/net' % entry) in wanted:
+                found.append(int(entry))
+    return sorted(found)
+
+
+def stop(pids, grace=3.0):
+    """SIGTERM, then SIGKILL after grace seconds, every live pid; waits for them to end."""
+    pids = [p for p in pids if alive(p)]
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        deadline = time.time() + wait
+        while time.time() < deadline:
+            pids = [p for p in pids if alive(p)]
+            if not pids:
+                return
+            time.sleep(0.05)
+
+
+def socket_inodes(pid):
+    inodes = set()
+    fd_dir = '/proc/%d/fd' % pid
+    try:
+        for fd in os.listdir(fd_dir):
+            try:
+                target = os.readlink(os.path.join(fd_dir, fd))
+            except OSError:
+                continue
+            if target.startswith('socket:['):
+                inodes.add(target[8:-1])
+    except OSError:
+        pass
+    return inodes
+
+
+def listens(pid, port):
+    """True when pid itself holds a TCP socket listening on port (state 0A = LISTEN)."""
+    mine = socket_inodes(pid)
+    for table in ('tcp', 'tcp6'):
+        for line in (read_text('/proc/%d/net/%s' % (pid, table)) or '').splitlines()[1:]:
+            f = line.split()
+            if (len(f) > 9 and f[3] == '0A' and f[9] in mine
+                    and int(f[1].rsplit(':', 1)[1], 16) == port):
+                return True
+    return False
+
+
+# ---- container state ----------------------------------------------------------------------
+
+def container_files(runtime_dir, pod, container):
+    """{pid, exit, log} paths of a container in its pod's directory."""
+    base = os.path.join(pod_dir(runtime_dir, pod), container)
+    return dict(pid=base + '.pid', exit=base + '.exit', log=base + '.log')
+
+
+def log_tail(path, lines=1):
+    text = (read_text(path) or '').rstrip('\n')
+    return '\n'.join(text.splitlines()[-lines:]) if text else ''
+
+
+def container_status(runtime_dir, pod, entry, sandbox_pid):
+    """The live state of a recorded container: a copy of entry with pid, state, exit_code,
+    reason and message brought up to date from its process and its shim's files.
+
+    Running: its pid is alive, runs its argv and is in the sandbox's network namespace.
+    Exited: its shim recorded an exit status (reason Completed for 0, else Error; message is
+    the last line of its log). Otherwise Exited/Unknown (it vanished without a status).
+    """
+    entry = dict(entry)
+    files = container_files(runtime_dir, pod, entry['name'])
+    pid = entry.get('pid')
+    if (isinstance(pid, int) and alive(pid) and cmdline(pid) == entry.get('argv')
+            and sandbox_pid and net_inode('/proc/%d/ns/net' % pid)
+            == net_inode('/proc/%d/ns/net' % sandbox_pid)):
+        entry.update(state='Running', exit_code=None, reason='', message='')
+        return entry
+    code = read_pid(files['exit'])
+    if code is None:
+        entry.update(state='Exited', exit_code=None, reason='Unknown',
+                     message=entry.get('message') or 'the process is gone')
+    else:
+        entry.update(state='Exited', exit_code=code,
+                     reason='Completed' if code == 0 else 'Error',
+                     message='' if code == 0 else log_tail(files['log']))
+    return entry
+
+
+def ready_text(containers):
+    running = sum(1 for c in containers if c.get('state') == 'Running')
+    return '%d/%d' % (running, len(containers))
+
+
+# ---- the listing (kubectl get pods -o wide / crictl pods + ps) ----------------------------
+
+def list_pods(runtime_dir=RUNTIME_DIR, node=None):
+    """The node's pods from its records, container states refreshed from the live processes.
+
+    Returns a list, sorted by (namespace, name), of::
+
+        {node, namespace, name, ip ('10.244.1.2' or None), ready ('n/m'),
+         status (Running | Pending | Error | Completed | NotReady | SandboxNotReady),
+         sandbox_id (64 hex), sandbox_pid, sandbox_state (SANDBOX_READY | SANDBOX_NOTREADY),
+         restarts (sum over containers),
+         containers: [{name, workload, port, state (Running | Exited), pid, exit_code,
+                       reason, message, restarts, log}]}
+
+    node is only copied into each row (the records do not know their node). Reads the files
+    under <runtime_dir>/pods, so it runs on the node (inside the lab node's mount namespace).
+    """
+    rows = []
+    for name in record_names(runtime_dir):
+        rec = read_record(runtime_dir, name)
+        if rec is None:
+            continue
+        sandbox = rec.get('sandbox') or {}
+        spid = pause_pid(runtime_dir, rec)
+        containers = [container_status(runtime_dir, name, c, spid)
+                      for c in rec.get('containers') or []]
+        ready = ready_text(containers)
+        if not spid:
+            status = 'SandboxNotReady'
+        elif not containers:
+            status = 'Pending'
+        elif all(c['state'] == 'Running' for c in containers):
+            status = 'Running'
+        elif any(c.get('reason') == 'Error' for c in containers):
+            status = 'Error'
+        elif all(c.get('reason') == 'Completed' for c in containers):
+            status = 'Completed'
+        else:
+            status = 'NotReady'
+        ip = sandbox.get('ip')
+        rows.append(dict(
+            node=node, namespace=rec.get('namespace', 'default'), name=name,
+            ip=ip.split('/')[0] if ip else None, ready=ready, status=status,
+            sandbox_id=sandbox.get('id'), sandbox_pid=spid,
+            sandbox_state='SANDBOX_READY' if spid else 'SANDBOX_NOTREADY',
+            restarts=sum(int(c.get('restarts') or 0) for c in containers),
+            containers=[dict((k, c.get(k)) for k in ('name', 'workload', 'port', 'state', 'pid',
+                                                     'exit_code', 'reason', 'message',
+                                                     'restarts', 'log'))
+                        for c in containers]))
+    return sorted(rows, key=lambda r: (r['namespace'], r['name']))
+
+
+def format_pods(rows, containers=True):
+    """A text table of list_pods rows, kubectl's columns (-o wide) plus the sandbox id
+    (13 hex, as crictl shortens it); with containers, one indented line per container."""
+    head = ('NAMESPACE', 'NAME', 'READY', 'STATUS', 'RESTARTS', 'IP', 'NODE', 'POD ID')
+    table = [head]
+    for r in rows:
+        table.append((r['namespace'], r['name'], r['ready'], r['status'], str(r['restarts']),
+                      r['ip'] or '<none>', r['node'] or '<none>', (r['sandbox_id'] or '')[:13]))
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    out = []
+    for i, row in enumerate(table):
+        out.append('   '.join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+        if containers and i:
+            for c in rows[i - 1]['containers']:
+                state = c['state'] + (' (%s, exit %s)' % (c['reason'], c['exit_code'])
+                                      if c['state'] != 'Running' else '')
+                note = ': ' + c['message'] if c['message'] else ''
+                out.append('  - %s  %s  pid %s%s' % (c['name'], state, c['pid'] or '-', note))
+    return '\n'.join(out) + '\n'
+
+
+def container_log(runtime_dir, pod, container=None, tail=None):
+    """A container's output (stdout and stderr, as `kubectl logs`), the last tail lines when
+    tail is given. container may be omitted when the pod has exactly one. Raises PodError
+    naming the pod or container that does not exist."""
+    rec = read_record(runtime_dir, pod)
+    if rec is None:
+        raise PodError('pod %s has no record in %s' % (pod, pods_dir(runtime_dir)))
+    names = [c['name'] for c in rec.get('containers') or []]
+    if container is None:
+        if len(names) != 1:
+            raise PodError('pod %s has containers %s: name one (-c CONTAINER)'
+                           % (pod, ', '.join(names) or 'none'))
+        container = names[0]
+    if container not in names:
+        raise PodError('container %s is not in pod %s (containers: %s)'
+                       % (container, pod, ', '.join(names) or 'none'))
+    text = read_text(container_files(runtime_dir, pod, container)['log']) or ''
+    if tail is not None:
+        lines = text.splitlines(True)
+        text = ''.join(lines[-int(tail):]) if int(tail) > 0 else ''
+    return text
+
+
+def sandbox_owners(runtime_dir=RUNTIME_DIR):
+    """{sandbox id: pod name} of every record: which pod a host-local store entry belongs to."""
+    owners = {}
+    for name in record_names(runtime_dir):
+        sid = ((read_record(runtime_dir, name) or {}).get('sandbox') or {}).get('id')
+        if sid:
+            owners[sid] = name
+    return owners
+
+
+# ---- validation of a pod's containers (shared by the modules) -----------------------------
+
+def container_errors(pod, containers):
+    """Messages for a pod's container list: empty list, duplicate names, unknown workload,
+    port outside 1-65535 (or missing for http/echo), command without argv."""
+    errors = []
+    if not containers:
+        errors.append('pod %s: containers is empty; a pod needs at least one container' % pod)
+        return errors
+    seen = set()
+    for c in containers:
+        name = c.get('name')
+        if not name or '/' in str(name) or name in ('.', '..'):
+            errors.append('pod %s: container name %r is invalid' % (pod, name))
+            continue
+        if name in seen:
+            errors.append('pod %s: container name %s is used twice' % (pod, name))
+        seen.add(name)
+        workload = WORKLOAD_ALIASES.get(c.get('workload'), c.get('workload'))
+        if workload not in WORKLOADS:
+            errors.append('pod %s container %s: workload %r is unknown; use one of %s'
+                          % (pod, name, c.get('workload'), ', '.join(WORKLOADS)))
+        port = c.get('port')
+        if workload in ('http', 'echo') or port is not None:
+            if (not isinstance(port, int) or isinstance(port, bool)
+                    or not 0 < port < 65536):
+                errors.append('pod %s container %s: port %r is outside 1-65535'
+                              % (pod, name, port))
+        if workload == 'command' and not c.get('command'):
+            errors.append('pod %s container %s: workload command needs command: [argv...]'
+                          % (pod, name))
+    return errors

@@ -1,0 +1,442 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 k8slab.podnet developers
+# MIT License (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: pod_container
+short_description: Run lab pods' containers inside their sandboxes and record their states
+version_added: 0.2.0
+description:
+  - A container is a process started inside its pod's sandbox network namespace (it joins
+    C(/proc/PAUSE_PID/ns/net), as containers join the pause container), so a pod's
+    containers share one IP, one port space and C(localhost). M(k8slab.podnet.pod_sandbox)
+    makes the sandbox and the record first.
+  - Workloads - C(http) (an HTTP server on O(pods[].containers[].port) whose body names the
+    pod, node and container; C(GET /hello) answers C(HELLO <pod>)), C(echo) (TCP and UDP
+    echo on the port), C(sleep) (nothing, forever), C(command) (the given argv).
+  - Each container runs under a shell shim that keeps its pid (C(CONTAINER.pid)), output
+    (C(CONTAINER.log)) and exit status (C(CONTAINER.exit)) in the pod's directory, so a
+    container that exits keeps its status and logs. The record (C(pod.json)) says Running or
+    Exited (reason C(Completed) or C(Error)) per container and C(ready) n/m per pod.
+  - "A container that fails to start does not fail the task (a kubelet does not either); an
+    C(http) container on a port another container holds exits with the kernel's
+    C(bind() to 0.0.0.0:80 failed (98: Address already in use)), the pod shows 1/2 ready and
+    the other container keeps serving. Set O(fail_not_ready) to fail instead."
+  - O(pods[].restart_policy) as kubelet's - C(Always) (the default, as for Deployments)
+    restarts an exited container on the next run, C(OnFailure) only one that failed,
+    C(Never) leaves it exited. A container whose spec changed is restarted; containers no
+    longer listed are stopped and dropped from the record.
+author: k8slab.podnet developers (@k8slab)
+options:
+  pods:
+    description: The node's pods and their containers.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: The pod (its record and sandbox must exist).
+        type: str
+        required: true
+      node:
+        description: The node, named in the C(http) body.
+        type: str
+      restart_policy:
+        description: What to do with an exited container on the next run.
+        type: str
+        choices: [Always, OnFailure, Never]
+        default: Always
+      containers:
+        description: The pod's containers (at least one; names unique in the pod).
+        type: list
+        elements: dict
+        required: true
+        suboptions:
+          name:
+            description: The container.
+            type: str
+            required: true
+          workload:
+            description: What the container runs (C(httpd) is an alias of C(http)).
+            type: str
+            required: true
+          port:
+            description: The port of C(http) and C(echo) (1-65535).
+            type: int
+          command:
+            description: The argv of a C(command) container.
+            type: list
+            elements: str
+  runtime_dir:
+    description: The runtime's state directory (records in C(RUNTIME_DIR/pods/POD/)).
+    type: path
+    default: /run/podnet
+  fail_not_ready:
+    description: Fail when a pod is not ready (n/m with n < m) after the run.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: Reports which containers would start or stop.
+  diff_mode:
+    support: full
+    description: Shows each pod's containers (state, ready) before and after.
+  platform:
+    support: full
+    platforms: linux
+    description: Needs root, C(nsenter) and C(setsid) (util-linux) and C(ip) (iproute2).
+seealso:
+  - module: k8slab.podnet.pod_sandbox
+'''
+
+EXAMPLES = r'''
+- name: Seed 000's test-pod - two web containers sharing the pod's network
+  k8slab.podnet.pod_container:
+    pods:
+      - name: test-pod
+        node: node-2
+        containers:
+          - {name: lab-web, workload: http, port: 80}
+          - {name: lab-web-2, workload: http, port: 8080}
+
+- name: A DNS pod running a real program
+  k8slab.podnet.pod_container:
+    pods:
+      - name: coredns
+        containers:
+          - {name: dnsmasq, workload: command, command: [dnsmasq, --keep-in-foreground]}
+'''
+
+RETURN = r'''
+pods:
+  description: Each pod's record after the run (see pod.json in the docs).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{name: test-pod, ready: 2/2, sandbox: {id: 3f1c..., pid: 4242, ip: 10.244.2.3/24},
+            containers: [{name: lab-web, state: Running, pid: 4250, reason: ''}]}]
+started:
+  description: Containers (C(POD/CONTAINER)) started or restarted (or that would be).
+  returned: always
+  type: list
+  elements: str
+  sample: [test-pod/lab-web]
+stopped:
+  description: Containers stopped (spec changed, no longer listed).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+not_ready:
+  description: Pods whose containers are not all running, with their ready n/m.
+  returned: always
+  type: dict
+  sample: {test-pod: 1/2}
+'''
+
+import json
+import os
+import sys
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.k8slab.podnet.plugins.module_utils import pods as P
+from ansible_collections.k8slab.podnet.plugins.module_utils.files import read_text, write_atomic
+
+# The http and echo workloads. A bind() failure is reported as the kernel's errno and text.
+WORKLOAD = r'''"""Workloads of k8slab.podnet containers: http PORT POD CONTAINER NODE | echo PORT."""
+import http.server
+import os
+import socket
+import socketserver
+import sys
+import threading
+
+
+def bind(sock, port):
+    try:
+        sock.bind(('0.0.0.0', port))
+    except OSError as e:
+        sys.stderr.write('bind() to 0.0.0.0:%d failed (%d: %s)\n'
+                         % (port, e.errno, os.strerror(e.errno)))
+        raise SystemExit(1)
+
+
+def serve_http(port, pod, container, node):
+    body = 'Hello from pod %s on node %s, container %s\n' % (pod, node, container)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            text = ('HELLO %s\n' % pod) if self.path == '/hello' else body
+            data = text.encode()
+            self.send_response(200)
+            self.send_header('Content-Type', 'text/plain')
+            self.send_header('Content-Length', str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    class Server(http.server.ThreadingHTTPServer):
+        def server_bind(self):  # no getfqdn(): a pod may have no DNS
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            bind(self.socket, port)
+            self.server_address = self.socket.getsockname()
+
+    srv = Server(('0.0.0.0', port), Handler, bind_and_activate=False)
+    srv.server_bind()
+    srv.server_activate()
+    sys.stderr.write('listening on 0.0.0.0:%d\n' % port)
+    sys.stderr.flush()
+    srv.serve_forever()
+
+
+def serve_echo(port):
+    class Tcp(socketserver.BaseRequestHandler):
+        def handle(self):
+            while True:
+                data = self.request.recv(65536)
+                if not data:
+                    return
+                self.request.sendall(data)
+
+    class TcpServer(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+        def server_bind(self):
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            bind(self.socket, port)
+
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    bind(udp, port)
+    tcp = TcpServer(('0.0.0.0', port), Tcp, bind_and_activate=False)
+    tcp.server_bind()
+    tcp.server_activate()
+    threading.Thread(target=tcp.serve_forever, daemon=True).start()
+    sys.stderr.write('echo on 0.0.0.0:%d tcp and udp\n' % port)
+    sys.stderr.flush()
+    while True:
+        data, peer = udp.recvfrom(65536)
+        udp.sendto(data, peer)
+
+
+if sys.argv[1] == 'http':
+    serve_http(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
+else:
+    serve_echo(int(sys.argv[2]))
+'''
+
+CONTAINER_OPTIONS = dict(
+    name=dict(type='str', required=True),
+    workload=dict(type='str', required=True),
+    port=dict(type='int'),
+    command=dict(type='list', elements='str'),
+)
+POD_OPTIONS = dict(
+    name=dict(type='str', required=True),
+    node=dict(type='str'),
+    restart_policy=dict(type='str', choices=['Always', 'OnFailure', 'Never'],
+                        default='Always'),
+    containers=dict(type='list', elements='dict', required=True, options=CONTAINER_OPTIONS),
+)
+START_TIMEOUT = 10.0
+# The workloads need only the standard library: the system's Python when there is one, so a
+# container's argv does not point into a virtualenv that may change under it.
+SYSTEM_PYTHON = '/usr/bin/python3'
+
+
+class Runtime(object):
+    def __init__(self, module):
+        self.m = module
+        self.runtime_dir = module.params['runtime_dir']
+        self.check = module.check_mode
+        self.program = os.path.join(self.runtime_dir, 'workload.py')
+        self.python = SYSTEM_PYTHON if os.access(SYSTEM_PYTHON, os.X_OK) else sys.executable
+        self.result = dict(pods=[], started=[], stopped=[], not_ready={})
+
+    def argv(self, pod, c):
+        workload = P.WORKLOAD_ALIASES.get(c['workload'], c['workload'])
+        if workload == 'http':
+            return [self.python, self.program, 'http', str(c['port']), pod['name'],
+                    c['name'], pod.get('node') or '-']
+        if workload == 'echo':
+            return [self.python, self.program, 'echo', str(c['port'])]
+        if workload == 'sleep':
+            return [self.m.get_bin_path('sleep', required=True), 'infinity']
+        return list(c['command'])
+
+    def start(self, pod, c, argv, sandbox_pid):
+        """Starts one container under its shim; waits until it listens on its port (http,
+        echo) or has run a moment (others), or exited. Returns its record entry."""
+        files = P.container_files(self.runtime_dir, pod['name'], c['name'])
+        for path in (files['pid'], files['exit']):
+            if os.path.exists(path):
+                os.unlink(path)
+        if os.path.exists(files['log']):
+            os.rename(files['log'], files['log'] + '.previous')
+        self.m.run_command(
+            ['/bin/sh', '-c', '"$@" </dev/null >/dev/null 2>&1 &', 'sh',
+             self.m.get_bin_path('setsid', required=True),
+             self.m.get_bin_path('nsenter', required=True), '--net=/proc/%d/ns/net' % sandbox_pid,
+             '/bin/sh', '-c', P.SHIM, 'shim', files['pid'], files['log'], files['exit']] + argv,
+            check_rc=True)
+        deadline = time.time() + START_TIMEOUT
+        pid = None
+        while time.time() < deadline:
+            pid = pid or P.read_pid(files['pid'])
+            if os.path.exists(files['exit']):
+                break
+            if pid and P.alive(pid):
+                if c.get('port') and c['workload'] in ('http', 'httpd', 'echo'):
+                    if P.listens(pid, c['port']):
+                        break
+                elif time.time() > deadline - START_TIMEOUT + 0.3:
+                    break
+            time.sleep(0.03)
+        workload = P.WORKLOAD_ALIASES.get(c['workload'], c['workload'])
+        return dict(name=c['name'], workload=workload, port=c.get('port'), argv=argv, pid=pid,
+                    log=files['log'])
+
+    def pod(self, pod, before, after):
+        name = pod['name']
+        rec = P.read_record(self.runtime_dir, name)
+        spid = P.pause_pid(self.runtime_dir, rec)
+        if spid is None and not self.check:
+            raise P.PodError('pod %s has no ready sandbox (record %s): run '
+                             'k8slab.podnet.pod_sandbox first'
+                             % (name, os.path.join(P.pod_dir(self.runtime_dir, name), P.RECORD)))
+        rec = rec or dict(name=name, sandbox={}, containers=[])
+        old = dict((c['name'], P.container_status(self.runtime_dir, name, c, spid))
+                   for c in rec.get('containers') or [])
+        before[name] = dict((n, c['state']) for n, c in old.items())
+        wanted = [c['name'] for c in pod['containers']]
+        for cname, c in old.items():
+            if cname in wanted:
+                continue
+            if c['state'] == 'Running':
+                self.result['stopped'].append('%s/%s' % (name, cname))
+            if not self.check:
+                files = P.container_files(self.runtime_dir, name, cname)
+                if c['state'] == 'Running':
+                    P.stop([c['pid']])
+                    # Its shim records the exit right after; wait for it, then clear all.
+                    deadline = time.time() + 2
+                    while not os.path.exists(files['exit']) and time.time() < deadline:
+                        time.sleep(0.02)
+                for path in files.values():
+                    for stale in (path, path + '.previous'):
+                        if os.path.exists(stale):
+                            os.unlink(stale)
+        entries = []
+        for c in pod['containers']:
+            argv = self.argv(pod, c)
+            cur = old.get(c['name'])
+            restarts = int((cur or {}).get('restarts') or 0)
+            # A new workload program takes effect on restart, for the containers that run it.
+            stale_program = self.program_changed and self.program in argv
+            if cur and cur['state'] == 'Running' and cur.get('argv') == argv \
+                    and not stale_program:
+                entries.append(cur)
+                continue
+            if cur and cur['state'] == 'Running':
+                self.result['stopped'].append('%s/%s' % (name, c['name']))
+                if not self.check:
+                    P.stop([cur['pid']])
+            elif cur and cur.get('argv') == argv and (
+                    pod['restart_policy'] == 'Never' or (
+                        pod['restart_policy'] == 'OnFailure' and cur.get('exit_code') == 0)):
+                entries.append(cur)  # exited, and the policy leaves it so
+                continue
+            self.result['started'].append('%s/%s' % (name, c['name']))
+            if self.check:
+                entries.append(dict(name=c['name'], workload=c['workload'], port=c.get('port'),
+                                    argv=argv, state='Running', pid=None))
+                continue
+            entry = self.start(pod, c, argv, spid)
+            entry['restarts'] = restarts + 1 if cur else 0
+            entries.append(P.container_status(self.runtime_dir, name, entry, spid))
+        rec['containers'] = entries
+        rec['ready'] = P.ready_text(entries)
+        if spid and not self.check:
+            rec['sandbox']['ip'] = self.pod_ip(name)
+        if rec['ready'] != '%d/%d' % (len(entries), len(entries)):
+            self.result['not_ready'][name] = rec['ready']
+        after[name] = dict((c['name'], c['state']) for c in entries)
+        changed = json.dumps(rec, sort_keys=True) != json.dumps(
+            P.read_record(self.runtime_dir, name), sort_keys=True)
+        if changed and not self.check:
+            P.write_record(self.runtime_dir, rec)
+        self.result['pods'].append(rec)
+        return changed
+
+    def pod_ip(self, name):
+        """eth0's first IPv4 address in the pod (what the pod really holds), or None."""
+        rc, out, _err = self.m.run_command([self.m.get_bin_path('ip', required=True), '-j',
+                                            '-n', name, 'addr', 'show', 'dev', 'eth0'])
+        try:
+            for link in json.loads(out) if rc == 0 else []:
+                for a in link.get('addr_info', []):
+                    if a.get('family') == 'inet':
+                        return '%s/%s' % (a['local'], a['prefixlen'])
+        except ValueError:
+            pass
+        return None
+
+    def write_program(self):
+        self.program_changed = read_text(self.program) != WORKLOAD
+        if self.program_changed and not self.check:
+            write_atomic(self.program, WORKLOAD, makedirs=True)
+        return self.program_changed
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            pods=dict(type='list', elements='dict', options=POD_OPTIONS, required=True),
+            runtime_dir=dict(type='path', default=P.RUNTIME_DIR),
+            fail_not_ready=dict(type='bool', default=False),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    rt = Runtime(module)
+    # All input is checked before anything starts: bad input leaves nothing behind.
+    errors = []
+    names = [pod['name'] for pod in p['pods']]
+    for name in set(n for n in names if names.count(n) > 1):
+        errors.append('pods: pod %s is listed twice' % name)
+    for pod in p['pods']:
+        errors.extend(P.container_errors(pod['name'], pod['containers']))
+    if errors:
+        module.fail_json(msg='; '.join(errors), errors=errors, **rt.result)
+    before, after = {}, {}
+    changed = False
+    try:
+        uses_program = any(P.WORKLOAD_ALIASES.get(c['workload'], c['workload']) in ('http', 'echo')
+                           for pod in p['pods'] for c in pod['containers'])
+        rt.program_changed = False
+        if uses_program:
+            changed |= rt.write_program()
+        for pod in p['pods']:
+            changed |= rt.pod(pod, before, after)
+    except (P.PodError, OSError, IOError) as e:
+        module.fail_json(msg=str(e), **rt.result)
+    changed |= bool(rt.result['started'] or rt.result['stopped'])
+    res = dict(rt.result, changed=changed)
+    if module._diff:
+        res['diff'] = dict(before=before, after=after)
+    if p['fail_not_ready'] and rt.result['not_ready']:
+        module.fail_json(msg='pods not ready: %s' % ', '.join(
+            '%s %s' % kv for kv in sorted(rt.result['not_ready'].items())), **res)
+    module.exit_json(**res)
+
+
+if __name__ == '__main__':
+    main()

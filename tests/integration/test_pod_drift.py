@@ -1,0 +1,136 @@
+"""Pods on a built lab (site.yml through scripts/k8slab): the node's pod record drives them, and
+drift converges on the next run (issue 11 §4, issue 12). Needs root; builds its own lab named
+hd<4 hex> and tears it down.
+
+- the namespace of a running pod deleted by hand (`ip netns del httpd` inside node-1): the next
+  run stops the orphaned processes, removes the stale veth pair, rebuilds the pod, verifies;
+- a killed sandbox (pause) process: a new sandbox, the address as host-local gives it;
+- a killed container: reported Exited/Error, restarted by the next run (restartPolicy Always);
+- every pod's store file holds its sandbox id and eth0; a rerun changes nothing.
+"""
+
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, os.path.join(ROOT, '.collections'))
+from ansible_collections.k8slab.podnet.plugins.module_utils import pods as P  # noqa: E402
+
+K8SLAB = os.path.join(ROOT, 'scripts', 'k8slab')
+
+
+def k8slab(*args):
+    return subprocess.run([K8SLAB] + list(args), capture_output=True, text=True, check=False,
+                          timeout=1200)
+
+
+def node_dir(lab, node, path):
+    """A node's private path as the host sees it."""
+    return '/run/k8slab/%s/nodes/%s%s' % (lab, node, path)
+
+
+def runtime(lab, node):
+    return node_dir(lab, node, '/run/podnet')
+
+
+def record(lab, node, pod):
+    return P.read_record(runtime(lab, node), pod)
+
+
+def wait_dead(pid, timeout=5):
+    deadline = time.time() + timeout
+    while P.alive(pid) and time.time() < deadline:
+        time.sleep(0.05)
+    return not P.alive(pid)
+
+
+def assert_up(lab):
+    r = k8slab('--lab', lab, 'up')
+    assert r.returncode == 0, r.stdout[-5000:] + r.stderr[-2000:]
+    assert ' 0 failed' in r.stdout, r.stdout[-3000:]
+    return r
+
+
+@pytest.fixture(scope='module')
+def lab():
+    name = 'hd' + secrets.token_hex(2)
+    try:
+        assert_up(name)
+        yield name
+    finally:
+        k8slab('--lab', name, 'down')
+
+
+def store_files(lab, node):
+    store = node_dir(lab, node, '/var/lib/cni/networks/cbr0')
+    out = {}
+    for f in os.listdir(store):
+        if f[0].isdigit():
+            with open(os.path.join(store, f), 'rb') as fh:
+                out[f] = fh.read()
+    return out
+
+
+def test_store_files_hold_sandbox_ids_and_records_are_ready(lab):
+    for node, pods in (('node-1', ['app-3', 'client-1', 'httpd']),
+                       ('node-2', ['app-1', 'app-2', 'client-2', 'test-pod'])):
+        rows = P.list_pods(runtime(lab, node), node=node)
+        assert [r['name'] for r in sorted(rows, key=lambda r: r['name'])] == pods
+        store = store_files(lab, node)
+        for r in rows:
+            assert r['ready'].split('/')[0] == r['ready'].split('/')[1], r
+            assert store[r['ip']] == ('%s\r\neth0' % r['sandbox_id']).encode(), (r, store)
+    seed = record(lab, 'node-2', 'test-pod')
+    assert seed['ready'] == '2/2' and [c['port'] for c in seed['containers']] == [80, 8080]
+
+
+def test_netns_deleted_by_hand_converges(lab):
+    before = record(lab, 'node-1', 'httpd')
+    web = before['containers'][0]['pid']
+    r = k8slab('--lab', lab, 'exec', 'node-1', '--', 'ip', 'netns', 'del', 'httpd')
+    assert r.returncode == 0, r.stderr
+    assert P.alive(web)  # the orphaned namespace lives on with its processes
+    assert_up(lab)
+    after = record(lab, 'node-1', 'httpd')
+    assert not P.alive(web) and not P.alive(before['sandbox']['pid'])
+    assert after['sandbox']['id'] != before['sandbox']['id'] and after['ready'] == '1/1'
+    ip = after['sandbox']['ip'].split('/')[0]
+    assert store_files(lab, 'node-1')[ip] == ('%s\r\neth0' % after['sandbox']['id']).encode()
+    # The old sandbox id holds no address any more.
+    assert before['sandbox']['id'].encode() not in b''.join(store_files(lab, 'node-1').values())
+
+
+def test_killed_sandbox_and_killed_container_converge(lab):
+    seed = record(lab, 'node-2', 'test-pod')
+    live = dict((r['name'], r) for r in P.list_pods(runtime(lab, 'node-2')))
+    assert live['test-pod']['status'] == 'Running' and live['app-1']['ready'] == '1/1'
+    os.kill(seed['sandbox']['pid'], signal.SIGKILL)
+    app = record(lab, 'node-2', 'app-1')
+    web = app['containers'][0]['pid']
+    os.kill(web, signal.SIGKILL)
+    assert wait_dead(seed['sandbox']['pid']) and wait_dead(web)
+    rows = dict((r['name'], r) for r in P.list_pods(runtime(lab, 'node-2')))
+    assert rows['test-pod']['status'] == 'SandboxNotReady'
+    c = rows['app-1']['containers'][0]
+    assert (c['state'], c['reason'], c['exit_code'], rows['app-1']['ready']) == (
+        'Exited', 'Error', 137, '0/1')
+
+    assert_up(lab)
+    seed2, app2 = record(lab, 'node-2', 'test-pod'), record(lab, 'node-2', 'app-1')
+    assert seed2['sandbox']['id'] != seed['sandbox']['id'] and seed2['ready'] == '2/2'
+    assert app2['sandbox']['id'] == app['sandbox']['id']  # only the container was restarted
+    assert app2['ready'] == '1/1' and app2['containers'][0]['restarts'] == 1
+
+
+def test_rerun_changes_nothing(lab):
+    r = assert_up(lab)
+    counts = re.findall(r'changed=(\d+)', r.stdout)
+    assert counts and set(counts) == {'0'}, r.stdout[-3000:]

@@ -14,13 +14,15 @@ import pytest
 from conftest import run_module, run_playbook, sh
 
 PROBE = 'k8slab.podnet.probe'
+# Names start with this (K8SLAB_TEST_PREFIX lets parallel sessions tell theirs apart).
+PREFIX = os.environ.get('K8SLAB_TEST_PREFIX', 'kg')
 
 
 @pytest.fixture
 def mini(uid, netns_cleanup):
     """Namespaces P-n1, P-n2 (nodes), P-p1, P-p2 (pods), P-sw (switch), P-r1 (node 1's NAT
     router); httpd serving in P-p1. Returns the prefix."""
-    p = 'kg' + uid
+    p = PREFIX + uid
     names = ['%s-%s' % (p, n) for n in ('sw', 'n1', 'n2', 'p1', 'p2', 'r1')]
     netns_cleanup.extend(names)
     www = tempfile.mkdtemp(prefix='kg-probe-')
@@ -154,6 +156,8 @@ BAD = [
     (dict(probes=[dict(name='a', kind='reach', target='1.1.1.1', bind_dev='a' * 16)]),
      'at most 15'),
     (dict(probes=[dict(name='a', kind='address', dev='eth0')]), 'needs dev and address'),
+    (dict(probes=[dict(name='a', kind='mtu', dev='eth0')]), 'kind mtu needs dev and mtu'),
+    (dict(probes=[dict(name='a', kind='mtu', dev='eth0', mtu=9)]), "mtu 9 must be between"),
     (dict(probes=[dict(name='a', kind='reach', target='1.1.1.1')], wait=0), 'wait 0'),
 ]
 
@@ -167,6 +171,31 @@ def test_bad_input_names_the_value():
     for n, (_args, msg) in enumerate(BAD):
         res = play.task('bad %d' % n)
         assert res.get('failed') and msg in res['msg'], (n, res)
+
+
+def test_mtu_checks_the_pod_and_its_veth_end_and_catches_a_change(mini):
+    n2, p2 = mini + '-n2', mini + '-p2'
+    probes = [dict(name='pod eth0', kind='mtu', netns=p2, dev='eth0', mtu=1500),
+              dict(name='cni0', kind='mtu', dev='cni0', mtu=1500)]
+    results, _res = probe(dict(netns=n2, retries=0, probes=probes))
+    assert results['pod eth0']['passed'] and results['cni0']['passed'], results
+    assert results['pod eth0']['observed'] == 'eth0 1500, vethp2 1500'
+    # A negative drill: one pod's eth0 changed, its veth end left alone - the check fails
+    # naming the link; the node's own link is unaffected.
+    sh('ip -n %s link set dev eth0 mtu 1400' % p2)
+    try:
+        results, _res = probe(dict(netns=n2, retries=0, probes=probes))
+    finally:
+        sh('ip -n %s link set dev eth0 mtu 1500' % p2)
+    assert not results['pod eth0']['passed'] and results['pod eth0']['reason'] == 'eth0 has mtu 1400', results
+    assert results['pod eth0']['observed'] == 'eth0 1400, vethp2 1500'
+    assert results['cni0']['passed']
+    sh('ip -n %s link set dev vethp2 mtu 1400' % n2)
+    try:
+        results, _res = probe(dict(netns=n2, retries=0, probes=probes[:1]))
+    finally:
+        sh('ip -n %s link set dev vethp2 mtu 1500' % n2)
+    assert not results['pod eth0']['passed'] and results['pod eth0']['reason'] == 'vethp2 has mtu 1400', results
 
 
 def test_node_info_reads_links_pods_and_store(mini, tmp_path):
@@ -185,5 +214,6 @@ def test_node_info_reads_links_pods_and_store(mini, tmp_path):
     assert res['interfaces']['eth1']['addresses'] == ['192.168.56.12/24']
     assert res['pods'][mini + '-p2']['ip'] == '10.244.2.2'
     assert res['pods'][mini + '-p2']['host_veth'] == 'vethp2'
+    assert res['pods'][mini + '-p2']['mtu'] == res['interfaces']['cni0']['mtu'] == 1500
     assert res['pods'][mini + '-nope']['state'] == 'ABSENT'
     assert res['ipam'] == {'10.244.2.2': {'container_id': mini + '-p2', 'ifname': 'eth0'}}

@@ -216,3 +216,44 @@ def test_select_route_reads_ip_json():
     assert got == dict(dev='eth1', gateway='192.168.56.11', prefsrc='192.168.56.12',
                        type='unicast')
     assert select_route([]) == {}
+
+
+# ---- mtu and input validation ---------------------------------------------------------------
+
+from ansible_collections.k8slab.podnet.plugins.module_utils.probe import (  # noqa: E402
+    ProbeInputError, validate_probes)
+
+
+def test_mtu_all_links_agree():
+    probe = dict(kind='mtu', dev='eth0', mtu=1500)
+    passed, expected, observed, reason = evaluate(probe, dict(mtus=[('eth0', 1500),
+                                                                    ('veth1234', 1500)]))
+    assert passed and (expected, observed, reason) == ('mtu 1500', 'eth0 1500, veth1234 1500', '')
+
+
+def test_mtu_names_the_link_that_differs():
+    probe = dict(kind='mtu', dev='eth0', mtu=1500)
+    passed, _e, observed, reason = evaluate(probe, dict(mtus=[('eth0', 1400), ('veth1', 1500)]))
+    assert not passed and observed == 'eth0 1400, veth1 1500' and reason == 'eth0 has mtu 1400'
+    passed, _e, _o, reason = evaluate(probe, dict(mtus=[('eth0', 1500),
+                                                        ('veth peer of eth0', None)]))
+    assert not passed and reason == 'veth peer of eth0 has no link'
+
+
+@pytest.mark.parametrize('probes,msg', [
+    ([], 'at least one probe'),
+    ([dict(name='a', kind='ping', target='1.1.1.1')], "kind 'ping' is not one of address"),
+    ([dict(name='a', kind='mtu', dev='eth0')], 'kind mtu needs dev and mtu'),
+    ([dict(name='a', kind='mtu', dev='eth0', mtu=20)], 'mtu 20 must be between'),
+    ([dict(name='a', kind='mtu', dev='x' * 16, mtu=1500)], 'at most 15'),
+    ([dict(name='a', kind='reach', target='1.1.1.1', netns='../x')], "'../x'"),
+])
+def test_bad_probe_input_is_a_probe_input_error(probes, msg):
+    with pytest.raises(ProbeInputError, match=msg):
+        validate_probes(probes)
+
+
+def test_validated_probes_know_their_home_namespace():
+    p = validate_probes([dict(name='a', kind='mtu', dev='eth0', mtu=1500, netns='pod')],
+                        'node')[0]
+    assert (p['netns'], p['home_netns']) == ('pod', 'node')

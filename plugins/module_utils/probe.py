@@ -244,17 +244,69 @@ def trace_hop(target, ttl, wait, dev=None):
         sock.close()
 
 
-def trace(target, max_hops, wait, dev=None):
-    """The hops towards target, one probe per TTL, until it answers or a router refuses."""
+# The kernel answers with ICMP errors (time exceeded, port unreachable) at most about once per
+# net.ipv4.icmp_ratelimit (1000 ms by default) per destination, after a burst of 6
+# (XRLIM_BURST_FACTOR in net/ipv4/icmp.c, the inet_peer token bucket). Many traces from one
+# source through one hop exceed that; so they are paced, and a silent hop is asked again.
+ICMP_RATELIMIT = 1.0  # seconds
+ICMP_BURST = 5        # one below the kernel's 6: a retry elsewhere may have used a token
+SILENT_REPROBES = 1   # re-probes of a silent hop, each a full interval later
+
+
+class HopPacer(object):
+    """Token buckets, one per (source namespace, bound device, responding hop), mirroring the
+    kernel's ICMP rate limit on the responder, so probes that share a hop take turns instead
+    of being answered with silence. Thread-safe; ``take`` blocks until its turn."""
+
+    def __init__(self, interval=ICMP_RATELIMIT, burst=ICMP_BURST):
+        self.interval = interval
+        self.burst = burst
+        self.lock = threading.Lock()
+        self.buckets = {}  # key -> (tokens, time of last update)
+
+    def take(self, key):
+        """Waits until the hop of ``key`` may answer once more, then uses that turn."""
+        with self.lock:
+            now = time.monotonic()
+            tokens, last = self.buckets.get(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) / self.interval) - 1
+            self.buckets[key] = (tokens, now)
+        if tokens < 0:  # the turn is reserved; wait for it outside the lock
+            time.sleep(-tokens * self.interval)
+
+    def silent(self, key):
+        """The hop did not answer: assume its bucket is empty (someone else used it)."""
+        with self.lock:
+            tokens, _last = self.buckets.get(key, (0.0, 0.0))
+            self.buckets[key] = (min(tokens, 0.0), time.monotonic())
+
+
+def trace(target, max_hops, wait, dev=None, expected=None, pacer=None, source=None):
+    """The hops towards target, one probe per TTL, until it answers or a router refuses.
+
+    expected: the hops expected (the pacer's keys: who should answer at each TTL, the target
+    beyond them); pacer: a HopPacer shared by concurrent traces; source: what identifies the
+    sending end for the pacer (the probe's namespace). A silent hop is probed again
+    SILENT_REPROBES times, a rate-limit interval later; a hop still silent is '*' with
+    ``silent`` True."""
     hops = []
+    expected = list(expected or [])
     for ttl in range(1, max_hops + 1):
-        err = trace_hop(target, ttl, wait, dev)
+        key = (source, dev, expected[ttl - 1] if ttl <= len(expected) else target)
+        for _attempt in range(SILENT_REPROBES + 1):
+            if pacer is not None:
+                pacer.take(key)
+            err = trace_hop(target, ttl, wait, dev)
+            if err is not None or pacer is None:
+                break
+            pacer.silent(key)
         if err is not None and err['origin'] == SO_EE_ORIGIN_LOCAL and err.get('message'):
             hops.append(dict(address='*', flag='!%s' % err['message'].replace(' ', '_'),
                              reached=False))
             break
         address, flag, final = classify_hop(err, target)
-        hops.append(dict(address=address, flag=flag, reached=final and not flag))
+        hops.append(dict(address=address, flag=flag, reached=final and not flag,
+                         silent=err is None))
         if final:
             break
     return hops
@@ -383,9 +435,12 @@ def _mismatch(expected, text):
     return 'expected %s, observed %s' % (expected, text)
 
 
+PACER = None  # the HopPacer of the running run_probes call (path probes share it)
+
+
 @register
 class Path(Kind):
-    """The hops towards target, the UDP method of traceroute(8)."""
+    """The hops towards target, the UDP method of traceroute(8), paced per responding hop."""
     name = 'path'
     alone = True  # ICMP errors are rate-limited per responding hop: no pings in between
 
@@ -404,7 +459,8 @@ class Path(Kind):
     def observe(self, p, wait, ip_bin):
         with InNetns(p.get('netns')):
             return dict(hops=trace(p['target'], p.get('max_hops') or len(p['hops']) + 1, wait,
-                                   p.get('bind_dev')))
+                                   p.get('bind_dev'), p.get('hops'), PACER,
+                                   p.get('netns')))
 
     def judge(self, p, observed):
         expected = list(p.get('hops') or [])
@@ -420,8 +476,10 @@ class Path(Kind):
         for n, want in enumerate(expected):
             have = got[n] if n < len(got) else 'nothing'
             if have != want:
-                return False, ' '.join(expected), text, \
-                    'hop %d: expected %s, observed %s' % (n + 1, want, have)
+                reason = 'hop %d: expected %s, observed %s' % (n + 1, want, have)
+                if n < len(hops) and hops[n].get('silent'):
+                    reason += ' (no answer from hop %d: rate-limited or filtered?)' % (n + 1)
+                return False, ' '.join(expected), text, reason
         if len(got) > len(expected):
             return False, ' '.join(expected), text, \
                 'hop %d: expected none, observed %s' % (len(expected) + 1, got[len(expected)])
@@ -692,6 +750,8 @@ def run_probes(probes, wait, retries, retry_delay, workers, ip_bin):
     Kinds marked ``alone`` (path) run first, on their own: routers rate-limit the ICMP errors
     they send (about one per second and peer), and a concurrent ping to the same broken
     destination would take the one "network unreachable" that shows where a path ends."""
+    global PACER
+    PACER = HopPacer()  # one per call: its buckets follow this call's probes
     results = [None] * len(probes)
     gate = threading.Semaphore(max(1, workers))
 

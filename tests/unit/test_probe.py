@@ -257,3 +257,38 @@ def test_validated_probes_know_their_home_namespace():
     p = validate_probes([dict(name='a', kind='mtu', dev='eth0', mtu=1500, netns='pod')],
                         'node')[0]
     assert (p['netns'], p['home_netns']) == ('pod', 'node')
+
+
+# ---- pacing path probes under the kernel's ICMP rate limit ----------------------------------
+
+from ansible_collections.k8slab.podnet.plugins.module_utils.probe import HopPacer  # noqa: E402
+
+
+def test_pacer_allows_a_burst_then_one_per_interval_per_hop():
+    import time
+    pacer = HopPacer(interval=0.05, burst=3)
+    start = time.monotonic()
+    for _n in range(3):
+        pacer.take(('client-2', None, '10.244.2.1'))
+    pacer.take(('client-2', None, '10.244.1.1'))  # another hop has its own bucket
+    assert time.monotonic() - start < 0.04
+    for _n in range(4):
+        pacer.take(('client-2', None, '10.244.2.1'))
+    assert time.monotonic() - start >= 4 * 0.05 * 0.9
+
+
+def test_pacer_waits_a_full_interval_after_a_silent_hop():
+    import time
+    pacer = HopPacer(interval=0.1, burst=5)
+    pacer.silent(('a', None, 'h'))
+    start = time.monotonic()
+    pacer.take(('a', None, 'h'))
+    assert time.monotonic() - start >= 0.09
+
+
+def test_a_hop_that_stays_silent_is_named():
+    seen = hops('10.244.2.1') + [dict(address='*', flag='', reached=False, silent=True)]
+    passed, _e, observed, reason = evaluate(SEED, dict(hops=seen))
+    assert not passed and observed == '10.244.2.1 *'
+    assert reason == ('hop 2: expected 192.168.56.11, observed * (no answer from hop 2: '
+                      'rate-limited or filtered?)')

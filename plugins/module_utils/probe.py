@@ -414,19 +414,19 @@ class Kind(object):
     needs_target = True  # probes an address: target is required and IPv4
     alone = False        # runs in a wave of its own, before the others (see run_probes)
 
-    def validate(self, probe, what):
+    def validate(self, p, what):
         pass
 
-    def expected(self, probe):
+    def expected(self, p):
         return self.name
 
-    def observe(self, probe, wait, ip_bin):
+    def observe(self, p, wait, ip_bin):
         raise NotImplementedError
 
-    def judge(self, probe, observed):
+    def judge(self, p, observed):
         raise NotImplementedError
 
-    def result_fields(self, probe, observed):
+    def result_fields(self, p, observed):
         """Extra fields of the result record."""
         return {}
 

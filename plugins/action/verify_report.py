@@ -17,8 +17,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.k8slab.podnet.plugins.module_utils.files import write_atomic
-from ansible_collections.k8slab.podnet.plugins.filter.verify import (
-    verify_junit, verify_report, verify_table)
+from ansible_collections.k8slab.podnet.plugins.plugin_utils import verify
 
 
 class ActionModule(ActionBase):
@@ -37,35 +36,35 @@ class ActionModule(ActionBase):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
 
-        rows = verify_report(args['checks'], args['results'])
+        rows = verify.report(args['checks'], args['results'])
         failed = [r for r in rows if not r['passed']]
         dest = args['dest']
         summary = dict(args['info'])
         summary.update(
             generated=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'),
             checks=len(rows), failed=len(failed), results=rows)
-        report = os.path.join(dest, 'verify.json')
+        path = os.path.join(dest, 'verify.json')
         junit = os.path.join(dest, 'verify.xml')
         # Written in check mode too: the report is output, not managed state.
         try:
             if not os.path.isdir(dest):
                 os.makedirs(dest)
-            write_atomic(report, json.dumps(summary, indent=2, sort_keys=True) + '\n')
-            write_atomic(junit, '<?xml version="1.0" encoding="UTF-8"?>\n' + verify_junit(rows) + '\n')
+            write_atomic(path, json.dumps(summary, indent=2, sort_keys=True) + '\n')
+            write_atomic(junit, '<?xml version="1.0" encoding="UTF-8"?>\n' + verify.junit(rows) + '\n')
         except (OSError, IOError) as e:
             raise AnsibleActionFail('cannot write the verification report to %s: %s' % (dest, e))
 
-        result.update(changed=False, report=report, junit=junit, checks=len(rows),
+        result.update(changed=False, report=path, junit=junit, checks=len(rows),
                       failed_checks=[r['name'] for r in failed],
-                      table=verify_table(rows, args['table_width'] or None))
+                      table=verify.table(rows, args['table_width'] or None))
         if failed and args['fail']:
             result['failed'] = True
             result['msg'] = '\n- '.join(
-                ['%d of %d checks failed (report: %s):' % (len(failed), len(rows), report)] +
+                ['%d of %d checks failed (report: %s):' % (len(failed), len(rows), path)] +
                 [r['failure'] for r in failed])
         else:
             result['msg'] = '%d checks: %d passed, %d failed (report: %s)' % (
-                len(rows), len(rows) - len(failed), len(failed), report)
+                len(rows), len(rows) - len(failed), len(failed), path)
         # Like debug: show the table even without -v.
         result['_ansible_verbose_always'] = True
         return result

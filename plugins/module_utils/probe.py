@@ -13,9 +13,11 @@ one process). The probes talk to the kernel directly:
   short waits, no output to parse.
 - ``reach``/``unreach``: ICMP echo on a raw socket, replies matched by identifier.
 - ``http``: an HTTP GET with http.client.
-- ``route``: ``ip -j route get``; ``address``: ``ip -j addr show``.
+- ``route``: ``ip -j route get``; ``address``: ``ip -j addr show``; ``mtu``: ``ip -j link show``.
 
-Evaluation is pure (``evaluate``), so it is unit-tested without a network.
+Each kind is one class (validate, observe, judge) registered by name in ``PROBES``; the
+controller side of the same kind is in plugins/plugin_utils/verify_kinds.py. Judging is pure
+(``evaluate``), so it is unit-tested without a network.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -34,6 +36,9 @@ import subprocess
 import threading
 import time
 
+from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
+    IprouteError, validate_ifname, validate_netns_name)
+
 CLONE_NEWNET = 0x40000000
 SOL_IP = 0
 IP_RECVERR = getattr(socket, 'IP_RECVERR', 11)
@@ -50,8 +55,6 @@ TRACE_PORT = 33434  # traceroute's base port, so firewalls and captures recognis
 # traceroute(8)'s annotations for ICMP destination-unreachable codes
 UNREACH_FLAGS = {0: '!N', 1: '!H', 2: '!P', 3: '', 4: '!F', 5: '!S', 9: '!X', 10: '!X',
                  13: '!X', 14: '!V', 15: '!C'}
-
-KINDS = ('path', 'reach', 'unreach', 'http', 'route', 'address')
 
 
 # ---- pure helpers (unit-tested) -------------------------------------------------------------
@@ -145,90 +148,6 @@ def select_route(routes):
     r = routes[0]
     return dict(dev=r.get('dev'), gateway=r.get('gateway'), prefsrc=r.get('prefsrc'),
                 type=r.get('type', 'unicast'))
-
-
-def _expected(probe):
-    kind = probe['kind']
-    if kind == 'path':
-        return ' '.join(probe.get('hops') or [])
-    if kind in ('reach', 'unreach'):
-        return 'reply' if kind == 'reach' else 'no reply'
-    if kind == 'address':
-        return '%s on %s' % (probe.get('address'), probe.get('dev'))
-    return kind
-
-
-def evaluate(probe, observed):
-    """(passed, expected_text, observed_text, reason) for one probe and its observation."""
-    kind = probe['kind']
-    err = observed.get('error')
-    if observed.get('fatal'):
-        return False, _expected(probe), 'error: %s' % err, err
-    if kind == 'path':
-        expected = list(probe.get('hops') or [])
-        hops = observed.get('hops') or []
-        text = ' '.join(h['address'] + (' ' + h['flag'] if h.get('flag') else '') for h in hops)
-        if err:
-            return False, ' '.join(expected), text or err, err
-        got = [h['address'] for h in hops]
-        reached = bool(hops) and hops[-1].get('reached', False)
-        if got == expected and (reached or not expected):
-            return True, ' '.join(expected), text, ''
-        for n, want in enumerate(expected):
-            have = got[n] if n < len(got) else 'nothing'
-            if have != want:
-                return False, ' '.join(expected), text, \
-                    'hop %d: expected %s, observed %s' % (n + 1, want, have)
-        if len(got) > len(expected):
-            return False, ' '.join(expected), text, \
-                'hop %d: expected none, observed %s' % (len(expected) + 1, got[len(expected)])
-        return False, ' '.join(expected), text, 'target %s did not answer' % probe['target']
-    if kind in ('reach', 'unreach'):
-        reply = observed.get('reply')
-        text = 'reply from %s' % reply if reply else (err or 'no reply')
-        want = kind == 'reach'
-        passed = bool(reply) == want
-        expected = 'reply' if want else 'no reply'
-        return passed, expected, text, '' if passed else 'expected %s, observed %s' % (expected, text)
-    if kind == 'http':
-        status = probe.get('status', 200)
-        body = probe.get('body')
-        expected = 'HTTP %s' % status + (' containing %r' % body if body else '')
-        if err:
-            return False, expected, err, err
-        text = 'HTTP %s, %d bytes' % (observed['status'], observed['length'])
-        passed = observed['status'] == status and (not body or body in observed['body'])
-        return passed, expected, text, '' if passed else 'expected %s, observed %s' % (expected, text)
-    if kind == 'route':
-        expected = 'dev %s' % probe.get('dev') if probe.get('dev') else 'any dev'
-        if probe.get('gateway') is not None:
-            expected += ' via %s' % probe['gateway'] if probe['gateway'] else ' (connected)'
-        forbid = probe.get('forbid_dev') or []
-        if forbid:
-            expected += ', never ' + ','.join(forbid)
-        if err:
-            return False, expected, err, err
-        route = observed.get('route') or {}
-        text = 'dev %s' % route.get('dev') + (' via %s' % route['gateway'] if route.get('gateway')
-                                              else ' (connected)')
-        reasons = []
-        if probe.get('dev') and route.get('dev') != probe['dev']:
-            reasons.append('leaves via %s, not %s' % (route.get('dev'), probe['dev']))
-        if probe.get('gateway') is not None and (route.get('gateway') or '') != probe['gateway']:
-            reasons.append('gateway %s, not %s' % (route.get('gateway') or 'none',
-                                                   probe['gateway'] or 'none'))
-        if route.get('dev') in forbid:
-            reasons.append('uses forbidden dev %s' % route.get('dev'))
-        return not reasons, expected, text, '; '.join(reasons)
-    if kind == 'address':
-        expected = '%s on %s' % (probe['address'], probe['dev'])
-        if err:
-            return False, expected, err, err
-        have = observed.get('addresses') or []
-        text = ', '.join(have) or 'no address'
-        passed = probe['address'] in have
-        return passed, expected, text, '' if passed else 'expected %s, observed %s' % (expected, text)
-    raise ValueError('unknown probe kind %r' % kind)
 
 
 # ---- namespaces ----------------------------------------------------------------------------
@@ -325,17 +244,69 @@ def trace_hop(target, ttl, wait, dev=None):
         sock.close()
 
 
-def trace(target, max_hops, wait, dev=None):
-    """The hops towards target, one probe per TTL, until it answers or a router refuses."""
+# The kernel answers with ICMP errors (time exceeded, port unreachable) at most about once per
+# net.ipv4.icmp_ratelimit (1000 ms by default) per destination, after a burst of 6
+# (XRLIM_BURST_FACTOR in net/ipv4/icmp.c, the inet_peer token bucket). Many traces from one
+# source through one hop exceed that; so they are paced, and a silent hop is asked again.
+ICMP_RATELIMIT = 1.0  # seconds
+ICMP_BURST = 5        # one below the kernel's 6: a retry elsewhere may have used a token
+SILENT_REPROBES = 1   # re-probes of a silent hop, each a full interval later
+
+
+class HopPacer(object):
+    """Token buckets, one per (source namespace, bound device, responding hop), mirroring the
+    kernel's ICMP rate limit on the responder, so probes that share a hop take turns instead
+    of being answered with silence. Thread-safe; ``take`` blocks until its turn."""
+
+    def __init__(self, interval=ICMP_RATELIMIT, burst=ICMP_BURST):
+        self.interval = interval
+        self.burst = burst
+        self.lock = threading.Lock()
+        self.buckets = {}  # key -> (tokens, time of last update)
+
+    def take(self, key):
+        """Waits until the hop of ``key`` may answer once more, then uses that turn."""
+        with self.lock:
+            now = time.monotonic()
+            tokens, last = self.buckets.get(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) / self.interval) - 1
+            self.buckets[key] = (tokens, now)
+        if tokens < 0:  # the turn is reserved; wait for it outside the lock
+            time.sleep(-tokens * self.interval)
+
+    def silent(self, key):
+        """The hop did not answer: assume its bucket is empty (someone else used it)."""
+        with self.lock:
+            tokens, _last = self.buckets.get(key, (0.0, 0.0))
+            self.buckets[key] = (min(tokens, 0.0), time.monotonic())
+
+
+def trace(target, max_hops, wait, dev=None, expected=None, pacer=None, source=None):
+    """The hops towards target, one probe per TTL, until it answers or a router refuses.
+
+    expected: the hops expected (the pacer's keys: who should answer at each TTL, the target
+    beyond them); pacer: a HopPacer shared by concurrent traces; source: what identifies the
+    sending end for the pacer (the probe's namespace). A silent hop is probed again
+    SILENT_REPROBES times, a rate-limit interval later; a hop still silent is '*' with
+    ``silent`` True."""
     hops = []
+    expected = list(expected or [])
     for ttl in range(1, max_hops + 1):
-        err = trace_hop(target, ttl, wait, dev)
+        key = (source, dev, expected[ttl - 1] if ttl <= len(expected) else target)
+        for _attempt in range(SILENT_REPROBES + 1):
+            if pacer is not None:
+                pacer.take(key)
+            err = trace_hop(target, ttl, wait, dev)
+            if err is not None or pacer is None:
+                break
+            pacer.silent(key)
         if err is not None and err['origin'] == SO_EE_ORIGIN_LOCAL and err.get('message'):
             hops.append(dict(address='*', flag='!%s' % err['message'].replace(' ', '_'),
                              reached=False))
             break
         address, flag, final = classify_hop(err, target)
-        hops.append(dict(address=address, flag=flag, reached=final and not flag))
+        hops.append(dict(address=address, flag=flag, reached=final and not flag,
+                         silent=err is None))
         if final:
             break
     return hops
@@ -394,28 +365,354 @@ def ip_json(ip_bin, netns, args):
     return json.loads(out) if out else []
 
 
+# ---- the kinds: one class per kind, registered by name -------------------------------------
+
+class ProbeInputError(Exception):
+    """Bad probe input (the module fails with it before anything runs)."""
+
+
+PROBES = {}
+
+
+def register(cls):
+    """Class decorator: makes a Kind subclass the module-side half of its check kind.
+
+    The controller side (plugins/plugin_utils/verify_kinds.py) registers the same name; a
+    kind is complete with both halves."""
+    PROBES[cls.name] = cls()
+    return cls
+
+
+def _ipv4(value, what):
+    try:
+        socket.inet_pton(socket.AF_INET, value)
+    except (OSError, ValueError, TypeError):
+        raise ProbeInputError('%s %r is not an IPv4 address' % (what, value))
+
+
+def _ifname(value, what):
+    try:
+        validate_ifname(value, what)
+    except IprouteError as e:  # the one interface-name rule, reported as probe input
+        raise ProbeInputError(str(e))
+
+
+def _netns_name(value, what):
+    try:
+        validate_netns_name(value, what)
+    except IprouteError as e:
+        raise ProbeInputError(str(e))
+
+
+class Kind(object):
+    """One probe kind, module side: check its input, observe once, judge the observation.
+
+    ``observe`` returns a dict (its error is ``error``, ``fatal`` when the probe could not
+    even be set up); ``judge`` returns (passed, expected text, observed text, reason)."""
+
+    name = None
+    needs_target = True  # probes an address: target is required and IPv4
+    alone = False        # runs in a wave of its own, before the others (see run_probes)
+
+    def validate(self, p, what):
+        pass
+
+    def expected(self, p):
+        return self.name
+
+    def observe(self, p, wait, ip_bin):
+        raise NotImplementedError
+
+    def judge(self, p, observed):
+        raise NotImplementedError
+
+    def result_fields(self, p, observed):
+        """Extra fields of the result record."""
+        return {}
+
+
+def _mismatch(expected, text):
+    return 'expected %s, observed %s' % (expected, text)
+
+
+PACER = None  # the HopPacer of the running run_probes call (path probes share it)
+
+
+@register
+class Path(Kind):
+    """The hops towards target, the UDP method of traceroute(8), paced per responding hop."""
+    name = 'path'
+    alone = True  # ICMP errors are rate-limited per responding hop: no pings in between
+
+    def validate(self, p, what):
+        if not p.get('hops'):
+            raise ProbeInputError('%s: hops (the expected path) is required for kind path' % what)
+        for hop in p['hops']:
+            _ipv4(hop, '%s: hop' % what)
+        p['max_hops'] = p.get('max_hops') or len(p['hops']) + 1
+        if not 1 <= p['max_hops'] <= 64:
+            raise ProbeInputError('%s: max_hops %r must be between 1 and 64' % (what, p['max_hops']))
+
+    def expected(self, p):
+        return ' '.join(p.get('hops') or [])
+
+    def observe(self, p, wait, ip_bin):
+        with InNetns(p.get('netns')):
+            return dict(hops=trace(p['target'], p.get('max_hops') or len(p['hops']) + 1, wait,
+                                   p.get('bind_dev'), p.get('hops'), PACER,
+                                   p.get('netns')))
+
+    def judge(self, p, observed):
+        expected = list(p.get('hops') or [])
+        hops = observed.get('hops') or []
+        text = ' '.join(h['address'] + (' ' + h['flag'] if h.get('flag') else '') for h in hops)
+        err = observed.get('error')
+        if err:
+            return False, ' '.join(expected), text or err, err
+        got = [h['address'] for h in hops]
+        reached = bool(hops) and hops[-1].get('reached', False)
+        if got == expected and (reached or not expected):
+            return True, ' '.join(expected), text, ''
+        for n, want in enumerate(expected):
+            have = got[n] if n < len(got) else 'nothing'
+            if have != want:
+                reason = 'hop %d: expected %s, observed %s' % (n + 1, want, have)
+                if n < len(hops) and hops[n].get('silent'):
+                    reason += ' (no answer from hop %d: rate-limited or filtered?)' % (n + 1)
+                return False, ' '.join(expected), text, reason
+        if len(got) > len(expected):
+            return False, ' '.join(expected), text, \
+                'hop %d: expected none, observed %s' % (len(expected) + 1, got[len(expected)])
+        return False, ' '.join(expected), text, 'target %s did not answer' % p['target']
+
+    def result_fields(self, p, observed):
+        return dict(hops=[h['address'] for h in observed.get('hops') or []])
+
+
+@register
+class Reach(Kind):
+    """One ICMP echo; an echo reply from anyone passes."""
+    name = 'reach'
+    want_reply = True
+
+    def expected(self, p):
+        return 'reply' if self.want_reply else 'no reply'
+
+    def observe(self, p, wait, ip_bin):
+        with InNetns(p.get('netns')):
+            reply, error = ping(p['target'], wait, p.get('bind_dev'))
+        return dict(reply=reply, error=None if reply else error)
+
+    def judge(self, p, observed):
+        reply = observed.get('reply')
+        text = 'reply from %s' % reply if reply else (observed.get('error') or 'no reply')
+        expected = self.expected(p)
+        passed = bool(reply) == self.want_reply
+        return passed, expected, text, '' if passed else _mismatch(expected, text)
+
+
+@register
+class Unreach(Reach):
+    """One ICMP echo that must go unanswered (an unrunnable probe proves nothing: fails)."""
+    name = 'unreach'
+    want_reply = False
+
+
+@register
+class Http(Kind):
+    """An HTTP GET: the status and, optionally, a text in the body."""
+    name = 'http'
+
+    def validate(self, p, what):
+        if not 1 <= (p.get('port') or 80) <= 65535:
+            raise ProbeInputError('%s: port %r is not a TCP port' % (what, p['port']))
+
+    def expected(self, p):
+        body = p.get('body')
+        return 'HTTP %s' % p.get('status', 200) + (' containing %r' % body if body else '')
+
+    def observe(self, p, wait, ip_bin):
+        with InNetns(p.get('netns')):
+            status, body = http_get(p['target'], p.get('port') or 80, p.get('url_path') or '/',
+                                    wait)
+        return dict(status=status, length=len(body), body=body[:4096])
+
+    def judge(self, p, observed):
+        expected = self.expected(p)
+        if observed.get('error'):
+            return False, expected, observed['error'], observed['error']
+        text = 'HTTP %s, %d bytes' % (observed['status'], observed['length'])
+        body = p.get('body')
+        passed = observed['status'] == p.get('status', 200) and \
+            (not body or body in observed['body'])
+        return passed, expected, text, '' if passed else _mismatch(expected, text)
+
+    def result_fields(self, p, observed):
+        return dict(body=observed['body'][:200]) if 'body' in observed else {}
+
+
+@register
+class Route(Kind):
+    """``ip -j route get``: the device and gateway, never a forbidden device."""
+    name = 'route'
+
+    def validate(self, p, what):
+        if p.get('gateway'):
+            _ipv4(p['gateway'], '%s: gateway' % what)
+
+    def expected(self, p):
+        expected = 'dev %s' % p['dev'] if p.get('dev') else 'any dev'
+        if p.get('gateway') is not None:
+            expected += ' via %s' % p['gateway'] if p['gateway'] else ' (connected)'
+        if p.get('forbid_dev'):
+            expected += ', never ' + ','.join(p['forbid_dev'])
+        return expected
+
+    def observe(self, p, wait, ip_bin):
+        return dict(route=select_route(ip_json(ip_bin, p.get('netns'),
+                                               ['route', 'get', p['target']])))
+
+    def judge(self, p, observed):
+        expected = self.expected(p)
+        if observed.get('error'):
+            return False, expected, observed['error'], observed['error']
+        route = observed.get('route') or {}
+        text = 'dev %s' % route.get('dev') + (' via %s' % route['gateway'] if route.get('gateway')
+                                              else ' (connected)')
+        reasons = []
+        if p.get('dev') and route.get('dev') != p['dev']:
+            reasons.append('leaves via %s, not %s' % (route.get('dev'), p['dev']))
+        if p.get('gateway') is not None and (route.get('gateway') or '') != p['gateway']:
+            reasons.append('gateway %s, not %s' % (route.get('gateway') or 'none',
+                                                   p['gateway'] or 'none'))
+        if route.get('dev') in (p.get('forbid_dev') or []):
+            reasons.append('uses forbidden dev %s' % route.get('dev'))
+        return not reasons, expected, text, '; '.join(reasons)
+
+
+@register
+class Address(Kind):
+    """``ip -j addr show dev DEV`` holds the address (with prefix)."""
+    name = 'address'
+    needs_target = False
+
+    def validate(self, p, what):
+        if not p.get('dev') or not p.get('address'):
+            raise ProbeInputError('%s: kind address needs dev and address' % what)
+
+    def expected(self, p):
+        return '%s on %s' % (p.get('address'), p.get('dev'))
+
+    def observe(self, p, wait, ip_bin):
+        links = ip_json(ip_bin, p.get('netns'), ['-4', 'addr', 'show', 'dev', p['dev']])
+        return dict(addresses=['%s/%s' % (a['local'], a['prefixlen'])
+                               for link in links for a in link.get('addr_info', [])])
+
+    def judge(self, p, observed):
+        expected = self.expected(p)
+        if observed.get('error'):
+            return False, expected, observed['error'], observed['error']
+        have = observed.get('addresses') or []
+        text = ', '.join(have) or 'no address'
+        passed = p['address'] in have
+        return passed, expected, text, '' if passed else _mismatch(expected, text)
+
+
+@register
+class Mtu(Kind):
+    """``ip -j link show dev DEV`` has MTU ``mtu``; in a pod (a probe netns other than the
+    module's) the veth's node end must have it too, found by the pod end's ``link_index``."""
+    name = 'mtu'
+    needs_target = False
+
+    def validate(self, p, what):
+        if not p.get('dev') or not p.get('mtu'):
+            raise ProbeInputError('%s: kind mtu needs dev and mtu' % what)
+        if not 68 <= p['mtu'] <= 65535:
+            raise ProbeInputError('%s: mtu %r must be between 68 and 65535' % (what, p['mtu']))
+
+    def expected(self, p):
+        return 'mtu %s' % p.get('mtu')
+
+    def observe(self, p, wait, ip_bin):
+        link = ip_json(ip_bin, p.get('netns'), ['link', 'show', 'dev', p['dev']])[0]
+        mtus = [(p['dev'], link.get('mtu'))]
+        home = p.get('home_netns')
+        if p.get('netns') and p['netns'] != home:
+            peer = [l for l in ip_json(ip_bin, home, ['link', 'show'])
+                    if l.get('ifindex') == link.get('link_index') and
+                    l.get('link_index') == link.get('ifindex')]
+            mtus.append((peer[0]['ifname'], peer[0].get('mtu')) if peer
+                        else ('veth peer of %s' % p['dev'], None))
+        return dict(mtus=mtus)
+
+    def judge(self, p, observed):
+        expected = self.expected(p)
+        if observed.get('error'):
+            return False, expected, observed['error'], observed['error']
+        mtus = observed.get('mtus') or []
+        text = ', '.join('%s %s' % (dev, 'missing' if mtu is None else mtu) for dev, mtu in mtus)
+        wrong = ['%s has %s' % (dev, 'no link' if mtu is None else 'mtu %s' % mtu)
+                 for dev, mtu in mtus if mtu != p['mtu']]
+        return not wrong, expected, text, '; '.join(wrong)
+
+
+# ---- running probes ------------------------------------------------------------------------
+
+def validate_probes(probes, default_netns=None):
+    """Checks every probe before any runs; returns them normalised (each with its ``netns``
+    and ``home_netns``, the module's own namespace). Raises ProbeInputError naming the probe,
+    the option and the value."""
+    if not probes:
+        raise ProbeInputError('probes must list at least one probe')
+    if default_netns:
+        _netns_name(default_netns, 'netns')
+    seen = set()
+    out = []
+    for p in probes:
+        p = dict(p)
+        name = p.get('name')
+        what = 'probe %r' % name
+        if name in seen:
+            raise ProbeInputError('probe name %r is used twice; names must be unique' % name)
+        seen.add(name)
+        kind = PROBES.get(p.get('kind'))
+        if kind is None:
+            raise ProbeInputError('%s: kind %r is not one of %s'
+                                  % (what, p.get('kind'), ', '.join(sorted(PROBES))))
+        p['home_netns'] = default_netns
+        p['netns'] = p.get('netns') or default_netns
+        if p['netns']:
+            _netns_name(p['netns'], '%s: netns' % what)
+        if kind.needs_target:
+            if not p.get('target'):
+                raise ProbeInputError('%s: target is required for kind %s' % (what, kind.name))
+            _ipv4(p['target'], '%s: target' % what)
+        for key in ('bind_dev', 'dev'):
+            if p.get(key):
+                _ifname(p[key], '%s: %s' % (what, key))
+        for dev in p.get('forbid_dev') or []:
+            _ifname(dev, '%s: forbid_dev' % what)
+        kind.validate(p, what)
+        out.append(p)
+    return out
+
+
+def evaluate(probe, observed):
+    """(passed, expected_text, observed_text, reason) for one probe and its observation."""
+    kind = PROBES.get(probe['kind'])
+    if kind is None:
+        raise ValueError('unknown probe kind %r' % probe['kind'])
+    if observed.get('fatal'):
+        err = observed.get('error')
+        return False, kind.expected(probe), 'error: %s' % err, err
+    return kind.judge(probe, observed)
+
+
 def observe(probe, wait, ip_bin):
     """Runs one probe once, in the calling thread; returns the raw observation."""
-    kind = probe['kind']
-    netns = probe.get('netns')
     try:
-        if kind == 'route':
-            return dict(route=select_route(ip_json(ip_bin, netns, ['route', 'get', probe['target']])))
-        if kind == 'address':
-            links = ip_json(ip_bin, netns, ['-4', 'addr', 'show', 'dev', probe['dev']])
-            return dict(addresses=['%s/%s' % (a['local'], a['prefixlen'])
-                                   for link in links for a in link.get('addr_info', [])])
-        with InNetns(netns):
-            if kind == 'path':
-                return dict(hops=trace(probe['target'], probe['max_hops'], wait,
-                                       probe.get('bind_dev')))
-            if kind in ('reach', 'unreach'):
-                reply, error = ping(probe['target'], wait, probe.get('bind_dev'))
-                return dict(reply=reply, error=None if reply else error)
-            if kind == 'http':
-                status, body = http_get(probe['target'], probe.get('port') or 80,
-                                        probe.get('url_path') or '/', wait)
-                return dict(status=status, length=len(body), body=body[:4096])
+        return PROBES[probe['kind']].observe(probe, wait, ip_bin)
     except ProbeError as e:
         # The probe could not even be set up (no such namespace or device): it proves nothing,
         # not even unreachability.
@@ -425,7 +722,6 @@ def observe(probe, wait, ip_bin):
         return dict(error=getattr(e, 'strerror', None) or str(e), fatal=fatal)
     except Exception as e:  # http.client raises its own exception types
         return dict(error='%s: %s' % (type(e).__name__, e))
-    raise ValueError('unknown probe kind %r' % kind)
 
 
 def run_probe(probe, wait, retries, retry_delay, ip_bin):
@@ -444,19 +740,18 @@ def run_probe(probe, wait, retries, retry_delay, ip_bin):
                   target=probe.get('target'), passed=passed, expected=expected, observed=text,
                   reason=reason, attempts=attempts,
                   duration=round(time.monotonic() - start, 3))
-    if probe['kind'] == 'path':
-        result['hops'] = [h['address'] for h in observed.get('hops') or []]
-    if probe['kind'] == 'http' and 'body' in observed:
-        result['body'] = observed['body'][:200]
+    result.update(PROBES[probe['kind']].result_fields(probe, observed))
     return result
 
 
 def run_probes(probes, wait, retries, retry_delay, workers, ip_bin):
     """Runs all probes concurrently (at most ``workers`` at a time); results in input order.
 
-    Path probes run first, on their own: routers rate-limit the ICMP errors they send
-    (about one per second and peer), and a concurrent ping to the same broken destination
-    would take the one "network unreachable" that shows where a path ends."""
+    Kinds marked ``alone`` (path) run first, on their own: routers rate-limit the ICMP errors
+    they send (about one per second and peer), and a concurrent ping to the same broken
+    destination would take the one "network unreachable" that shows where a path ends."""
+    global PACER
+    PACER = HopPacer()  # one per call: its buckets follow this call's probes
     results = [None] * len(probes)
     gate = threading.Semaphore(max(1, workers))
 
@@ -472,7 +767,7 @@ def run_probes(probes, wait, retries, retry_delay, workers, ip_bin):
 
     for wave in (True, False):
         threads = [threading.Thread(target=work, args=(n, p)) for n, p in enumerate(probes)
-                   if (p['kind'] == 'path') == wave]
+                   if PROBES[p['kind']].alone == wave]
         for t in threads:
             t.start()
         for t in threads:

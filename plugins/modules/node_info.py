@@ -72,16 +72,16 @@ EXAMPLES = r'''
 
 RETURN = r'''
 interfaces:
-  description: Every link of the node, by name.
+  description: Every link of the node, by name - its IPv4 addresses, state and MTU.
   returned: always
   type: dict
   sample:
-    eth1: {addresses: [192.168.56.11/24], state: UP, master: null, kind: veth, ifindex: 3}
-    cni0: {addresses: [10.244.1.1/24], state: UP, master: null, kind: bridge, ifindex: 5}
+    eth1: {addresses: [192.168.56.11/24], state: UP, mtu: 1500}
+    cni0: {addresses: [10.244.1.1/24], state: UP, mtu: 1500}
 pods:
   description:
     - Every pod by name - the IPv4 addresses of its interface, the first of them as C(ip)
-      (null when it has none), the link state, and the name of the veth's node end.
+      (null when it has none), the link state and MTU, and the name of the veth's node end.
   returned: always
   type: dict
   sample:
@@ -89,6 +89,7 @@ pods:
       addresses: [10.244.1.2/24]
       ip: 10.244.1.2
       state: UP
+      mtu: 1500
       host_veth: veth1a2b3c4d
 ipam:
   description:
@@ -156,10 +157,9 @@ def main():
 
         interfaces = {}
         by_index = {}
-        for link in ipr.json(['-d', 'addr', 'show'], netns=p['netns']):
-            interfaces[link['ifname']] = dict(
-                addresses=_v4(link), state=link.get('operstate'), master=link.get('master'),
-                kind=(link.get('linkinfo') or {}).get('info_kind'), ifindex=link.get('ifindex'))
+        for link in ipr.json(['addr', 'show'], netns=p['netns']):
+            interfaces[link['ifname']] = dict(addresses=_v4(link), state=link.get('operstate'),
+                                              mtu=link.get('mtu'))
             by_index[link.get('ifindex')] = link['ifname']
 
         names = p['pods'] if p['pods'] is not None else ipr.netns_list()
@@ -167,15 +167,16 @@ def main():
         pods = {}
         for name in names:
             if name not in existing:
-                pods[name] = dict(addresses=[], ip=None, state='ABSENT', host_veth=None)
+                pods[name] = dict(addresses=[], ip=None, state='ABSENT', mtu=None, host_veth=None)
                 continue
             links = ipr.json(['addr', 'show', 'dev', p['pod_ifname']], netns=name)
             if not links:
-                pods[name] = dict(addresses=[], ip=None, state='MISSING', host_veth=None)
+                pods[name] = dict(addresses=[], ip=None, state='MISSING', mtu=None,
+                                  host_veth=None)
                 continue
             addrs = _v4(links[0])
             pods[name] = dict(addresses=addrs, ip=addrs[0].split('/')[0] if addrs else None,
-                              state=links[0].get('operstate'),
+                              state=links[0].get('operstate'), mtu=links[0].get('mtu'),
                               host_veth=by_index.get(links[0].get('link_index')))
         ipam = read_store(os.path.join(p['data_dir'], p['network']))
         # The store holds sandbox ids; the node's pod records say which pod each belongs to.

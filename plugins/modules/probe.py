@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 ---
 module: probe
-short_description: Run many network probes at once - hop-by-hop paths, ping, HTTP, routes
+short_description: Run many network probes at once - hop-by-hop paths, ping, HTTP, routes, MTUs
 version_added: 0.1.0
 description:
   - Runs a list of probes from the host it runs on, or from inside named network namespaces
@@ -25,7 +25,8 @@ description:
     error queue (IP_RECVERR) instead of parsing traceroute's text output.
   - C(reach) and C(unreach) send one ICMP echo request per attempt on a raw socket.
   - C(http) sends an HTTP GET. C(route) asks the kernel with C(ip -j route get).
-    C(address) reads C(ip -j addr show).
+    C(address) reads C(ip -j addr show). C(mtu) reads C(ip -j link show).
+  - Each kind is one class in the collection's C(module_utils/probe.py), registered by name.
   - The module never changes anything.
 author: k8slab.podnet developers (@k8slab)
 options:
@@ -47,9 +48,12 @@ options:
           - C(route) expects C(ip route get) to leave via O(probes[].dev) and
             O(probes[].gateway) and never via O(probes[].forbid_dev).
           - C(address) expects O(probes[].address) on O(probes[].dev).
+          - C(mtu) expects MTU O(probes[].mtu) on O(probes[].dev) and, when the probe runs in a
+            pod (its O(probes[].netns) is not the module's O(netns)), on the node end of that
+            veth too.
         type: str
         required: true
-        choices: [path, reach, unreach, http, route, address]
+        choices: [address, http, mtu, path, reach, route, unreach]
       netns:
         description:
           - Run this probe inside this named network namespace (a pod of the node), as
@@ -78,6 +82,7 @@ options:
         description:
           - For C(route), the interface the route must leave through.
           - For C(address), the interface whose IPv4 addresses are read.
+          - For C(mtu), the interface whose MTU is read, for example C(eth0) in a pod.
         type: str
       gateway:
         description:
@@ -107,6 +112,9 @@ options:
       body:
         description: For C(http), a text the response body must contain.
         type: str
+      mtu:
+        description: For C(mtu), the expected MTU in bytes.
+        type: int
   netns:
     description:
       - Run all probes inside this named network namespace (like C(ip -n)); a probe's own
@@ -249,73 +257,18 @@ duration:
   sample: 0.05
 '''
 
-import socket
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
-    IprouteError, validate_ifname, validate_netns_name)
-from ansible_collections.k8slab.podnet.plugins.module_utils.probe import run_probes
-
-
-def _ipv4(value, what):
-    try:
-        socket.inet_pton(socket.AF_INET, value)
-    except (OSError, ValueError, TypeError):
-        raise IprouteError('%s %r is not an IPv4 address' % (what, value))
-
-
-def validate(probes, default_netns):
-    """Checks every probe before any runs; returns them normalised."""
-    if not probes:
-        raise IprouteError('probes must list at least one probe')
-    seen = set()
-    out = []
-    for p in probes:
-        p = dict(p)
-        name = p['name']
-        what = 'probe %r' % name
-        if name in seen:
-            raise IprouteError('probe name %r is used twice; names must be unique' % name)
-        seen.add(name)
-        p['netns'] = p.get('netns') or default_netns
-        if p['netns']:
-            validate_netns_name(p['netns'], '%s: netns' % what)
-        kind = p['kind']
-        if kind != 'address':
-            if not p.get('target'):
-                raise IprouteError('%s: target is required for kind %s' % (what, kind))
-            _ipv4(p['target'], '%s: target' % what)
-        for key in ('bind_dev', 'dev'):
-            if p.get(key):
-                validate_ifname(p[key], '%s: %s' % (what, key))
-        for dev in p.get('forbid_dev') or []:
-            validate_ifname(dev, '%s: forbid_dev' % what)
-        if kind == 'path':
-            if not p.get('hops'):
-                raise IprouteError('%s: hops (the expected path) is required for kind path' % what)
-            for hop in p['hops']:
-                _ipv4(hop, '%s: hop' % what)
-            p['max_hops'] = p.get('max_hops') or len(p['hops']) + 1
-            if not 1 <= p['max_hops'] <= 64:
-                raise IprouteError('%s: max_hops %r must be between 1 and 64' % (what, p['max_hops']))
-        if kind == 'route' and p.get('gateway'):
-            _ipv4(p['gateway'], '%s: gateway' % what)
-        if kind == 'address':
-            if not p.get('dev') or not p.get('address'):
-                raise IprouteError('%s: kind address needs dev and address' % what)
-        if kind == 'http' and not 1 <= p['port'] <= 65535:
-            raise IprouteError('%s: port %r is not a TCP port' % (what, p['port']))
-        out.append(p)
-    return out
+from ansible_collections.k8slab.podnet.plugins.module_utils.probe import (
+    PROBES, ProbeInputError, run_probes, validate_probes)
 
 
 def main():
     probe_spec = dict(
         name=dict(type='str', required=True),
-        kind=dict(type='str', required=True,
-                  choices=['path', 'reach', 'unreach', 'http', 'route', 'address']),
+        kind=dict(type='str', required=True, choices=sorted(PROBES)),
         netns=dict(type='str'),
         target=dict(type='str'),
         hops=dict(type='list', elements='str'),
@@ -329,6 +282,7 @@ def main():
         url_path=dict(type='str', default='/'),
         status=dict(type='int', default=200),
         body=dict(type='str'),
+        mtu=dict(type='int'),
     )
     module = AnsibleModule(
         argument_spec=dict(
@@ -344,14 +298,13 @@ def main():
     p = module.params
     start = time.monotonic()
     try:
-        probes = validate(p['probes'], p['netns'])
-        if p['netns']:
-            validate_netns_name(p['netns'])
+        probes = validate_probes(p['probes'], p['netns'])
         if not 0 < p['wait'] <= 30:
-            raise IprouteError('wait %r must be more than 0 and at most 30 seconds' % p['wait'])
+            raise ProbeInputError('wait %r must be more than 0 and at most 30 seconds' % p['wait'])
         if p['retries'] < 0 or p['retry_delay'] < 0 or p['workers'] < 1:
-            raise IprouteError('retries, retry_delay must not be negative and workers at least 1')
-    except IprouteError as e:
+            raise ProbeInputError('retries %r, retry_delay %r must not be negative and workers %r '
+                                  'at least 1' % (p['retries'], p['retry_delay'], p['workers']))
+    except ProbeInputError as e:
         module.fail_json(msg=str(e))
     ip_bin = module.get_bin_path('ip', required=True)
     results = run_probes(probes, p['wait'], p['retries'], p['retry_delay'], p['workers'], ip_bin)

@@ -14,13 +14,15 @@ import pytest
 from conftest import run_module, run_playbook, sh
 
 PROBE = 'k8slab.podnet.probe'
+# Names start with this (K8SLAB_TEST_PREFIX lets parallel sessions tell theirs apart).
+PREFIX = os.environ.get('K8SLAB_TEST_PREFIX', 'kg')
 
 
 @pytest.fixture
 def mini(uid, netns_cleanup):
     """Namespaces P-n1, P-n2 (nodes), P-p1, P-p2 (pods), P-sw (switch), P-r1 (node 1's NAT
     router); httpd serving in P-p1. Returns the prefix."""
-    p = 'kg' + uid
+    p = PREFIX + uid
     names = ['%s-%s' % (p, n) for n in ('sw', 'n1', 'n2', 'p1', 'p2', 'r1')]
     netns_cleanup.extend(names)
     www = tempfile.mkdtemp(prefix='kg-probe-')
@@ -154,6 +156,8 @@ BAD = [
     (dict(probes=[dict(name='a', kind='reach', target='1.1.1.1', bind_dev='a' * 16)]),
      'at most 15'),
     (dict(probes=[dict(name='a', kind='address', dev='eth0')]), 'needs dev and address'),
+    (dict(probes=[dict(name='a', kind='mtu', dev='eth0')]), 'kind mtu needs dev and mtu'),
+    (dict(probes=[dict(name='a', kind='mtu', dev='eth0', mtu=9)]), "mtu 9 must be between"),
     (dict(probes=[dict(name='a', kind='reach', target='1.1.1.1')], wait=0), 'wait 0'),
 ]
 
@@ -167,6 +171,58 @@ def test_bad_input_names_the_value():
     for n, (_args, msg) in enumerate(BAD):
         res = play.task('bad %d' % n)
         assert res.get('failed') and msg in res['msg'], (n, res)
+
+
+def test_mtu_checks_the_pod_and_its_veth_end_and_catches_a_change(mini):
+    n2, p2 = mini + '-n2', mini + '-p2'
+    probes = [dict(name='pod eth0', kind='mtu', netns=p2, dev='eth0', mtu=1500),
+              dict(name='cni0', kind='mtu', dev='cni0', mtu=1500)]
+    results, _res = probe(dict(netns=n2, retries=0, probes=probes))
+    assert results['pod eth0']['passed'] and results['cni0']['passed'], results
+    assert results['pod eth0']['observed'] == 'eth0 1500, vethp2 1500'
+    # A negative drill: one pod's eth0 changed, its veth end left alone - the check fails
+    # naming the link; the node's own link is unaffected.
+    sh('ip -n %s link set dev eth0 mtu 1400' % p2)
+    try:
+        results, _res = probe(dict(netns=n2, retries=0, probes=probes))
+    finally:
+        sh('ip -n %s link set dev eth0 mtu 1500' % p2)
+    assert not results['pod eth0']['passed'] and results['pod eth0']['reason'] == 'eth0 has mtu 1400', results
+    assert results['pod eth0']['observed'] == 'eth0 1400, vethp2 1500'
+    assert results['cni0']['passed']
+    sh('ip -n %s link set dev vethp2 mtu 1400' % n2)
+    try:
+        results, _res = probe(dict(netns=n2, retries=0, probes=probes[:1]))
+    finally:
+        sh('ip -n %s link set dev vethp2 mtu 1500' % n2)
+    assert not results['pod eth0']['passed'] and results['pod eth0']['reason'] == 'vethp2 has mtu 1400', results
+
+
+def test_twenty_paths_through_one_hop_pass_despite_the_icmp_rate_limit(mini):
+    # Issue 14: the kernel answers a source with ICMP errors about once a second after a burst
+    # of 6; 20 traces from one pod through its gateway used to fail 9 to 14 of them at hop 1
+    # (retries 0: 14). Paced per responding hop, all pass, in about 15 s.
+    hops = ['10.244.2.1', '192.168.56.11', '10.244.1.2']
+    probes = [dict(name='p%d' % n, kind='path', netns=mini + '-p2', target='10.244.1.2',
+                   hops=hops) for n in range(20)]
+    results, res = probe(dict(netns=mini + '-n2', retries=0, probes=probes))
+    assert not res['failed_probes'], [r['reason'] for r in results.values() if not r['passed']]
+    assert 10 <= res['duration'] < 30, res['duration']
+
+
+def test_a_hop_that_stays_silent_says_so(mini):
+    n2 = mini + '-n2'
+    sh('ip netns exec %s iptables -A OUTPUT -p icmp --icmp-type time-exceeded -j DROP' % n2)
+    try:
+        results, _res = probe(dict(netns=n2, retries=0, probes=[dict(
+            name='filtered', kind='path', netns=mini + '-p2', target='10.244.1.2',
+            hops=['10.244.2.1', '192.168.56.11', '10.244.1.2'])]))
+    finally:
+        sh('ip netns exec %s iptables -D OUTPUT -p icmp --icmp-type time-exceeded -j DROP' % n2)
+    r = results['filtered']
+    assert not r['passed'] and r['hops'][0] == '*', r
+    assert r['reason'] == ('hop 1: expected 10.244.2.1, observed * (no answer from hop 1: '
+                           'rate-limited or filtered?)'), r
 
 
 def test_node_info_reads_links_pods_and_store(mini, tmp_path):
@@ -185,5 +241,6 @@ def test_node_info_reads_links_pods_and_store(mini, tmp_path):
     assert res['interfaces']['eth1']['addresses'] == ['192.168.56.12/24']
     assert res['pods'][mini + '-p2']['ip'] == '10.244.2.2'
     assert res['pods'][mini + '-p2']['host_veth'] == 'vethp2'
+    assert res['pods'][mini + '-p2']['mtu'] == res['interfaces']['cni0']['mtu'] == 1500
     assert res['pods'][mini + '-nope']['state'] == 'ABSENT'
     assert res['ipam'] == {'10.244.2.2': {'container_id': mini + '-p2', 'ifname': 'eth0'}}

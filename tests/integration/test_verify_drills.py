@@ -18,6 +18,8 @@ import pytest
 from conftest import run_playbook, sh
 
 INVENTORY = 'inventories/netns'
+# Names start with this (K8SLAB_TEST_PREFIX lets parallel sessions tell theirs apart).
+PREFIX = os.environ.get('K8SLAB_TEST_PREFIX', 'kg')
 
 
 class Lab(object):
@@ -51,7 +53,7 @@ class Lab(object):
 
 @pytest.fixture(scope='module')
 def lab():
-    name = 'kg' + secrets.token_hex(3)
+    name = PREFIX + secrets.token_hex(3)
     reports = tempfile.mkdtemp(prefix='kg-verify-')
     try:
         res = run_playbook('site.yml', inventory=INVENTORY, extra_vars={'lab_name': name},
@@ -144,8 +146,28 @@ def test_route_pointed_at_10_0_2_15_fails_the_path_check(lab):
     assert 'forbidden dev eth0' in route['reason'], route
 
 
+def test_mtu_changed_on_one_pod_or_one_eth1_fails_exactly_its_mtu_check(lab):
+    # The mtu kind (added through the check-kind registry alone): one pod's eth0 changed
+    # without its veth end, and node-2's eth1 out of step with the other nodes.
+    lab.in_node('node-1', 'ip -n client-1 link set dev eth0 mtu 1400')
+    sh('ip -n %s link set dev eth1 mtu 1400' % lab.netns('node-2'))
+    try:
+        res, rows = lab.verify(verify_kinds=['mtu'])
+    finally:
+        lab.in_node('node-1', 'ip -n client-1 link set dev eth0 mtu 1500')
+        sh('ip -n %s link set dev eth1 mtu 1500' % lab.netns('node-2'))
+    assert res.rc != 0
+    assert set(r['kind'] for r in rows.values()) == {'mtu'}
+    failed = sorted(n for n, r in rows.items() if not r['passed'])
+    assert failed == ['mtu node-1/client-1 eth0 1500', 'mtu node-2 eth1 1500'], failed
+    pod = rows['mtu node-1/client-1 eth0 1500']
+    assert pod['observed'].startswith('eth0 1400, veth') and pod['reason'] == 'eth0 has mtu 1400'
+    assert 'mtu node-2 eth1 1500: expected mtu 1500; observed eth1 1400' in failure_message(res)
+
+
 def test_repaired_lab_verifies_again(lab):
     # After the drills the repaired lab passes again: the failures above were the drills'.
     res, rows = lab.verify(only='node-2|client-1')
+    assert 'mtu node-1/client-1 eth0 1500' in rows
     assert res.rc == 0, [r for r in rows.values() if not r['passed']]
     assert rows and all(r['passed'] for r in rows.values())

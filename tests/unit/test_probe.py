@@ -216,3 +216,79 @@ def test_select_route_reads_ip_json():
     assert got == dict(dev='eth1', gateway='192.168.56.11', prefsrc='192.168.56.12',
                        type='unicast')
     assert select_route([]) == {}
+
+
+# ---- mtu and input validation ---------------------------------------------------------------
+
+from ansible_collections.k8slab.podnet.plugins.module_utils.probe import (  # noqa: E402
+    ProbeInputError, validate_probes)
+
+
+def test_mtu_all_links_agree():
+    probe = dict(kind='mtu', dev='eth0', mtu=1500)
+    passed, expected, observed, reason = evaluate(probe, dict(mtus=[('eth0', 1500),
+                                                                    ('veth1234', 1500)]))
+    assert passed and (expected, observed, reason) == ('mtu 1500', 'eth0 1500, veth1234 1500', '')
+
+
+def test_mtu_names_the_link_that_differs():
+    probe = dict(kind='mtu', dev='eth0', mtu=1500)
+    passed, _e, observed, reason = evaluate(probe, dict(mtus=[('eth0', 1400), ('veth1', 1500)]))
+    assert not passed and observed == 'eth0 1400, veth1 1500' and reason == 'eth0 has mtu 1400'
+    passed, _e, _o, reason = evaluate(probe, dict(mtus=[('eth0', 1500),
+                                                        ('veth peer of eth0', None)]))
+    assert not passed and reason == 'veth peer of eth0 has no link'
+
+
+@pytest.mark.parametrize('probes,msg', [
+    ([], 'at least one probe'),
+    ([dict(name='a', kind='ping', target='1.1.1.1')], "kind 'ping' is not one of address"),
+    ([dict(name='a', kind='mtu', dev='eth0')], 'kind mtu needs dev and mtu'),
+    ([dict(name='a', kind='mtu', dev='eth0', mtu=20)], 'mtu 20 must be between'),
+    ([dict(name='a', kind='mtu', dev='x' * 16, mtu=1500)], 'at most 15'),
+    ([dict(name='a', kind='reach', target='1.1.1.1', netns='../x')], "'../x'"),
+])
+def test_bad_probe_input_is_a_probe_input_error(probes, msg):
+    with pytest.raises(ProbeInputError, match=msg):
+        validate_probes(probes)
+
+
+def test_validated_probes_know_their_home_namespace():
+    p = validate_probes([dict(name='a', kind='mtu', dev='eth0', mtu=1500, netns='pod')],
+                        'node')[0]
+    assert (p['netns'], p['home_netns']) == ('pod', 'node')
+
+
+# ---- pacing path probes under the kernel's ICMP rate limit ----------------------------------
+
+from ansible_collections.k8slab.podnet.plugins.module_utils.probe import HopPacer  # noqa: E402
+
+
+def test_pacer_allows_a_burst_then_one_per_interval_per_hop():
+    import time
+    pacer = HopPacer(interval=0.05, burst=3)
+    start = time.monotonic()
+    for _n in range(3):
+        pacer.take(('client-2', None, '10.244.2.1'))
+    pacer.take(('client-2', None, '10.244.1.1'))  # another hop has its own bucket
+    assert time.monotonic() - start < 0.04
+    for _n in range(4):
+        pacer.take(('client-2', None, '10.244.2.1'))
+    assert time.monotonic() - start >= 4 * 0.05 * 0.9
+
+
+def test_pacer_waits_a_full_interval_after_a_silent_hop():
+    import time
+    pacer = HopPacer(interval=0.1, burst=5)
+    pacer.silent(('a', None, 'h'))
+    start = time.monotonic()
+    pacer.take(('a', None, 'h'))
+    assert time.monotonic() - start >= 0.09
+
+
+def test_a_hop_that_stays_silent_is_named():
+    seen = hops('10.244.2.1') + [dict(address='*', flag='', reached=False, silent=True)]
+    passed, _e, observed, reason = evaluate(SEED, dict(hops=seen))
+    assert not passed and observed == '10.244.2.1 *'
+    assert reason == ('hop 2: expected 192.168.56.11, observed * (no answer from hop 2: '
+                      'rate-limited or filtered?)')

@@ -224,3 +224,18 @@ def test_node_order_limits_the_checks_to_those_nodes():
     checks = verify_checks(lab, FACTS, dict(outside_ip='203.0.113.1'))
     assert checks and not [c for c in checks if 'controlplane' in c['name']]
     assert 'path node-2/client-2 -> node-1/httpd' in [c['name'] for c in checks]
+
+
+def test_mtu_checks_every_pod_and_the_node_links():
+    checks = by_name(verify_checks(dict(LAB, cni_mtu=1450), FACTS))
+    mtu = [c for c in checks.values() if c['kind'] == 'mtu']
+    # eth1 and cni0 of every node, eth0 of every pod (its veth end is checked with it).
+    assert len(mtu) == 2 * len(NODES) + len(PODS)
+    c = checks['mtu node-1/httpd eth0 1450']
+    assert (c['node'], c['netns'], c['dev'], c['mtu'], c['target']) == \
+        ('node-1', 'httpd', 'eth0', 1450, None)
+    assert checks['mtu node-2 eth1 1450']['netns'] is None
+    probe = [p for p in verify_probes(mtu, 'node-1') if p['name'] == c['name']][0]
+    assert probe == dict(name=c['name'], kind='mtu', netns='httpd', dev='eth0', mtu=1450)
+    # No planned MTU, no mtu checks (expectations come from the inventory only).
+    assert not [c for c in verify_checks(LAB, FACTS) if c['kind'] == 'mtu']

@@ -1,0 +1,243 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 k8slab.podnet developers
+# MIT License (see LICENSE)
+"""Verification on the controller: derive the lab's checks from the registered kinds, select
+them (kinds, tags, a name pattern), hand each node its probes, merge the results into a
+report (table, JSON rows, JUnit XML). Used by the k8slab.podnet verify filters and by the
+verify_report action plugin; raises VerifyError with a message ready for the user."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+import xml.etree.ElementTree as ET
+
+from ansible_collections.k8slab.podnet.plugins.module_utils.probe import PROBES, evaluate
+# Importing the kinds registers them.
+from ansible_collections.k8slab.podnet.plugins.plugin_utils import verify_kinds  # noqa: F401 pylint: disable=unused-import
+from ansible_collections.k8slab.podnet.plugins.plugin_utils.verify_registry import (
+    COMMON_KEYS, KINDS, Lab)
+
+# Every kind must have its module side too.
+for _name in KINDS:
+    if _name not in PROBES:
+        raise ImportError('check kind %r has no probe in module_utils/probe.py' % _name)
+
+DEFAULT_OPTIONS = dict(nat_address='10.0.2.15/24', nat_isolated=True, outside_ip='',
+                       http_port=80, http_body='pod {pod}')
+# Run tags that mean "everything" rather than a choice of kinds.
+ALL_TAGS = ('all', 'verify')
+
+
+class VerifyError(Exception):
+    pass
+
+
+def kind_names():
+    """The registered kinds, in registration (report) order."""
+    return list(KINDS)
+
+
+def kind_tags():
+    """{tag: [kind names]}: every tag that selects kinds."""
+    tags = {}
+    for kind in KINDS.values():
+        for tag in kind.all_tags():
+            tags.setdefault(tag, []).append(kind.name)
+    return tags
+
+
+def wanted_kinds(kinds=None, run_tags=None, skip_tags=None):
+    """The kinds to verify: ``kinds`` (empty: every registered kind), narrowed by the play's
+    tags (``ansible_run_tags``: tags naming kinds choose those; tags naming neither a kind,
+    ``verify`` nor ``all`` choose none - the role's tasks are tagged ``always`` and must stay
+    quiet in a run about other roles) and ``ansible_skip_tags`` (``verify`` skips all)."""
+    unknown = [k for k in kinds or [] if k not in KINDS]
+    if unknown:
+        raise VerifyError('verify_kinds: %s not one of the check kinds %s'
+                          % (', '.join(map(str, unknown)), ', '.join(KINDS)))
+    chosen = [k for k in KINDS if not kinds or k in kinds]
+    tags = kind_tags()
+    run = set(run_tags or [])
+    if run:
+        named = set(k for t in run & set(tags) for k in tags[t])
+        if named:
+            chosen = [k for k in chosen if k in named]
+        elif not run & set(ALL_TAGS):
+            chosen = []
+    skip = set(skip_tags or [])
+    if skip & set(ALL_TAGS):
+        return []
+    skipped = set(k for t in skip & set(tags) for k in tags[t])
+    return [k for k in chosen if k not in skipped]
+
+
+def checks(lab, facts=None, options=None, extra=None, kinds=None):
+    """Every check of a lab: the default checks of ``kinds`` (default: every registered
+    kind), derived for every node, ordered node pair and pod, then the ``extra`` hand-written
+    checks {name, kind, source, target, ...expectation}, resolved the same way.
+
+    lab: {nodes: lab_nodes, node_order, pods: lab_pods, public_iface, nat_iface, cni_bridge,
+    hostonly_cidr, cni_mtu}; facts: {node: k8slab.podnet.node_info result}; options:
+    nat_address (eth0's address on every node, '' to skip), nat_isolated (bool), outside_ip
+    ('' to skip), http_port, http_body (str.format with {pod} and {node})."""
+    if not isinstance(lab, dict) or not isinstance(lab.get('nodes'), dict):
+        raise VerifyError('verify_checks: lab must be a dict with nodes (lab_nodes)')
+    opts = dict(DEFAULT_OPTIONS)
+    opts.update(options or {})
+    view = Lab(lab, facts)
+    out = []
+    for name in KINDS:
+        if kinds is None or name in kinds:
+            out.extend(KINDS[name].checks(view, opts))
+    for c in extra or []:
+        c = dict(c)
+        try:
+            name, kind, source = c.pop('name'), c.pop('kind'), c.pop('source')
+        except KeyError as e:
+            raise VerifyError('verify_checks: extra check %r has no %s' % (c, e))
+        if kind not in KINDS:
+            raise VerifyError('verify_checks: check %r: kind %r is not one of %s'
+                              % (name, kind, ', '.join(KINDS)))
+        if str(source).split('/', 1)[0] not in view.nodes:
+            raise VerifyError('verify_checks: check %r: source %r is not a node or '
+                              'node/pod of the lab' % (name, source))
+        if kinds is None or kind in kinds:
+            out.append(view.check(name, kind, source, c.pop('target', None), **c))
+    seen, dups = set(), set()
+    for c in out:
+        (dups if c['name'] in seen else seen).add(c['name'])
+    if dups:
+        raise VerifyError('verify_checks: check names must be unique: %s'
+                          % ', '.join(sorted(dups)))
+    return out
+
+
+def select(checks_, kinds=None, only='', run_tags=None, skip_tags=None):
+    """The checks to run: of the wanted kinds (see ``wanted_kinds``), names matching the
+    regular expression ``only``."""
+    chosen = set(wanted_kinds(kinds, run_tags, skip_tags))
+    pattern = re.compile(only) if only else None
+    return [c for c in checks_ if c['kind'] in chosen
+            and (not pattern or pattern.search(c['name']))]
+
+
+def probe_of(check):
+    """The k8slab.podnet.probe ``probes`` entry of a check."""
+    keys = COMMON_KEYS + KINDS[check['kind']].keys
+    probe = dict((k, check[k]) for k in keys if check.get(k) is not None)
+    if check.get('netns'):
+        probe['netns'] = check['netns']
+    return probe
+
+
+def probes(checks_, node):
+    """k8slab.podnet.probe ``probes`` for one node: its checks that can run."""
+    return [probe_of(c) for c in checks_ if c.get('node') == node and not c.get('error')]
+
+
+def plan(lab, facts=None, options=None, extra=None, kinds=None, only=''):
+    """The checks to run and every node's probes, built once for the whole play (linear in
+    checks): {checks: [...], probes: {node: [probe, ...]}}. kinds: the wanted kinds (see
+    ``wanted_kinds``); only: a regular expression on check names."""
+    kinds = list(kinds) if kinds is not None else list(KINDS)
+    chosen = select(checks(lab, facts, options, extra, kinds), kinds, only)
+    by_node = dict((n, []) for n in lab.get('node_order') or lab['nodes'])
+    for c in chosen:
+        if not c.get('error'):
+            by_node.setdefault(c['node'], []).append(probe_of(c))
+    return dict(checks=chosen, probes=by_node)
+
+
+def _expected_text(check):
+    """The expectation as the probe module words it (for checks that never ran)."""
+    probe = probe_of(check)
+    probe.setdefault('status', 200)
+    return evaluate(probe, {'error': 'not probed'})[1]
+
+
+def report(checks_, results):
+    """Checks merged with the probe results (a list of every node's ``results``), in check
+    order. A check without a result failed: it could not be resolved or its node did not run."""
+    by_name = dict((r['name'], r) for r in results or [])
+    rows = []
+    for c in checks_:
+        r = by_name.get(c['name'])
+        row = dict(name=c['name'], kind=c['kind'], source=c['source'], target=c['to'],
+                   address=c.get('target'))
+        if r is None:
+            row.update(passed=False, expected=_expected_text(c), observed='not probed',
+                       reason=c.get('error') or 'node %s returned no result' % c['node'],
+                       attempts=0, duration=0.0)
+        else:
+            row.update(passed=bool(r['passed']), expected=r.get('expected', ''),
+                       observed=r.get('observed', ''), reason=r.get('reason', ''),
+                       attempts=r.get('attempts', 1), duration=r.get('duration', 0.0))
+            if 'hops' in r:
+                row['hops'] = r['hops']
+        if not row['passed']:
+            # One line for the play's failure message: the check, expected and observed.
+            row['failure'] = '%s: expected %s; observed %s' % (row['name'], row['expected'],
+                                                               row['observed'])
+            if row['reason'] and row['reason'] not in row['observed'] \
+                    and not row['reason'].startswith('expected '):
+                row['failure'] += ' (%s)' % row['reason']
+        rows.append(row)
+    return rows
+
+
+def table(rows, width=None):
+    """One fixed-width text table: check, source, target, expected, observed, result; then a
+    count per kind and the total."""
+    head = ('check', 'source', 'target', 'expected', 'observed', 'result')
+    cells = [(r['name'], r['source'], '%s%s' % (r['target'], ' (%s)' % r['address']
+                                                if r.get('address') and r['address'] != r['target']
+                                                else ''),
+              r['expected'], r['observed'], 'PASS' if r['passed'] else 'FAIL')
+             for r in rows]
+    widths = [max([len(head[i])] + [len(str(row[i])) for row in cells]) for i in range(6)]
+    if width:
+        widths = [min(w, int(width)) for w in widths]
+
+    def line(values):
+        return '  '.join(str(c)[:widths[i]].ljust(widths[i])
+                         for i, c in enumerate(values)).rstrip()
+
+    out = [line(head), line(['-' * w for w in widths])]
+    out += [line(row) for row in cells]
+    per_kind = []
+    for kind in KINDS:
+        mine = [r for r in rows if r['kind'] == kind]
+        if mine:
+            per_kind.append('%s %d/%d' % (kind, sum(1 for r in mine if r['passed']), len(mine)))
+    if per_kind:
+        out.append('by kind (passed/checks): ' + ', '.join(per_kind))
+    passed = sum(1 for r in rows if r['passed'])
+    out.append('%d checks: %d passed, %d failed' % (len(rows), passed, len(rows) - passed))
+    return '\n'.join(out)
+
+
+def junit(rows, suite='k8slab.podnet verify'):
+    """The report as JUnit XML (one testcase per check, classname verify.<kind>), so CI
+    systems list every path and probe."""
+    failures = [r for r in rows if not r['passed']]
+    root = ET.Element('testsuites', name=suite, tests=str(len(rows)),
+                      failures=str(len(failures)))
+    ts = ET.SubElement(root, 'testsuite', name=suite, tests=str(len(rows)),
+                       failures=str(len(failures)), errors='0', skipped='0',
+                       time='%.3f' % max([float(r.get('duration') or 0) for r in rows] or [0]))
+    for r in rows:
+        case = ET.SubElement(ts, 'testcase', classname='verify.%s' % r['kind'], name=r['name'],
+                             time='%.3f' % float(r.get('duration') or 0))
+        target = r['target'] if not r.get('address') or r['address'] == r['target'] \
+            else '%s (%s)' % (r['target'], r['address'])
+        text = 'source: %s\ntarget: %s\nexpected: %s\nobserved: %s\nattempts: %s' % (
+            r['source'], target, r['expected'], r['observed'], r.get('attempts'))
+        if not r['passed']:
+            failure = ET.SubElement(case, 'failure', type=r['kind'],
+                                    message=r.get('reason') or 'failed')
+            failure.text = text
+        else:
+            ET.SubElement(case, 'system-out').text = text
+    return ET.tostring(root, encoding='unicode')

@@ -1,0 +1,192 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 k8slab.podnet developers
+# MIT License (see LICENSE)
+"""The verification check kinds, controller side: one class per kind, each deriving its
+default checks from the inventory (what the lab should be), with pod targets resolved against
+the live host-local stores (which address each pod holds now). Expectations come from the
+inventory, never from the live state, so a broken lab cannot make its own checks pass.
+
+The module side of each kind (probe, judgement, text) is the class of the same name in
+plugins/module_utils/probe.py. Adding a kind: one class here, one there (and its new
+expectation option, if any, in the probe module's argument spec).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+
+from ansible_collections.k8slab.podnet.plugins.plugin_utils.verify_registry import (
+    Kind, register, with_prefix)
+
+
+def _pick_source(lab, node, target):
+    """The pod of node that path checks start from: a client rather than httpd when there is
+    one (as in the seed), never the target itself."""
+    pods = [p for p in lab.pods_on(node) if p['name'] != target['name']]
+    return next((p for p in pods if p.get('workload') != 'httpd'), pods[0] if pods else None)
+
+
+def _pick_target(lab, node):
+    """The pod of node that cross-node checks aim at: httpd if it runs there (as in the
+    seed), else the first pod."""
+    pods = lab.pods_on(node)
+    return next((p for p in pods if p.get('workload') == 'httpd'), pods[0] if pods else None)
+
+
+@register
+class Address(Kind):
+    """Every node's eth1, cni0 (and eth0) and every pod's eth0 hold the planned address."""
+    name = 'address'
+    keys = ('dev', 'address')
+    addressed = False
+
+    def checks(self, lab, opts):
+        prefix = ipaddress.ip_network(str(lab.hostonly), strict=False).prefixlen
+        for x in lab.order:
+            yield lab.check('address %s %s %s' % (x, lab.public, lab.eth1(x)), self.name, x,
+                            lab.public, dev=lab.public, address='%s/%d' % (lab.eth1(x), prefix))
+            yield lab.check('address %s %s %s' % (x, lab.bridge, lab.gateway(x)), self.name, x,
+                            lab.bridge, dev=lab.bridge,
+                            address=with_prefix(lab.gateway(x), lab.nodes[x]['pod_cidr']))
+            if opts['nat_address']:
+                yield lab.check('address %s %s %s' % (x, lab.nat, opts['nat_address']),
+                                self.name, x, lab.nat, dev=lab.nat, address=opts['nat_address'])
+            # A pod's eth0 holds the address the store gave it.
+            for pod in lab.pods_on(x):
+                ip = lab.pod_ip(x, pod['name'])
+                c = lab.check('address %s/%s eth0 = store' % (x, pod['name']), self.name,
+                              '%s/%s' % (x, pod['name']), 'eth0', dev='eth0',
+                              address=with_prefix(ip, lab.nodes[x]['pod_cidr']) if ip
+                              else '(not in store)')
+                if ip is None:
+                    c['error'] = 'pod %s has no address in the host-local store of node %s' \
+                        % (pod['name'], x)
+                yield c
+
+
+@register
+class Path(Kind):
+    """Hop by hop (traceroute): node to node over eth1, pod to pod within and across nodes."""
+    name = 'path'
+    keys = ('hops', 'max_hops', 'bind_dev')
+
+    def checks(self, lab, opts):
+        for x in lab.order:
+            for y in lab.order:
+                if x != y:
+                    # node -> node over the host-only network: one hop, as in the seed.
+                    yield lab.check('path %s -> %s %s' % (x, y, lab.public), self.name, x,
+                                    lab.eth1(y), resolved=lab.eth1(y), hops=[lab.eth1(y)])
+        # pod -> pod, one per ordered node pair (and within a node): the seed's results.
+        for x in lab.order:
+            for y in lab.order:
+                target = _pick_target(lab, y)
+                source = target and _pick_source(lab, x, target)
+                if source is None:
+                    continue
+                hops = ['@target'] if x == y else [lab.gateway(x), lab.eth1(y), '@target']
+                yield lab.check('path %s/%s -> %s/%s' % (x, source['name'], y, target['name']),
+                                self.name, '%s/%s' % (x, source['name']),
+                                '%s/%s' % (y, target['name']), hops=hops)
+
+
+@register
+class Unreach(Kind):
+    """Nodes cannot reach each other over eth0 (the NAT network is per node)."""
+    name = 'unreach'
+    keys = ('bind_dev',)
+
+    def checks(self, lab, opts):
+        if not opts['nat_isolated']:
+            return
+        for x in lab.order:
+            for y in lab.order:
+                if x != y:
+                    yield lab.check('unreach %s -> %s over %s' % (x, y, lab.nat), self.name, x,
+                                    lab.eth1(y), resolved=lab.eth1(y), bind_dev=lab.nat)
+
+
+@register
+class Reach(Kind):
+    """Every pod pings a pod on every node (linear in pods); nodes reach the outside."""
+    name = 'reach'
+    keys = ('bind_dev',)
+
+    def checks(self, lab, opts):
+        for pod in lab.pods:
+            for y in lab.order:
+                target = next((p for p in lab.pods_on(y) if p['name'] != pod['name']), None)
+                if target is not None:
+                    yield lab.check('reach %s/%s -> %s/%s' % (pod['node'], pod['name'], y,
+                                                              target['name']),
+                                    self.name, '%s/%s' % (pod['node'], pod['name']),
+                                    '%s/%s' % (y, target['name']))
+        # Nodes reach the stand-in for the internet through eth0's NAT.
+        if opts['outside_ip']:
+            for x in lab.order:
+                yield lab.check('reach %s -> outside %s over %s' % (x, opts['outside_ip'],
+                                                                    lab.nat),
+                                self.name, x, opts['outside_ip'], resolved=opts['outside_ip'],
+                                bind_dev=lab.nat)
+
+
+@register
+class Http(Kind):
+    """httpd answers from its node and from a pod on every other node."""
+    name = 'http'
+    keys = ('port', 'url_path', 'status', 'body')
+
+    def checks(self, lab, opts):
+        for web in [p for p in lab.pods if p.get('workload') == 'httpd']:
+            body = str(opts['http_body']).format(pod=web['name'], node=web['node'])
+            w = '%s/%s' % (web['node'], web['name'])
+            port = int(opts['http_port'])
+            yield lab.check('http %s -> %s' % (web['node'], w), self.name, web['node'], w,
+                            port=port, body=body)
+            for y in lab.order:
+                client = next(iter(lab.pods_on(y)), None) if y != web['node'] else None
+                if client:
+                    yield lab.check('http %s/%s -> %s' % (y, client['name'], w), self.name,
+                                    '%s/%s' % (y, client['name']), w, port=port, body=body)
+
+
+@register
+class Route(Kind):
+    """``ip route get <pod ip>`` on every node: via eth1 and the owner's eth1, never eth0."""
+    name = 'route'
+    keys = ('dev', 'gateway', 'forbid_dev')
+
+    def checks(self, lab, opts):
+        for x in lab.order:
+            for y in lab.order:
+                target = _pick_target(lab, y)
+                if target is None:
+                    continue
+                t = '%s/%s' % (y, target['name'])
+                if x == y:
+                    yield lab.check('route %s -> %s' % (x, t), self.name, x, t, dev=lab.bridge,
+                                    gateway='', forbid_dev=[lab.nat])
+                else:
+                    yield lab.check('route %s -> %s' % (x, t), self.name, x, t, dev=lab.public,
+                                    gateway=lab.eth1(y), forbid_dev=[lab.nat])
+
+
+@register
+class Mtu(Kind):
+    """Every pod's eth0 and its veth end, cni0 and eth1 have the network's MTU (cni_mtu)."""
+    name = 'mtu'
+    keys = ('dev', 'mtu')
+    addressed = False
+
+    def checks(self, lab, opts):
+        if not lab.mtu:
+            return  # the inventory plans no MTU: nothing to hold the links to
+        for x in lab.order:
+            for dev in (lab.public, lab.bridge):
+                yield lab.check('mtu %s %s %d' % (x, dev, lab.mtu), self.name, x, dev, dev=dev,
+                                mtu=lab.mtu)
+            for pod in lab.pods_on(x):
+                yield lab.check('mtu %s/%s eth0 %d' % (x, pod['name'], lab.mtu), self.name,
+                                '%s/%s' % (x, pod['name']), 'eth0', dev='eth0', mtu=lab.mtu)

@@ -41,12 +41,18 @@ def _addresses(link):
 
 
 def kube_proxy_services(lab, node):
-    """Services as kube-proxy's iptables mode programs them in the node's nat table:
-    [{name ('ns/svc:port'), chain (KUBE-SVC-*), cluster_ip ('ip:port/proto' or None),
-    node_ports (['30080/tcp']), endpoints (['10.244.1.3:8080'])}]; [] when the node has no
-    KUBE-SVC-* chain (no kube-proxy rules yet) or iptables-save fails."""
-    out = subprocess.run(lab.enter(node) + ['iptables-save', '-t', 'nat'],
-                         capture_output=True, text=True, check=False).stdout
+    """The services kube-proxy's rules program in the node's nat table (parse_kube_proxy);
+    [] when iptables-save fails or there are none."""
+    return parse_kube_proxy(subprocess.run(lab.enter(node) + ['iptables-save', '-t', 'nat'],
+                                           capture_output=True, text=True, check=False).stdout)
+
+
+def parse_kube_proxy(out):
+    """Services from iptables-save output, as kube-proxy's iptables mode writes them
+    (KUBE-SERVICES / KUBE-NODEPORTS jump to KUBE-SVC-* or KUBE-EXT-*, KUBE-SVC-* to KUBE-SEP-*,
+    KUBE-SEP-* DNAT --to-destination): [{name ('ns/svc:port', from the rule's comment), chain
+    (KUBE-SVC-*), cluster_ip ('ip:port/proto' or None), node_ports (['30080/tcp']),
+    endpoints (['10.244.1.3:8080'])}], sorted by name; [] without KUBE-SVC-* chains."""
     if 'KUBE-SVC-' not in out:
         return []
     services, sep_dest, svc_seps = {}, {}, {}
@@ -218,7 +224,8 @@ def render(data, paths, basename, formats=('svg', 'png'), source=None):
            ranksep='0.55', compound='true', labelloc='t',
            label='<<B>k8slab lab %s</B>, read live%s<BR/><FONT POINT-SIZE="10">%s</FONT>>'
            % (_html(data['lab']), '' if data['up'] else ' (NOT UP)',
-              _html(source or 'no verification report: no paths drawn')))
+              _html(source or ('%d paths' % len(paths) if paths
+                               else 'no verification report: no paths drawn'))))
     g.attr('node', fontname='Helvetica', fontsize='11', shape='box', style='rounded,filled',
            fillcolor='white')
     g.attr('edge', fontname='Helvetica', fontsize='9', color=CABLE_COLOR, arrowhead='none')
@@ -361,10 +368,12 @@ def _draw_paths(g, paths, where, level):
             dst = where.get(want)
             if dst is None:
                 continue
+            # A short label (a long one would cover the boxes); the legend and the tooltip
+            # say what was expected and what came back.
             _hop_edge(g, level, prev, dst, color=FAIL_COLOR, penwidth='3', style='bold',
-                      fontcolor=FAIL_COLOR, fontsize='11',
-                      xlabel='P%d hop %d FAILED: expected %s, got %s' % (n, i + 1, want, got),
-                      tooltip='%s: hop %d' % (p['name'], i + 1))
+                      fontcolor=FAIL_COLOR, fontsize='11', xlabel='P%d hop %d FAILED' % (n, i + 1),
+                      tooltip='%s: hop %d FAILED: expected %s, got %s'
+                      % (p['name'], i + 1, want, got))
             g.node(dst, color=FAIL_COLOR, penwidth='3')
 
 

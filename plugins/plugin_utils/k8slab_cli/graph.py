@@ -304,7 +304,7 @@ def render(data, paths, basename, formats=('svg', 'png'), source=None):
                 where['%s/%s' % (name, pod['name'])] = pid
                 veth = pod['veth'] or '?'
                 port = veth if pod['veth_master'] == 'cni0' else '%s (not in cni0!)' % veth
-                c.edge(_id(name, 'cni0'), pid, label='%s = eth0' % port,
+                c.edge(_id(name, 'cni0'), pid, label='%s \u2194 eth0' % port,
                        color=CABLE_COLOR if not bad else FAIL_COLOR, penwidth='1.5',
                        style='solid' if pod['veth_up'] else 'dashed')
         if 'eth1' in node['ifaces']:
@@ -380,10 +380,13 @@ def _draw_paths(g, paths, where, level):
 def _legend(g, paths):
     rows = ['<TR><TD COLSPAN="3"><B>Legend</B></TD></TR>',
             '<TR><TD><FONT COLOR="%s">&#9473;&#9473;</FONT></TD><TD COLSPAN="2" ALIGN="LEFT">'
-            'cable: a veth pair (pod eth0 = its cni0 port, node eth1 = a switch port)</TD></TR>'
+            'cable: a veth pair (pod eth0 &#8596; its cni0 port; node eth1 &#8596; a switch port)</TD></TR>'
             % CABLE_COLOR,
+            '<TR><TD><FONT COLOR="#9fb3c8">&#8943;</FONT></TD><TD COLSPAN="2" ALIGN="LEFT">'
+            'inside a node: its routing table picks the interface</TD></TR>',
             '<TR><TD><FONT COLOR="%s">&#10140;</FONT></TD><TD COLSPAN="2" ALIGN="LEFT">'
-            'verified hop Pn.h (hop h of path n): passed</TD></TR>' % PASS_COLOR,
+            'a hop of path Pn (traceroute from its source), answered as expected</TD></TR>'
+            % PASS_COLOR,
             '<TR><TD><FONT COLOR="%s">&#10140;</FONT></TD><TD COLSPAN="2" ALIGN="LEFT">'
             'the hop where a path FAILED (expected vs observed)</TD></TR>' % FAIL_COLOR,
             '<TR><TD><FONT COLOR="%s">- - &gt;</FONT></TD><TD COLSPAN="2" ALIGN="LEFT">'

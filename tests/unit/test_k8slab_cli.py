@@ -50,5 +50,6 @@ def test_the_launcher_runs_from_the_repository():
     out = subprocess.run([os.path.join(ROOT, 'scripts', 'k8slab'), '--help'],
                          capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
-    for line in ('k8slab up ', 'k8slab down ', 'k8slab status [--json]', 'k8slab exec NODE/POD'):
+    for line in ('k8slab up ', 'k8slab down ', 'k8slab status [--json]', 'k8slab exec NODE/POD',
+                 'k8slab graph [-o FILE.svg]', 'k8slab capture NODE[/POD] IFACE'):
         assert line in out.stdout

@@ -46,5 +46,5 @@ def arguments(parser):
 
 CAPTURE = Subcommand(
     'capture', 'watch an interface of a node or pod with tcpdump',
-    ['k8slab capture NODE[/POD] IFACE [-- TCPDUMP ARGS]  tcpdump -n on IFACE (e.g. cni0, eth1)'],
+    ['k8slab capture NODE[/POD] IFACE   tcpdump -n there (e.g. cni0, eth1) [-- TCPDUMP ARGS]'],
     run, arguments, forwards=True)

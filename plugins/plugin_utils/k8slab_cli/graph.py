@@ -472,5 +472,5 @@ def arguments(parser):
 
 GRAPH = Subcommand(
     'graph', 'a picture of the live lab (SVG and PNG) with the last verification drawn on it',
-    ['k8slab graph [-o FILE.svg] [--report verify.json]   picture of the live lab + verified paths'],
+    ['k8slab graph [-o FILE.svg]        an SVG+PNG of the live lab, verified paths drawn on it'],
     run, arguments)

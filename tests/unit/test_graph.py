@@ -62,8 +62,8 @@ def test_kube_proxy_rules_give_services_and_endpoints():
     assert graph.parse_kube_proxy('*nat\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n') == []
 
 
-def _lab():
-    node = lambda n, i, pods: dict(  # noqa: E731
+def _node(n, i, pods):
+    return dict(
         name=n, netns='t-' + n, up=True,
         ifaces={'eth0': dict(addresses=['10.0.2.15/24'], mtu=1500, up=True),
                 'eth1': dict(addresses=['192.168.56.1%d/24' % i], mtu=1500, up=True),
@@ -73,6 +73,10 @@ def _lab():
         pods=[dict(name=p, ip='10.244.%d.2/24' % i, up=True, veth='veth%d' % i, veth_up=True,
                    veth_master='cni0') for p in pods],
         nat=dict(netns='t-%s-nat' % n, lan=['10.0.2.2/24'], wan=['203.0.113.1%d/24' % i]))
+
+
+def _lab():
+    node = _node
     return dict(lab='t', up=True, host=dict(netns='t-host', ip='192.168.56.1/24'),
                 outside=dict(netns='t-outside', ip='203.0.113.1/24'),
                 nodes=[node('node-0', 0, ['a']), node('node-1', 1, ['b'])],

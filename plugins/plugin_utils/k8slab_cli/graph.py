@@ -259,8 +259,8 @@ def render(data, paths, basename, formats=('svg', 'png'), source=None):
     for node in data['nodes']:
         name = node['name']
         with g.subgraph(name='cluster_' + _id(name)) as c:
-            c.attr(label='<<B>node %s</B>%s>' % (_html(name), '' if node['up'] else
-                                                  ' <FONT COLOR="%s">missing</FONT>' % FAIL_COLOR),
+            missing = '' if node['up'] else ' <FONT COLOR="%s">missing</FONT>' % FAIL_COLOR
+            c.attr(label='<<B>node %s</B>%s>' % (_html(name), missing),
                    style='rounded,filled', fillcolor='#eef4fb', color='#5b7fa6', fontsize='13')
             notes = {'eth0': 'NAT (VirtualBox)', 'eth1': 'host-only', 'cni0': 'pod bridge'}
             for ifname in NODE_IFACES:

@@ -26,10 +26,12 @@ def test_path_checks_find_the_failing_hop():
         _path('silent', want, ['10.244.2.1', '*', '*'], False),
         _path('short', want, ['10.244.2.1'], False),
         _path('wrong first', want, ['10.0.2.2', '203.0.113.1'], False),
+        _path('not reached', want, want, False),
         dict(kind='reach', name='not a path', passed=False),
     ]}
     got = dict((p['name'], p) for p in graph.path_checks(report))
-    assert set(got) == {'ok', 'silent', 'short', 'wrong first'}
+    assert set(got) == {'ok', 'silent', 'short', 'wrong first', 'not reached'}
+    assert got['not reached']['failed_at'] == 2
     assert got['ok']['failed_at'] is None and got['ok']['passed']
     assert got['silent']['failed_at'] == 1
     assert got['short']['failed_at'] == 1

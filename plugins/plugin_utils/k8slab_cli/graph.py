@@ -110,7 +110,8 @@ def graph_data(lab):
     {lab, up, host: {netns, ip}, outside: {netns, ip}, services: [service],
      nodes: [{name, netns, up, ifaces: {ifname: {addresses: [cidr], mtu, up}},
               routes: [{dst, gateway, dev}] (host-gw: via a gateway into a pod subnet),
-              pods: [{name, ip, veth, veth_up, up}], nat: {netns, lan: [cidr], wan: [cidr]}}]}
+              pods: [{name, ip, up, veth (its cni0-side end), veth_up, veth_master}],
+              nat: {netns, lan: [cidr], wan: [cidr]}}]}
     Addresses are IPv4 'a.b.c.d/len'; anything missing is None or empty."""
     status = status_data(lab)
     host = _addresses(next((ln for ln in run_json(['ip', '-j', '-n', host_netns(lab.name), '-4',
@@ -159,8 +160,8 @@ def graph_data(lab):
 # ---------------------------------------------------------------- the verification report
 
 def default_report(lab_name):
-    """The newest verification report of this lab: $K8SLAB_REPORT_DIR/verify.json,
-    reports/<lab>/verify.json or reports/verify.json (the first that exists), or None."""
+    """The lab's verification report: the first of $K8SLAB_REPORT_DIR/verify.json,
+    reports/<lab>/verify.json and reports/verify.json that exists, or None."""
     dirs = [os.environ.get('K8SLAB_REPORT_DIR'), os.path.join(ROOT, 'reports', lab_name),
             os.path.join(ROOT, 'reports')]
     for d in dirs:
@@ -172,7 +173,8 @@ def default_report(lab_name):
 def path_checks(report):
     """The `path` checks of a verify.json report (verify_report's format), each as
     {name, source, target, passed, expected: [hop], observed: [hop], failed_at: index of the
-    first hop that differs (None when passed)}. Hops are addresses, '*' for no answer."""
+    first hop that differs (None when passed; the last hop when every hop matched but the
+    check failed all the same)}. Hops are addresses, '*' for no answer."""
     paths = []
     for r in (report or {}).get('results', []):
         if r.get('kind') != 'path':
@@ -184,7 +186,7 @@ def path_checks(report):
         if not r.get('passed'):
             failed_at = next((i for i, hop in enumerate(expected)
                               if i >= len(observed) or observed[i] != hop),
-                             min(len(expected), len(observed)))
+                             max(len(expected) - 1, 0))
         paths.append(dict(name=r['name'], source=r['source'], target=r['target'],
                           passed=bool(r.get('passed')), expected=expected, observed=observed,
                           failed_at=failed_at))

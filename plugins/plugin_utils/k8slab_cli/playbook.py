@@ -23,7 +23,10 @@ def playbook(args, path):
     if not os.path.exists(argv[0]):
         fail('%s is missing; run `make deps` first' % argv[0])
     os.chdir(ROOT)
-    os.execve(argv[0], argv, ansible_env())
+    env = ansible_env()
+    # One line per node and layer while the lab builds (plugins/callback/progress.py).
+    env.setdefault('ANSIBLE_STDOUT_CALLBACK', 'k8slab.podnet.progress')
+    os.execve(argv[0], argv, env)
 
 
 UP = Subcommand(

@@ -21,7 +21,7 @@ from ansible.errors import AnsibleFilterError
 
 # Kubernetes' DNS-1123 label: what pod and node names are made of. It is also a valid netns
 # name, host-local container id and path component, so one rule covers every use.
-_LABEL_RE = re.compile(r'^[a-z0-9]([a-z0-9-]*[a-z0-9])?$')
+_LABEL_RE = re.compile(r'^[a-z0-9]([a-z0-9-]*[a-z0-9])?\Z')
 LABEL_MAX = 63
 WORKLOADS = ('httpd', 'sleep')
 # What a lab_pods entry may say (the pods role hands it to k8slab.podnet.pod_workload).

@@ -26,12 +26,13 @@ import os
 import re
 from contextlib import contextmanager
 
+from ansible_collections.k8slab.podnet.plugins.module_utils import iproute
+
 LAST_IP_PREFIX = 'last_reserved_ip.'
 RANGE_ID = '0'  # one range set per network config, as flannel's cbr0 has
 LAST_IP_FILE = LAST_IP_PREFIX + RANGE_ID
 LOCK_FILE = 'lock'
 LINE_BREAK = '\r\n'
-IFNAME_MAX = 15
 
 # CNI's ValidateContainerID / ValidateNetworkName: Go's `$` is end of text, hence \Z here.
 _CNI_NAME_RE = re.compile(r'[a-zA-Z0-9][a-zA-Z0-9_.\-]*\Z')
@@ -65,16 +66,11 @@ def validate_network_name(value):
 
 
 def validate_ifname(value):
-    """CNI's ValidateInterfaceName (the kernel's rules)."""
-    if not isinstance(value, str) or not value:
-        raise HostLocalError('ifname must be a non-empty string, got %r' % (value,))
-    if len(value.encode('utf-8')) > IFNAME_MAX:
-        raise HostLocalError('ifname %r is %d bytes long; at most %d are allowed'
-                             % (value, len(value.encode('utf-8')), IFNAME_MAX))
-    if value in ('.', '..') or re.search(r'[/:\s]', value):
-        raise HostLocalError("ifname %r is invalid: it must not be '.' or '..' nor contain "
-                             "'/', ':' or whitespace" % (value,))
-    return value
+    """CNI's ValidateInterfaceName (the kernel's rules): iproute's one interface-name check."""
+    try:
+        return iproute.validate_ifname(value, 'ifname')
+    except iproute.IprouteError as e:
+        raise HostLocalError(str(e))
 
 
 def _address(value, what):

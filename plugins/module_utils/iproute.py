@@ -148,12 +148,15 @@ def route_dst(dst, family=None):
 
 class Change(object):
     """One ``ip`` command (without the leading ``ip``), the namespace it runs in, and the
-    command that undoes it (None when it cannot or need not be undone)."""
+    command, or list of commands, that undoes it (None when it cannot or need not be
+    undone); ``undo`` is kept as a list of argument lists."""
 
     def __init__(self, args, netns=None, undo=None, undo_netns=None):
         self.args = list(args)
         self.netns = netns
-        self.undo = list(undo) if undo else None
+        if undo and not isinstance(undo[0], (list, tuple)):
+            undo = [undo]
+        self.undo = [list(u) for u in undo] if undo else None
         self.undo_netns = undo_netns if undo_netns is not None else netns
 
     def argv(self):
@@ -348,8 +351,8 @@ class Iproute(object):
     def undo(self, done):
         """Best-effort rollback of applied changes, newest first."""
         for change in reversed(done):
-            if change.undo:
-                self.run(_argv(self.ip, change.undo_netns, change.undo), check=False)
+            for undo in change.undo or []:
+                self.run(_argv(self.ip, change.undo_netns, undo), check=False)
 
 
 def fail(module, error, **kwargs):

@@ -110,8 +110,8 @@ from ansible_collections.k8slab.podnet.plugins.module_utils.netns_lab import (
     NETNS_DIR, STATE_DIR, lab_dir, pinned)
 
 HOST_DIRS = os.path.join(STATE_DIR, 'host-dirs.json')
-LAB_RE = re.compile(r'^[a-z0-9]([a-z0-9-]*[a-z0-9])?$')
-NODE_RE = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$')
+LAB_RE = re.compile(r'^[a-z0-9]([a-z0-9-]*[a-z0-9])?\Z')
+NODE_RE = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?\Z')
 TMPFS_SOURCE = 'k8slab-netns'
 
 

@@ -215,7 +215,7 @@ def test_check_mode_changes_nothing_and_diffs(lab):
         '10.244.3.0/24 dev cni0 proto kernel scope link']
 
     real = run_on(lab, 3)       # the real run does what check mode predicted
-    assert real['commands'] == res['commands'] and real['routes_after'] == res['routes_after']
+    assert real['commands'] == res['commands'] and real['after'] == res['after']
 
 
 BAD = [

@@ -38,7 +38,7 @@ options:
     description:
       - MTU of the bridge (68 to 65535).
       - It is always set with C(ip link set mtu) after the bridge exists, never on
-        C(ip link add): only an MTU set that way is kept by the kernel when ports with
+        C(ip link add), because the kernel keeps only an MTU set that way when ports with
         another MTU join the bridge (otherwise the bridge follows its ports' MTU).
     type: int
   up:

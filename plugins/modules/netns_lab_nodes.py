@@ -57,13 +57,9 @@ options:
     type: str
     choices: [present, absent]
     default: present
+extends_documentation_fragment:
+  - k8slab.podnet.attributes
 attributes:
-  check_mode:
-    support: full
-    description: Reports what would be mounted, killed or removed, changing nothing.
-  diff_mode:
-    support: full
-    description: The commands that run, as the diff's after side.
   platform:
     support: full
     platforms: linux

@@ -44,13 +44,9 @@ options:
     description: The host-local store's parent directory.
     type: path
     default: /var/lib/cni/networks
+extends_documentation_fragment:
+  - k8slab.podnet.attributes.info
 attributes:
-  check_mode:
-    support: full
-    description: Only reads, so it runs in check mode too.
-  diff_mode:
-    support: full
-    description: Nothing changes, so there is never a difference to show.
   platform:
     support: full
     platforms: linux

@@ -95,13 +95,9 @@ options:
     type: str
     choices: [present, absent]
     default: present
+extends_documentation_fragment:
+  - k8slab.podnet.attributes
 attributes:
-  check_mode:
-    support: full
-    description: Reports which servers would start or stop and which files would change.
-  diff_mode:
-    support: full
-    description: Shows each pod's workload state before and after.
   platform:
     support: full
     platforms: linux

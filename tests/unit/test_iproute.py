@@ -349,3 +349,28 @@ def test_veth_peer_resolution():
     assert veth.View._peer(None, dict(host, link_netnsid=5), ids, raw) == (None, None)
     assert veth.View._peer('pod', {'ifindex': 3, 'ifname': 'va', 'link': 'vb'}, ids, raw) == (
         'pod', 'vb')
+
+
+# ---- argument shapes (module_utils/argspec.py), checked before ansible-core converts ------
+
+def test_shape_errors_name_the_option_and_value():
+    from ansible_collections.k8slab.podnet.plugins.module_utils.argspec import shape_errors
+    route = dict(dst=dict(type='str', required=True), via=dict(type='str'))
+    spec = dict(name=dict(type='str', aliases=['n']), mtu=dict(type='int'),
+                addresses=dict(type='list', elements='str'),
+                pairs=dict(type='list', elements='dict', options=dict(
+                    name=dict(type='str'), routes=dict(type='list', elements='dict',
+                                                       options=route))))
+    assert shape_errors(spec, {'name': 'br0', 'mtu': '1400', 'addresses': ['a'],
+                               'pairs': [{'name': 'v', 'routes': [{'dst': 'default'}]},
+                                         'name=v2', {'routes': {'dst': 'default'}}]}) == []
+    assert shape_errors(spec, {'n': ['br1']}) == ["n must be a single value, not a list: ['br1']"]
+    assert shape_errors(spec, {'mtu': {'a': 1}}) == ["mtu must be a single value, not a dict: {'a': 1}"]
+    assert shape_errors(spec, {'addresses': [['x']]}) == [
+        "addresses[0] must be a single value, not a list: ['x']"]
+    assert shape_errors(spec, {'pairs': '10.0.0.0/24'}) == [
+        "pairs must be a list of dicts, got '10.0.0.0/24'"]
+    assert shape_errors(spec, {'pairs': [{'name': 'v', 'routes': ['default', {'dst': ['x']}]}]}) == [
+        "pairs[0].routes[0] must be a dict, got 'default'",
+        "pairs[0].routes[1].dst must be a single value, not a list: ['x']"]
+    assert shape_errors(spec, {'unknown': [1], 'name': None}) == []  # left to AnsibleModule

@@ -325,9 +325,10 @@ def validate(specs):
                 key = (spec['peer_netns'], route['dst'])
                 if key in routes and routes[key][0] != (spec['peer'], route['via']):
                     raise IprouteError(
-                        'routes %s and %s of %s%s are the same route (destination %s): '
-                        'list it once' % (routes[key][1], route_words(raw), spec['peer'],
-                                          where(spec['peer_netns']), route['dst']))
+                        'routes %s of %s and %s of %s%s are the same route (destination %s '
+                        'in table main): list it once' % (
+                            routes[key][1], routes[key][0][0], route_words(raw), spec['peer'],
+                            where(spec['peer_netns']), route['dst']))
                 routes[key] = ((spec['peer'], route['via']), route_words(raw))
                 if route not in valid:
                     valid.append(route)

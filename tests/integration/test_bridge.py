@@ -63,8 +63,9 @@ def test_create_idempotent_drift_absent(ns, uid, root_snapshot):
             'mtu': 1400, 'stp': False}
     res = call(args)
     assert res['changed'] is True, res
-    assert res['commands'][0] == ('ip -n %s link add name %s mtu 1400 type bridge stp_state 0'
-                                  % (ns, br))
+    # the MTU is set on the existing bridge: only then does the kernel keep it (issue 16)
+    assert res['commands'][:2] == ['ip -n %s link add name %s type bridge stp_state 0' % (ns, br),
+                                   'ip -n %s link set dev %s mtu 1400' % (ns, br)]
     assert state(ns, br) == {'kind': 'bridge', 'mtu': 1400, 'up': True, 'stp': 0,
                              'forward_delay': 1500,
                              'addresses': ['10.77.0.1/24', 'fd00:77::1/64']}

@@ -68,8 +68,8 @@ def test_adds_one_route_per_peer_like_flannel():
     assert r['replaced'] == r['removed'] == []
     assert r['before'] == ['10.244.2.0/24 dev cni0 proto kernel scope link']
     assert r['after'] == ['10.244.0.0/24 via 192.168.56.10 dev eth1',
-                                 '10.244.1.0/24 via 192.168.56.11 dev eth1',
-                                 '10.244.2.0/24 dev cni0 proto kernel scope link']
+                          '10.244.1.0/24 via 192.168.56.11 dev eth1',
+                          '10.244.2.0/24 dev cni0 proto kernel scope link']
 
 
 def test_nothing_to_do_when_routes_match():

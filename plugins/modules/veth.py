@@ -45,8 +45,9 @@ options:
     type: str
   peer_netns:
     description:
-      - Named network namespace of O(peer); it must exist (with O(state=absent) too, when
-        given). Default is O(netns). O(netns) is the namespace of O(name).
+      - Named network namespace of O(peer). Default is O(netns), the namespace of O(name).
+      - With O(state=present) it must exist. With O(state=absent), when it is gone, a pair
+        of O(name) whose other end no name leads to any more is deleted.
     type: str
   master:
     description:
@@ -498,7 +499,7 @@ class Planner(object):
                                % (name, where(ns), host['kind'] or 'plain'))
         unnamed = (host['peer'] or (None, None))[1] is None
         if (spec['peer'] is not None and host['peer'] != (spec['peer_netns'], spec['peer'])
-                and not (spec['peer_lost'] and unnamed)):
+                and not (spec.get('peer_lost') and unnamed)):
             raise IprouteError('veth %r%s is not paired with %r%s: not deleting it'
                                % (name, where(ns), spec['peer'], where(spec['peer_netns'])))
         self.change(self.delete, ['link', 'del', 'dev', name], ns)

@@ -399,3 +399,20 @@ def test_absent_is_satisfied_when_the_netns_is_gone(uid, netns_cleanup):
         assert res['changed'] is False and not res.get('failed'), res
     res = run_module(M, {'name': 'v0', 'peer': 'eth0', 'netns': stale})[0]
     assert res['failed'] and 'is not a network namespace: /var/run/netns/%s' % stale in res['msg']
+
+
+def test_absent_deletes_a_pair_whose_peer_netns_name_is_gone(lab, tmp_path):
+    """`ip netns del` of a pod while something still holds its namespace leaves the host
+    end paired with an end no name leads to: state=absent with that peer_netns deletes it."""
+    pod, v = lab.pods[0], lab.veths[0]
+    assert not run_module(M, lab.args(pairs=[lab.pair(0)]))[0].get('failed')
+    hold = tmp_path / 'hold'
+    hold.write_text('')
+    sh('mount --bind /run/netns/%s %s && ip netns del %s' % (pod, hold, pod))
+    try:
+        assert link(lab.node, v) is not None  # alive, its peer in a nameless namespace
+        res = run_module(M, {'netns': lab.node, 'name': v, 'peer': 'eth0', 'peer_netns': pod,
+                             'state': 'absent'})[0]
+        assert res['changed'] is True and link(lab.node, v) is None, res
+    finally:
+        sh('umount %s' % hold)

@@ -24,7 +24,7 @@ from ansible_collections.k8slab.podnet.plugins.module_utils.pods import (
 
 # Kubernetes' DNS-1123 label: what pod and node names are made of. It is also a valid netns
 # name, host-local container id and path component, so one rule covers every use.
-_LABEL_RE = re.compile(r'^[a-z0-9]([a-z0-9-]*[a-z0-9])?$')
+_LABEL_RE = re.compile(r'^[a-z0-9]([a-z0-9-]*[a-z0-9])?\Z')
 LABEL_MAX = 63
 # What a lab_pods entry may say (PODS.md): the long form has containers; the shorthand
 # `workload` (+ `port`) is one container named after the pod.

@@ -44,10 +44,11 @@ options:
   vagrant_cwd:
     description:
       - The directory with the Vagrantfile. A relative path is relative to the directory of
-        this configuration file.
+        this configuration file, wherever ansible runs from (from C(VAGRANT_CWD), relative
+        to the current directory, as Vagrant reads it). C(~) is expanded.
       - By default the nearest directory, from the configuration file's upward, that holds a
         C(Vagrantfile).
-    type: path
+    type: str
     env:
       - name: VAGRANT_CWD
   parent_group:
@@ -241,9 +242,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _vagrant_cwd(self, path):
         base = os.path.dirname(os.path.abspath(path))
-        cwd = self.get_option('vagrant_cwd')
+        # type str, not path: Ansible would make a relative path absolute against the
+        # current directory before we could join it to the file's directory
+        cwd, origin = self.get_option_and_origin('vagrant_cwd')
         if cwd:
-            cwd = os.path.normpath(os.path.join(base, os.path.expanduser(cwd)))
+            relative_to = os.getcwd() if str(origin).startswith('env') else base
+            cwd = os.path.normpath(os.path.join(relative_to, os.path.expanduser(cwd)))
             if not os.path.isfile(os.path.join(cwd, 'Vagrantfile')):
                 raise AnsibleParserError('vagrant_cwd %s has no Vagrantfile' % cwd)
             return cwd

@@ -191,7 +191,8 @@ def plan(raw_routes, local_addresses, dev, peers, cluster_cidr, purge=True, stat
     raw_routes: ``ip -j -4 route show table main`` entries (all devices).
     local_addresses: [(address, device)] of every address of the node.
     Returns a dict: changes (list of (ip args, undo args or None)), added, replaced, removed,
-    routes_before, routes_after. Raises HostgwError before anything is planned on bad input.
+    before, after (route texts, see cidr_view). Raises HostgwError before anything is planned
+    on bad input.
     """
     try:
         cluster = ipaddress.ip_network(u'%s' % cluster_cidr, strict=True)
@@ -253,8 +254,8 @@ def plan(raw_routes, local_addresses, dev, peers, cluster_cidr, purge=True, stat
         'added': added,
         'replaced': replaced,
         'removed': removed,
-        'routes_before': cidr_view(routes, cluster),
-        'routes_after': cidr_view(after, cluster),
+        'before': cidr_view(routes, cluster),
+        'after': cidr_view(after, cluster),
     }
 
 

@@ -26,12 +26,13 @@ import os
 import re
 from contextlib import contextmanager
 
+from ansible_collections.k8slab.podnet.plugins.module_utils import iproute
+
 LAST_IP_PREFIX = 'last_reserved_ip.'
 RANGE_ID = '0'  # one range set per network config, as flannel's cbr0 has
 LAST_IP_FILE = LAST_IP_PREFIX + RANGE_ID
 LOCK_FILE = 'lock'
 LINE_BREAK = '\r\n'
-IFNAME_MAX = 15
 
 # CNI's ValidateContainerID / ValidateNetworkName: Go's `$` is end of text, hence \Z here.
 _CNI_NAME_RE = re.compile(r'[a-zA-Z0-9][a-zA-Z0-9_.\-]*\Z')
@@ -65,16 +66,11 @@ def validate_network_name(value):
 
 
 def validate_ifname(value):
-    """CNI's ValidateInterfaceName (the kernel's rules)."""
-    if not isinstance(value, str) or not value:
-        raise HostLocalError('ifname must be a non-empty string, got %r' % (value,))
-    if len(value.encode('utf-8')) > IFNAME_MAX:
-        raise HostLocalError('ifname %r is %d bytes long; at most %d are allowed'
-                             % (value, len(value.encode('utf-8')), IFNAME_MAX))
-    if value in ('.', '..') or re.search(r'[/:\s]', value):
-        raise HostLocalError("ifname %r is invalid: it must not be '.' or '..' nor contain "
-                             "'/', ':' or whitespace" % (value,))
-    return value
+    """CNI's ValidateInterfaceName (the kernel's rules): iproute's one interface-name check."""
+    try:
+        return iproute.validate_ifname(value, 'ifname')
+    except iproute.IprouteError as e:
+        raise HostLocalError(str(e))
 
 
 def _address(value, what):
@@ -133,9 +129,18 @@ class Range(object):
             raise HostLocalError('range_end %s is before range_start %s' % (self.end, self.start))
 
     def _inside(self, value, what):
+        """An address of the subnet that a host may hold: not the network address (IPv6: the
+        subnet-router anycast address) nor the IPv4 broadcast address. host-local 1.1.1
+        accepts both in a range and hands them out; neighbours cannot reach them."""
         addr = _address(value, what)
         if addr.version != self.subnet.version or addr not in self.subnet:
             raise HostLocalError('%s %s is not in subnet %s' % (what, addr, self.subnet))
+        if addr == self.subnet.network_address:
+            raise HostLocalError('%s %s is the network address of subnet %s, not a host '
+                                 'address' % (what, addr, self.subnet))
+        if addr.version == 4 and addr == self.subnet.broadcast_address:
+            raise HostLocalError('%s %s is the broadcast address of subnet %s, not a host '
+                                 'address' % (what, addr, self.subnet))
         return addr
 
     def __str__(self):
@@ -149,9 +154,9 @@ class Range(object):
         return '%s/%d' % (addr, self.subnet.prefixlen)
 
     def check_requested(self, value):
+        """The requested address; one outside the range is returned too (host-local fails
+        on it only after moving its cursor, see StoreView.refuse_outside)."""
         addr = _address(value, 'ip')
-        if not self.contains(addr):
-            raise HostLocalError('requested ip %s is not in range set %s' % (addr, self))
         if addr == self.gateway:
             raise HostLocalError("requested ip %s is the subnet's gateway" % addr)
         return addr
@@ -255,6 +260,28 @@ class StoreView(object):
         except UnicodeDecodeError:
             return None
 
+    def refuse_outside(self, rng, container_id, ifname, requested):
+        """A requested IP outside the range, as host-local 1.1.1's ADD meets it: no range
+        claims it, so the range set allocates the next free address for the container,
+        then the leftover request releases it again. Only ``last_reserved_ip.0`` moves (a
+        later allocation on a shared store must be the same from either allocator).
+        Plans that move and raises HostLocalError with host-local's message; a container
+        that already holds an address fails first, moving nothing (host-local's duplicate
+        allocation check)."""
+        held = [a for a in self.held_by(container_id, ifname) if rng.contains(a)]
+        if held:
+            raise HostLocalError('container %s ifname %s already holds %s, not the requested '
+                                 'ip %s; release it first' % (container_id, ifname, held[0],
+                                                              requested))
+        for addr in rng.candidates(self.last_reserved()):
+            if str(addr) not in self.names:
+                self.files[LAST_IP_FILE] = str(addr).encode('ascii')
+                self.names.add(LAST_IP_FILE)
+                return ('requested ip %s is not in range set %s: failed to allocate all '
+                        'requested IPs: %s' % (requested, rng, requested))
+        raise HostLocalError('container %s ifname %s: no IP addresses available in range set: '
+                             '%s' % (container_id, ifname, rng))
+
     # -- operations
     def allocate(self, rng, container_id, ifname, requested=None):
         """Returns (ip, changed)."""
@@ -307,6 +334,24 @@ class StoreView(object):
                 return (0, p)
             return (2 if p.startswith(LAST_IP_PREFIX) else 1, p)
         return [(p, self.original.get(p), self.files.get(p)) for p in sorted(changed, key=order)]
+
+
+def read_store(netdir):
+    """The allocations of a store, {ip: {'container_id': str, 'ifname': str}}, as
+    host-local's disk backend sees them: top-level files named by an IP hold
+    ``<id>\r\n<ifname>`` (whitespace trimmed); ``lock``, ``last_reserved_ip.N`` and any
+    other name are skipped. The one reader of the store for node_info and k8slab status:
+    any bytes are survived (undecodable ones become U+FFFD), a missing store is empty, an
+    unreadable file is skipped."""
+    out = {}
+    for rel, data in StoreView.read(netdir).files.items():
+        addr = None if os.sep in rel else parse_ip(rel)
+        if addr is None:
+            continue
+        container_id, _sep, ifname = data.decode('utf-8', 'replace').partition(LINE_BREAK)
+        out[str(addr)] = {'container_id': container_id.strip(_GO_SPACE),
+                          'ifname': ifname.strip(_GO_SPACE)}
+    return out
 
 
 @contextmanager
@@ -422,12 +467,29 @@ def _plan(view, rng, requests, state):
     return allocations, released
 
 
+def _outside(rng, requests, state):
+    """The first request for an address outside the range, or None."""
+    for req in requests:
+        if state == 'present' and req['ip'] is not None and not rng.contains(req['ip']):
+            return req
+    return None
+
+
+def _held(view, requests, rng):
+    """{'container_id/ifname': [addresses held]} (in the range when there is one)."""
+    return dict(('%s/%s' % (r['container_id'], r['ifname']),
+                 [str(a) for a in view.held_by(r['container_id'], r['ifname'])
+                  if rng is None or rng.contains(a)]) for r in requests)
+
+
 def ensure(data_dir, network, rng, requests, state='present', check_mode=False):
     """Allocate (present) or release (absent) for every request under one lock.
 
     ``requests`` come from validate_requests. Returns a dict with changed, store,
-    allocations, released and changes ([(relpath, before, after)]). Raises HostLocalError,
-    leaving the store as it was."""
+    allocations, released, before and after ({'container_id/ifname': [ip, ...]}) and
+    changes ([(relpath, before, after)]). Raises HostLocalError, leaving the store as it
+    was - except for a requested ip outside the range, which moves last_reserved_ip.0 as
+    host-local does (see StoreView.refuse_outside) and writes nothing else."""
     validate_network_name(network)
     if not os.path.isabs(data_dir):
         raise HostLocalError('data_dir %r must be an absolute path' % (data_dir,))
@@ -438,28 +500,42 @@ def ensure(data_dir, network, rng, requests, state='present', check_mode=False):
     if state == 'present' or exists:
         _check_writable(data_dir, netdir)
 
+    outside = _outside(rng, requests, state)
     if not exists:
         # An absent store is empty: plan against it first so that a request that cannot be
         # met (or needs no change) creates no directory at all.
         view = StoreView()
-        allocations, released = _plan(view, rng, requests, state)
-        changes = view.changes()
-        if check_mode or not changes:
-            return _result(netdir, allocations, released, changes)
-        _makedirs(netdir)
+        if outside is not None:  # fails before anything is made if it cannot move the cursor
+            view.refuse_outside(rng, outside['container_id'], outside['ifname'], outside['ip'])
+        else:
+            before = _held(view, requests, rng)
+            allocations, released = _plan(view, rng, requests, state)
+            changes = view.changes()
+            if check_mode or not changes:
+                return _result(netdir, allocations, released, changes, before,
+                               _held(view, requests, rng))
+        if not check_mode:
+            _makedirs(netdir)
 
     with store_lock(netdir, create=not check_mode):
-        view = StoreView.read(netdir)
+        view = StoreView.read(netdir) if exists or not check_mode else StoreView()
+        if outside is not None:
+            msg = view.refuse_outside(rng, outside['container_id'], outside['ifname'],
+                                      outside['ip'])
+            if not check_mode:
+                apply_changes(netdir, view.changes())
+            raise HostLocalError(msg)
+        before = _held(view, requests, rng)
         allocations, released = _plan(view, rng, requests, state)
         changes = view.changes()
         if changes and not check_mode:
             apply_changes(netdir, changes)
-    return _result(netdir, allocations, released, changes)
+    return _result(netdir, allocations, released, changes, before, _held(view, requests, rng))
 
 
-def _result(netdir, allocations, released, changes):
+def _result(netdir, allocations, released, changes, before, after):
     return {'changed': bool(changes), 'store': netdir, 'allocations': allocations,
-            'released': released, 'changes': changes}
+            'released': released, 'changes': changes, 'before': before, 'after': after}
 
 
 def render_diff(netdir, changes):

@@ -16,10 +16,14 @@ __metaclass__ = type
 
 import ipaddress
 import json
+import os
 import re
 
 IFNAME_MAX = 15  # IFNAMSIZ - 1
-_NETNS_RE = re.compile(r'^[A-Za-z0-9_.][A-Za-z0-9_.\-]*$')
+# fullmatch, never `$`: `$` also matches before a final newline ("lab\n" would pass)
+_NETNS_RE = re.compile(r'[A-Za-z0-9_.][A-Za-z0-9_.\-]*')
+# Where iproute2 keeps named namespaces (NETNS_RUN_DIR), as seen from this mount namespace.
+NETNS_RUN_DIR = '/var/run/netns'
 
 
 class IprouteError(Exception):
@@ -27,7 +31,9 @@ class IprouteError(Exception):
 
 
 def validate_ifname(name, what='interface name'):
-    """Raise IprouteError unless ``name`` is a valid Linux interface name."""
+    """Raise IprouteError unless ``name`` is a valid Linux interface name (the kernel's
+    dev_valid_name: 1..15 bytes, not '.' or '..', no '/', ':' or whitespace). The one
+    interface-name check of the collection (hostlocal's ifname uses it too)."""
     if not isinstance(name, str) or not name:
         raise IprouteError('%s must be a non-empty string, got %r' % (what, name))
     if len(name.encode('utf-8')) > IFNAME_MAX:
@@ -43,7 +49,7 @@ def validate_netns_name(name, what='namespace name'):
     """Raise IprouteError unless ``name`` is usable as a file name under /run/netns."""
     if not isinstance(name, str) or not name:
         raise IprouteError('%s must be a non-empty string, got %r' % (what, name))
-    if name == '.' or '/' in name or '..' in name or not _NETNS_RE.match(name) or len(name) > 255:
+    if name == '.' or '/' in name or '..' in name or not _NETNS_RE.fullmatch(name) or len(name) > 255:
         raise IprouteError("%s %r is invalid: use letters, digits, '_', '.' and '-' only, "
                            "with no '/' or '..' and not '.'" % (what, name))
     return name
@@ -59,16 +65,8 @@ def validate_interface_cidr(value, what='address'):
         raise IprouteError('%s %r is not a valid address/prefix: %s' % (what, value, e))
 
 
-def validate_network(value, what='subnet'):
-    """A network, host bits must be zero, e.g. 10.244.1.0/24."""
-    try:
-        return ipaddress.ip_network(str(value), strict=True)
-    except ValueError as e:
-        raise IprouteError('%s %r is not a valid network (host bits must be zero): %s'
-                           % (what, value, e))
-
-
 def validate_address(value, what='address'):
+    """An IP address, e.g. 10.244.1.1 (ipaddress refuses surrounding whitespace)."""
     try:
         return ipaddress.ip_address(str(value))
     except ValueError as e:
@@ -149,21 +147,23 @@ def route_dst(dst, family=None):
 
 
 class Change(object):
-    """One iproute2 command (without the leading ``ip``), the namespace it runs in, and the
-    command that undoes it (None when it cannot or need not be undone)."""
+    """One ``ip`` command (without the leading ``ip``), the namespace it runs in, and the
+    command, or list of commands, that undoes it (None when it cannot or need not be
+    undone); ``undo`` is kept as a list of argument lists."""
 
-    def __init__(self, args, netns=None, undo=None, undo_netns=None, tool='ip'):
+    def __init__(self, args, netns=None, undo=None, undo_netns=None):
         self.args = list(args)
         self.netns = netns
-        self.undo = list(undo) if undo else None
+        if undo and not isinstance(undo[0], (list, tuple)):
+            undo = [undo]
+        self.undo = [list(u) for u in undo] if undo else None
         self.undo_netns = undo_netns if undo_netns is not None else netns
-        self.tool = tool
 
     def argv(self):
-        return _argv(self.tool, self.netns, self.args)
+        return _argv('ip', self.netns, self.args)
 
     def text(self):
-        """The command as a person would type it (for RETURN and diff)."""
+        """The command as a person would type it in a shell (for RETURN and diff)."""
         return ' '.join(_quote(a) for a in self.argv())
 
     def __repr__(self):
@@ -177,8 +177,54 @@ def _argv(tool, netns, args):
     return argv + list(args)
 
 
+_SHELL_SAFE = re.compile(r'[\w@%+=:,./\-]+')
+
+
 def _quote(arg):
-    return arg if re.match(r'^[\w@%+=:,./\-]+$', arg) else "'%s'" % arg.replace("'", "'\\''")
+    return arg if _SHELL_SAFE.fullmatch(arg) else "'%s'" % arg.replace("'", "'\\''")
+
+
+def batch_word(arg):
+    """``arg`` as ``ip -batch`` reads it back as one word, or None when it cannot be written.
+
+    iproute2's batch reader (getcmdline/makeargs) cuts every line at the first '#' (a
+    comment, even inside quotes), splits words at blanks, and takes a word that starts with
+    a quote up to the next same quote, with no escapes. The kernel accepts '#' and quotes in
+    interface names, so such a word is either quoted with the other quote or, for '#' (or
+    both quotes at the start), not batchable: the caller then runs that command on its own."""
+    if not arg or '#' in arg or '\n' in arg or '\\' in arg:
+        return None
+    if not re.search(r'[ \t\r]', arg) and arg[0] not in '\'"':
+        return arg
+    for q in ('"', "'"):
+        if q not in arg:
+            return q + arg + q
+    return None
+
+
+def netns_path(name):
+    return os.path.join(NETNS_RUN_DIR, name)
+
+
+def netns_is_pinned(name):
+    """True when /var/run/netns/NAME really is a network namespace (a bind mount of an nsfs
+    inode), False when it is absent or a leftover file with nothing mounted on it (a runtime
+    crashed, a mount was lost): ``ip netns list`` shows both alike, but ``ip -n NAME`` fails
+    on the latter with "Invalid argument". Every nsfs inode shares one device number, that
+    of /proc/self/ns/net."""
+    try:
+        return os.stat(netns_path(name)).st_dev == os.stat('/proc/self/ns/net').st_dev
+    except OSError:
+        return False
+
+
+def netns_problem(name, why, what='', option='netns'):
+    """The message for a namespace that Iproute.netns_missing reported (``why``)."""
+    if why == 'absent':
+        return '%s %r%s does not exist' % (option, name, what and ' ' + what)
+    return ('%s %r%s is not a network namespace: %s is a leftover entry with nothing mounted '
+            'on it (k8slab.podnet.netns recreates it)' % (option, name, what and ' ' + what,
+                                                          netns_path(name)))
 
 
 class Iproute(object):
@@ -187,7 +233,6 @@ class Iproute(object):
     def __init__(self, module):
         self.module = module
         self.ip = module.get_bin_path('ip', required=True)
-        self.bridge = module.get_bin_path('bridge', required=False) or 'bridge'
         self.changes = []
 
     # ---- reading -----------------------------------------------------------------
@@ -198,10 +243,9 @@ class Iproute(object):
             raise IprouteError('%s failed (rc=%d): %s' % (' '.join(argv), rc, (err or out).strip()))
         return rc, out, err
 
-    def json(self, args, netns=None, tool='ip'):
+    def json(self, args, netns=None):
         """``ip -j [-n NETNS] ARGS`` parsed; a missing device gives [] instead of an error."""
-        binary = self.ip if tool == 'ip' else self.bridge
-        argv = [binary, '-j'] + (['-n', netns] if netns else []) + list(args)
+        argv = [self.ip, '-j'] + (['-n', netns] if netns else []) + list(args)
         rc, out, err = self.run(argv, check=False)
         if rc != 0:
             if 'does not exist' in err or 'Cannot find device' in err:
@@ -219,30 +263,31 @@ class Iproute(object):
         return split_json_stream(out, len(commands), ' '.join(argv))
 
     def netns_list(self):
-        """Names of the named network namespaces (exact names, from ``ip -j netns list``)."""
+        """Names of the named network namespaces (exact names, from ``ip -j netns list``);
+        leftover entries that are no namespace are listed too (see netns_is_pinned)."""
         return [entry['name'] for entry in self.json(['netns', 'list'])]
 
     def netns_exists(self, name):
-        return name in self.netns_list()
+        return name in self.netns_list() and netns_is_pinned(name)
 
-    def links(self, netns=None, details=True):
-        """All links of a namespace, keyed by name (``ip -d -j link show``)."""
-        args = (['-d'] if details else []) + ['link', 'show']
-        return dict((link['ifname'], link) for link in self.json(args, netns=netns))
+    def netns_missing(self, names, what='netns'):
+        """Of ``names`` (None skipped), those that are not usable namespaces, each checked
+        once: {name: 'absent'} or {name: 'not a namespace'} (a leftover /var/run/netns
+        entry). A module with state=absent treats both as gone."""
+        listed = set(self.netns_list())
+        out = {}
+        for name in names:
+            if name is None or name in out:
+                continue
+            if name not in listed:
+                out[name] = 'absent'
+            elif not netns_is_pinned(name):
+                out[name] = 'not a namespace'
+        return out
 
     def link(self, name, netns=None):
         found = self.json(['-d', 'link', 'show', 'dev', name], netns=netns)
         return found[0] if found else None
-
-    def addresses(self, name, netns=None, family=None):
-        """The addresses of one link as 'addr/prefix' strings (permanent and dynamic)."""
-        args = (['-%s' % family] if family else []) + ['addr', 'show', 'dev', name]
-        out = []
-        for link in self.json(args, netns=netns):
-            for a in link.get('addr_info', []):
-                if a.get('family') in ('inet', 'inet6') and a.get('scope') != 'link':
-                    out.append('%s/%s' % (a['local'], a['prefixlen']))
-        return out
 
     def routes(self, netns=None, family='4', table='main', dev=None):
         args = ['-%s' % family, 'route', 'show', 'table', table]
@@ -251,8 +296,8 @@ class Iproute(object):
         return self.json(args, netns=netns)
 
     # ---- planning and applying ---------------------------------------------------
-    def plan(self, args, netns=None, undo=None, undo_netns=None, tool='ip'):
-        change = Change(args, netns=netns, undo=undo, undo_netns=undo_netns, tool=tool)
+    def plan(self, args, netns=None, undo=None, undo_netns=None):
+        change = Change(args, netns=netns, undo=undo, undo_netns=undo_netns)
         self.changes.append(change)
         return change
 
@@ -260,18 +305,17 @@ class Iproute(object):
         return [c.text() for c in self.changes]
 
     def apply(self):
-        """Run the planned changes in order, grouping consecutive ip changes of one namespace
+        """Run the planned changes in order, grouping consecutive changes of one namespace
         into one ``ip -batch`` process. On failure undo what succeeded and raise."""
         done = []
         groups = []
         for change in self.changes:
-            key = (change.tool, change.netns)
-            if groups and groups[-1][0] == key and change.tool == 'ip':
+            if groups and groups[-1][0] == change.netns:
                 groups[-1][1].append(change)
             else:
-                groups.append((key, [change]))
-        for (tool, netns), group in groups:
-            ok = self._run_group(tool, netns, group)
+                groups.append((change.netns, [change]))
+        for netns, group in groups:
+            ok = self._run_group(netns, group)
             done.extend(group[:ok])
             if ok < len(group):
                 failed = group[ok]
@@ -282,20 +326,20 @@ class Iproute(object):
                     % len(done) if done else ''))
         return [c.text() for c in done]
 
-    def _run_group(self, tool, netns, group):
-        """Returns how many changes of the group succeeded."""
+    def _run_group(self, netns, group):
+        """Returns how many changes of the group succeeded. A group whose words cannot all
+        be written for ``ip -batch`` runs one ``ip`` per change: same result either way."""
         self._last_error = ''
-        if tool != 'ip' or len(group) == 1:
+        lines = [[batch_word(a) for a in c.args] for c in group]
+        if len(group) == 1 or any(None in words for words in lines):
             for n, change in enumerate(group):
-                binary = self.ip if change.tool == 'ip' else self.bridge
-                argv = [binary] + change.argv()[1:]
-                rc, out, err = self.run(argv, check=False)
+                rc, out, err = self.run([self.ip] + change.argv()[1:], check=False)
                 if rc != 0:
                     self._last_error = (err or out).strip()
                     return n
             return len(group)
         argv = [self.ip] + (['-n', netns] if netns else []) + ['-batch', '-']
-        script = '\n'.join(' '.join(_quote(a) for a in c.args) for c in group) + '\n'
+        script = '\n'.join(' '.join(words) for words in lines) + '\n'
         rc, out, err = self.run(argv, data=script, check=False)
         if rc == 0:
             return len(group)
@@ -307,9 +351,8 @@ class Iproute(object):
     def undo(self, done):
         """Best-effort rollback of applied changes, newest first."""
         for change in reversed(done):
-            if change.undo:
-                self.run(_argv(self.ip if change.tool == 'ip' else self.bridge,
-                               change.undo_netns, change.undo), check=False)
+            for undo in change.undo or []:
+                self.run(_argv(self.ip, change.undo_netns, undo), check=False)
 
 
 def fail(module, error, **kwargs):

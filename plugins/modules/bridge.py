@@ -35,7 +35,11 @@ options:
     type: list
     elements: str
   mtu:
-    description: MTU of the bridge (68 to 65535).
+    description:
+      - MTU of the bridge (68 to 65535).
+      - It is always set with C(ip link set mtu) after the bridge exists, never on
+        C(ip link add), because the kernel keeps only an MTU set that way when ports with
+        another MTU join the bridge (otherwise the bridge follows its ports' MTU).
     type: int
   up:
     description: Whether the bridge is administratively up.
@@ -70,11 +74,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  netns:
-    description:
-      - Named network namespace the bridge lives in (as C(ip -n NETNS)); it must exist.
-        Default is the namespace the module runs in.
-    type: str
   bridges:
     description:
       - List form, many bridges in one call. Each element takes the options above (O(name)
@@ -119,17 +118,13 @@ options:
       netns:
         description: See O(netns).
         type: str
+extends_documentation_fragment:
+  - k8slab.podnet.attributes
+  - k8slab.podnet.attributes.iproute2
+  - k8slab.podnet.netns
 attributes:
-  check_mode:
-    support: full
-    description: Reports what would change and the commands that would run, changing nothing.
   diff_mode:
-    support: full
     description: Shows each bridge's state (addresses, MTU, up, STP, forward delay) before and after.
-  platform:
-    support: full
-    platforms: linux
-    description: Needs iproute2 with JSON output (C(ip -j)) and root.
 seealso:
   - module: k8slab.podnet.netns
   - module: k8slab.podnet.veth
@@ -164,7 +159,7 @@ commands:
   returned: always
   type: list
   elements: str
-  sample: ["ip link add name cni0 mtu 1500 type bridge stp_state 0",
+  sample: ["ip link add name cni0 type bridge stp_state 0", "ip link set dev cni0 mtu 1500",
            "ip addr add 10.244.1.1/24 dev cni0", "ip link set dev cni0 up"]
 before:
   description:
@@ -184,10 +179,9 @@ after:
 
 import re
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.k8slab.podnet.plugins.module_utils.argspec import PodnetModule
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
-    Iproute, IprouteError, is_up, link_addresses, link_kind, plan_address_changes,
+    Iproute, IprouteError, is_up, link_addresses, link_kind, netns_problem, plan_address_changes,
     validate_ifname, validate_interface_cidr, validate_netns_name)
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
     Sysctls, conf_sysctl, plan_broadcasts)
@@ -279,16 +273,17 @@ def plan_bridge(ipr, spec, link):
         after['forward_delay'] = 2  # what the kernel makes of it when STP starts
 
     if link is None:
-        args = ['link', 'add', 'name', name]
-        if spec['mtu'] is not None:
-            args += ['mtu', str(spec['mtu'])]
-        args += ['type', 'bridge']
+        args = ['link', 'add', 'name', name, 'type', 'bridge']
         # the kernel sets forward_delay before stp_state, as needed
         if spec['forward_delay'] is not None:
             args += ['forward_delay', str(spec['forward_delay'] * 100)]
         if spec['stp'] is not None:
             args += ['stp_state', '1' if spec['stp'] else '0']
         ipr.plan(args, netns=ns, undo=['link', 'del', 'dev', name])
+        if spec['mtu'] is not None:
+            # set after creation: an MTU given to `link add` is dropped when a port with
+            # another MTU joins (the kernel keeps only an MTU set on an existing bridge)
+            ipr.plan(['link', 'set', 'dev', name, 'mtu', str(spec['mtu'])], netns=ns)
         if spec['addresses']:
             plan_address_changes(ipr, name, [], spec['addresses'], ns, new_link=True)
         if after['up']:
@@ -375,21 +370,22 @@ def plan_cni_parity(ipr, sysctls, spec, link, before, after):
 def run(ipr, specs, sysctls=None):
     specs = validate(specs)
     validate_cni_parity(specs)
-    namespaces = sorted(set(s['netns'] for s in specs if s['netns']))
-    if namespaces:
-        existing = set(ipr.netns_list())
-        for ns in namespaces:
-            if ns not in existing:
-                raise IprouteError('netns %r does not exist' % ns)
+    missing = ipr.netns_missing(s['netns'] for s in specs)
+    for spec in specs:
+        if spec['state'] == 'present' and spec['netns'] in missing:
+            raise IprouteError(netns_problem(spec['netns'], missing[spec['netns']],
+                                             'of bridge %s' % spec['name']))
     links = {}
-    for ns in set(s['netns'] for s in specs):
+    for ns in set(s['netns'] for s in specs if s['netns'] not in missing):
         links[ns] = dict((l['ifname'], l) for l in ipr.json_batch(['addr show'], ns, details=True)[0])
     before, after = {}, {}
     # deletions last: a deleted bridge cannot be brought back if a later change fails
     for spec in sorted(specs, key=lambda s: s['state'] == 'absent'):
-        b, a = plan_bridge(ipr, spec, links[spec['netns']].get(spec['name']))
+        # state=absent in a namespace that is gone: the bridge went with it
+        current = links.get(spec['netns'], {}).get(spec['name'])
+        b, a = plan_bridge(ipr, spec, current)
         if spec['state'] != 'absent' and sysctls is not None:
-            plan_cni_parity(ipr, sysctls, spec, links[spec['netns']].get(spec['name']), b, a)
+            plan_cni_parity(ipr, sysctls, spec, current, b, a)
         before[key_of(spec)], after[key_of(spec)] = b, a
     return before, after
 
@@ -408,7 +404,7 @@ def main():
         accept_ra=dict(type='int'),
         broadcast=dict(type='bool'),
     )
-    module = AnsibleModule(
+    module = PodnetModule(
         argument_spec=dict(
             name=dict(type='str'),
             addresses=dict(type='list', elements='str'),

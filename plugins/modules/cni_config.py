@@ -37,11 +37,13 @@ options:
     description: The cluster's pod network (flannel's C(Network)), e.g. C(10.244.0.0/16).
     type: str
   network:
-    description: CNI network name; also the host-local store directory under O(data_dir).
+    description:
+      - CNI network name; also the host-local store directory under O(data_dir). Must match
+        C(^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$), as CNI requires.
     type: str
     default: cbr0
   bridge:
-    description: The bridge the pods are ports of.
+    description: The bridge the pods are ports of (an interface name).
     type: str
     default: cni0
   mtu:
@@ -71,12 +73,10 @@ options:
     type: str
     choices: [present, absent]
     default: present
+extends_documentation_fragment:
+  - k8slab.podnet.attributes
 attributes:
-  check_mode:
-    support: full
-    description: Reports which files would change, writing nothing.
   diff_mode:
-    support: full
     description: Shows the content of each file before and after.
   platform:
     support: full
@@ -112,8 +112,12 @@ import ipaddress
 import json
 import os
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.k8slab.podnet.plugins.module_utils.argspec import PodnetModule
 from ansible_collections.k8slab.podnet.plugins.module_utils.files import read_text, write_atomic
+from ansible_collections.k8slab.podnet.plugins.module_utils.hostlocal import (
+    HostLocalError, validate_network_name)
+from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
+    IprouteError, validate_ifname)
 
 
 def conflist(p):
@@ -138,7 +142,7 @@ def subnet_env(p, gateway):
 
 
 def main():
-    module = AnsibleModule(
+    module = PodnetModule(
         argument_spec=dict(
             subnet=dict(type='str'),
             cluster_cidr=dict(type='str'),
@@ -158,6 +162,11 @@ def main():
     result = dict(changed=False, changed_files=[])
     wanted = {}
     if p['state'] == 'present':
+        try:
+            validate_network_name(p['network'])
+            validate_ifname(p['bridge'], 'bridge')
+        except (HostLocalError, IprouteError) as e:
+            module.fail_json(msg=str(e), **result)
         try:
             subnet = ipaddress.ip_network(p['subnet'], strict=True)
         except ValueError as e:

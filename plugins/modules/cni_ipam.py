@@ -46,6 +46,9 @@ options:
   range_start:
     description:
       - First allocatable address (inclusive). Defaults to the subnet's network address + 1.
+      - The network address and the IPv4 broadcast address are refused here, in O(range_end)
+        and in O(gateway) - neighbours cannot reach a pod holding one. (host-local 1.1.1
+        accepts them and hands them out; that is its bug, not shared here.)
     type: str
   range_end:
     description:
@@ -77,6 +80,10 @@ options:
       - Request this address instead of the next free one (host-local's C(IP) argument). It
         must lie in the range, not be the gateway and not be held by another container. Like
         host-local, reserving it moves C(last_reserved_ip).
+      - An address outside the range fails as host-local's ADD does, and like it moves
+        C(last_reserved_ip.0) to the next free address (host-local allocates it, then
+        releases it on that error), so the next allocation is the same from either.
+        Nothing else is written.
       - Ignored when O(state=absent).
     type: str
   containers:
@@ -107,12 +114,10 @@ options:
     type: str
     choices: [present, absent]
     default: present
+extends_documentation_fragment:
+  - k8slab.podnet.attributes
 attributes:
-  check_mode:
-    support: full
-    description: Reports the addresses that would be allocated or released, writing nothing.
   diff_mode:
-    support: full
     description: Shows each store file that changes (CR shown as C(\r)).
   platform:
     support: full
@@ -210,6 +215,19 @@ released:
       type: list
       elements: str
       sample: [10.244.1.3]
+before:
+  description:
+    - The addresses each requested container and interface held before the run, keyed
+      C(container_id/ifname) (in the range with O(state=present), any with O(state=absent)).
+    - The module runs no commands; its changes are the store files in the diff.
+  returned: always
+  type: dict
+  sample: {httpd/eth0: []}
+after:
+  description: The same after the run (in check mode, as it would be).
+  returned: always
+  type: dict
+  sample: {httpd/eth0: [10.244.1.2]}
 store:
   description: The store directory.
   returned: always
@@ -217,14 +235,13 @@ store:
   sample: /var/lib/cni/networks/cbr0
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.k8slab.podnet.plugins.module_utils.argspec import PodnetModule
 from ansible_collections.k8slab.podnet.plugins.module_utils.hostlocal import (
     HostLocalError, Range, ensure, render_diff, validate_requests)
 
 
 def main():
-    module = AnsibleModule(
+    module = PodnetModule(
         argument_spec=dict(
             network=dict(type='str', required=True),
             subnet=dict(type='str'),
@@ -260,7 +277,8 @@ def main():
     except HostLocalError as e:
         module.fail_json(msg=str(e))
 
-    result = dict(changed=res['changed'], store=res['store'])
+    result = dict(changed=res['changed'], store=res['store'], before=res['before'],
+                  after=res['after'])
     if p['state'] == 'present':
         result['allocations'] = res['allocations']
         if single:

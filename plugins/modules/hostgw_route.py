@@ -87,24 +87,14 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  netns:
-    description:
-      - Run inside this named network namespace (like C(ip -n NETNS)). It must exist. Its name
-        is also the node name in messages (the host name otherwise).
-    type: str
+extends_documentation_fragment:
+  - k8slab.podnet.attributes
+  - k8slab.podnet.attributes.iproute2
+  - k8slab.podnet.netns
 attributes:
-  check_mode:
-    support: full
-    description: Runs every check and reports the routes and commands it would change, changing
-      nothing.
   diff_mode:
-    support: full
     description: Shows the routes of table main inside O(cluster_cidr), on any device, before
       and after.
-  platform:
-    support: full
-    platforms: linux
-    description: Needs iproute2 with JSON output (C(ip -j)) and root (or CAP_NET_ADMIN).
 seealso:
   - name: flannel host-gw backend
     description: The routes this module keeps.
@@ -174,13 +164,15 @@ commands:
   type: list
   elements: str
   sample: [ip -n node-2 route add 10.244.1.0/24 via 192.168.56.11 dev eth1]
-routes_before:
-  description: Routes of table main inside O(cluster_cidr), on any device, before the change.
+before:
+  description:
+    - Routes of table main inside O(cluster_cidr), on any device, before the change.
+    - Empty when O(state=absent) and O(netns) is gone (its routes went with it).
   returned: always
   type: list
   elements: str
   sample: [10.244.2.0/24 dev cni0 proto kernel scope link]
-routes_after:
+after:
   description: The same after the change (in check mode, as it would be).
   returned: always
   type: list
@@ -190,9 +182,9 @@ routes_after:
 
 import socket
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.k8slab.podnet.plugins.module_utils.argspec import PodnetModule
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
-    Iproute, IprouteError, validate_ifname, validate_netns_name)
+    Iproute, IprouteError, netns_problem, validate_ifname, validate_netns_name)
 from ansible_collections.k8slab.podnet.plugins.module_utils.hostgw import (
     HostgwError, cidr_view, plan)
 
@@ -208,7 +200,7 @@ def local_addresses(ip, netns):
 
 
 def main():
-    module = AnsibleModule(
+    module = PodnetModule(
         argument_spec=dict(
             dev=dict(type='str', required=True),
             peers=dict(type='list', elements='dict', options=dict(
@@ -229,11 +221,17 @@ def main():
     netns = p['netns']
     ip = Iproute(module)
     try:
+        validate_ifname(p['dev'], 'dev')
         if netns is not None:
             validate_netns_name(netns, 'netns')
-            if not ip.netns_exists(netns):
-                module.fail_json(msg='network namespace %r does not exist' % netns)
-        validate_ifname(p['dev'], 'dev')
+            missing = ip.netns_missing([netns])
+            if missing and p['state'] == 'absent':
+                # the namespace, and every route in it, is gone: nothing left to remove
+                plan([], [], p['dev'], p['peers'], p['cluster_cidr'], state='absent')
+                module.exit_json(changed=False, added=[], replaced=[], removed=[], commands=[],
+                                 before=[], after=[])
+            if missing:
+                module.fail_json(msg=netns_problem(netns, missing[netns]))
         where = 'network namespace %s' % netns if netns else 'this host'
         if ip.link(p['dev'], netns=netns) is None:
             module.fail_json(msg='device %r (dev) does not exist in %s' % (p['dev'], where))
@@ -246,21 +244,21 @@ def main():
         if ip.changes and not module.check_mode:
             ip.apply()
             # Report what the kernel really has now, not what was predicted.
-            result['routes_after'] = cidr_view(ip.routes(netns=netns), p['cluster_cidr'])
+            result['after'] = cidr_view(ip.routes(netns=netns), p['cluster_cidr'])
     except HostgwError as e:
         module.fail_json(msg=str(e), errors=e.errors)
     except IprouteError as e:
         module.fail_json(msg=str(e))
 
-    before, after = result['routes_before'], result['routes_after']
+    before, after = result['before'], result['after']
     module.exit_json(
         changed=bool(ip.changes),
         added=result['added'],
         replaced=result['replaced'],
         removed=result['removed'],
         commands=ip.commands(),
-        routes_before=before,
-        routes_after=after,
+        before=before,
+        after=after,
         diff=dict(before=''.join(r + '\n' for r in before),
                   after=''.join(r + '\n' for r in after),
                   before_header='routes in %s' % p['cluster_cidr'],

@@ -20,6 +20,9 @@ description:
     fails, the namespaces this run created are deleted again, so nothing is left half-made.
   - Named namespaces are bind mounts under C(/run/netns) of the mount namespace the module
     runs in; in the single-host lab that is the node's private C(/run/netns).
+  - A C(/run/netns) entry with no namespace mounted on it (a runtime crashed, a mount was
+    lost) is listed by C(ip netns list) but unusable (C(Invalid argument)); the module counts
+    it as C(stale), recreates it with O(state=present) and removes it with O(state=absent).
 author: k8slab.podnet developers (@k8slab)
 options:
   name:
@@ -36,17 +39,12 @@ options:
     type: str
     choices: [present, absent]
     default: present
+extends_documentation_fragment:
+  - k8slab.podnet.attributes
+  - k8slab.podnet.attributes.iproute2
 attributes:
-  check_mode:
-    support: full
-    description: Reports what would change and the commands that would run, changing nothing.
   diff_mode:
-    support: full
-    description: Shows each requested name as present or absent, before and after.
-  platform:
-    support: full
-    platforms: linux
-    description: Needs iproute2 with JSON output (C(ip -j)) and root.
+    description: Shows each requested name as V(present), V(absent) or V(stale), before and after.
 notes:
   - Unlike the other modules of this collection it has no C(netns) option on purpose -
     namespace names belong to the mount namespace, not to a network namespace, and
@@ -76,7 +74,7 @@ commands:
   elements: str
   sample: ["ip netns add httpd", "ip netns add client"]
 created:
-  description: Namespaces this run created (or would create in check mode).
+  description: Namespaces this run created (or would create in check mode), stale ones included.
   returned: always
   type: list
   elements: str
@@ -88,10 +86,12 @@ removed:
   elements: str
   sample: []
 before:
-  description: Each requested name mapped to C(present) or C(absent) before the run.
+  description:
+    - Each requested name mapped to C(present), C(absent) or C(stale) (an entry with no
+      namespace behind it) before the run.
   returned: always
   type: dict
-  sample: {httpd: absent, client: present}
+  sample: {httpd: absent, client: present, server: stale}
 after:
   description: Each requested name mapped to C(present) or C(absent) after the run.
   returned: always
@@ -99,8 +99,7 @@ after:
   sample: {httpd: present, client: present}
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.k8slab.podnet.plugins.module_utils.argspec import PodnetModule
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
     Iproute, IprouteError, validate_netns_name)
 
@@ -118,23 +117,28 @@ def validate(names):
     return unique
 
 
-def plan(ipr, names, state, existing):
-    """Plans the changes; returns (before, after, created, removed)."""
-    before = dict((n, 'present' if n in existing else 'absent') for n in names)
+def plan(ipr, names, state, missing):
+    """Plans the changes; returns (before, after, created, removed). ``missing`` is
+    Iproute.netns_missing of ``names``: a stale entry is deleted first, then made anew."""
+    before = dict((n, {None: 'present', 'absent': 'absent'}.get(missing.get(n), 'stale'))
+                  for n in names)
     created, removed = [], []
     for name in names:
-        if state == 'present' and name not in existing:
+        if before[name] == 'stale':
+            ipr.plan(['netns', 'del', name])
+        if state == 'present' and before[name] != 'present':
             ipr.plan(['netns', 'add', name], undo=['netns', 'del', name])
             created.append(name)
-        elif state == 'absent' and name in existing:
-            ipr.plan(['netns', 'del', name])
+        elif state == 'absent' and before[name] != 'absent':
+            if before[name] == 'present':
+                ipr.plan(['netns', 'del', name])
             removed.append(name)
     after = dict((n, 'present' if state == 'present' else 'absent') for n in names)
     return before, after, created, removed
 
 
 def main():
-    module = AnsibleModule(
+    module = PodnetModule(
         argument_spec=dict(
             name=dict(type='list', elements='str', required=True, aliases=['names']),
             state=dict(type='str', choices=['present', 'absent'], default='present'),
@@ -145,8 +149,7 @@ def main():
     ipr = Iproute(module)
     try:
         names = validate(p['name'])
-        existing = set(ipr.netns_list())
-        before, after, created, removed = plan(ipr, names, p['state'], existing)
+        before, after, created, removed = plan(ipr, names, p['state'], ipr.netns_missing(names))
         if ipr.changes and not module.check_mode:
             ipr.apply()
     except IprouteError as e:

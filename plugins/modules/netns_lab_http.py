@@ -47,10 +47,9 @@ options:
     type: str
     choices: [present, absent]
     default: present
+extends_documentation_fragment:
+  - k8slab.podnet.attributes
 attributes:
-  check_mode:
-    support: full
-    description: Reports whether the server would be started or the page rewritten.
   diff_mode:
     support: none
     description: No diff.

@@ -45,13 +45,9 @@ options:
             (V(10.0.2.15/24) means V(10.0.2.0/24)).
         type: str
         default: 10.0.2.0/24
+extends_documentation_fragment:
+  - k8slab.podnet.attributes
 attributes:
-  check_mode:
-    support: full
-    description: Reports the commands that would run, changing nothing.
-  diff_mode:
-    support: full
-    description: The commands that run, as the diff's after side.
   platform:
     support: full
     platforms: linux

@@ -44,13 +44,9 @@ options:
     description: The host-local store's parent directory.
     type: path
     default: /var/lib/cni/networks
+extends_documentation_fragment:
+  - k8slab.podnet.attributes.info
 attributes:
-  check_mode:
-    support: full
-    description: Only reads, so it runs in check mode too.
-  diff_mode:
-    support: full
-    description: Nothing changes, so there is never a difference to show.
   platform:
     support: full
     platforms: linux
@@ -103,35 +99,18 @@ ipam:
 '''
 
 import os
-import re
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.k8slab.podnet.plugins.module_utils.hostlocal import read_store
 from ansible_collections.k8slab.podnet.plugins.module_utils.pods import sandbox_owners
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
     Iproute, IprouteError, validate_ifname, validate_netns_name)
-
-_IPV4_FILE = re.compile(r'^\d{1,3}(\.\d{1,3}){3}$')
 
 
 def _v4(link):
     return ['%s/%s' % (a['local'], a['prefixlen'])
             for a in link.get('addr_info', []) if a.get('family') == 'inet']
-
-
-def read_store(path):
-    """The host-local store: {ip: {container_id, ifname}}; a missing store is empty."""
-    entries = {}
-    if not os.path.isdir(path):
-        return entries
-    for name in sorted(os.listdir(path)):
-        if not _IPV4_FILE.match(name):
-            continue  # lock, last_reserved_ip.N
-        with open(os.path.join(path, name), 'rb') as f:
-            content = f.read().decode('utf-8', 'replace')
-        container_id, _sep, ifname = content.partition('\r\n')
-        entries[name] = dict(container_id=container_id.strip(), ifname=ifname.strip())
-    return entries
 
 
 def main():

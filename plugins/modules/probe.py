@@ -136,13 +136,9 @@ options:
     description: At most this many probes run at the same time.
     type: int
     default: 32
+extends_documentation_fragment:
+  - k8slab.podnet.attributes.info
 attributes:
-  check_mode:
-    support: full
-    description: Probes only read, so they run in check mode too.
-  diff_mode:
-    support: full
-    description: Nothing changes, so there is never a difference to show.
   platform:
     support: full
     platforms: linux

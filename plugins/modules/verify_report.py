@@ -50,6 +50,8 @@ options:
     description: Fail when a check failed. With C(false) the report is only written and shown.
     type: bool
     default: true
+extends_documentation_fragment:
+  - k8slab.podnet.attributes
 attributes:
   action:
     support: full

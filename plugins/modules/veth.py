@@ -43,14 +43,11 @@ options:
       - With O(state=absent) it is optional; when given, the pair is only deleted if O(name)
         really is paired with it.
     type: str
-  netns:
-    description:
-      - Named network namespace of O(name) (as C(ip -n NETNS)); it must exist. Default is
-        the namespace the module runs in.
-    type: str
   peer_netns:
     description:
-      - Named network namespace of O(peer); it must exist. Default is O(netns).
+      - Named network namespace of O(peer). Default is O(netns), the namespace of O(name).
+      - With O(state=present) it must exist. With O(state=absent), when it is gone, a pair
+        of O(name) whose other end no name leads to any more is deleted.
     type: str
   master:
     description:
@@ -74,6 +71,8 @@ options:
     description:
       - Routes through O(peer) in O(peer_netns), table main. Missing ones are added, a
         route to the same destination that differs is replaced; other routes are left alone.
+      - Two routes to one destination (also spelled differently, as C(default) and
+        C(0.0.0.0/0)) in one call are refused, naming both.
     type: list
     elements: dict
     suboptions:
@@ -190,21 +189,19 @@ options:
         description: See O(state).
         type: str
         choices: [present, absent]
+extends_documentation_fragment:
+  - k8slab.podnet.attributes
+  - k8slab.podnet.attributes.iproute2
+  - k8slab.podnet.netns
 attributes:
-  check_mode:
-    support: full
-    description: Reports what would change and the commands that would run, changing nothing.
   diff_mode:
-    support: full
     description: Shows each pair (ends, master, hairpin, MTU, up, addresses, routes) before and after.
-  platform:
-    support: full
-    platforms: linux
-    description: Needs iproute2 with JSON output (C(ip -j)) and root.
 notes:
   - Works when the module itself runs inside another network and mount namespace (for
     example under C(nsenter)); namespace names are looked up as C(ip -n) does, in
     C(/run/netns) of the mount namespace the module runs in.
+  - Names that C(ip -batch) cannot read back (a C(#) starts a comment there) are accepted as
+    the kernel accepts them; their commands run one C(ip) process each.
 seealso:
   - module: k8slab.podnet.netns
   - module: k8slab.podnet.bridge
@@ -293,11 +290,11 @@ after:
 
 import ipaddress
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.k8slab.podnet.plugins.module_utils.argspec import PodnetModule
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
     Iproute, IprouteError, is_up, link_addresses, link_kind, plan_address_changes,
-    route_dst, validate_address, validate_ifname, validate_interface_cidr, validate_netns_name)
+    netns_problem, route_dst, validate_address, validate_ifname, validate_interface_cidr,
+    validate_netns_name)
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
     Sysctls, conf_sysctl, plan_broadcasts)
 
@@ -331,9 +328,16 @@ def normalize(params):
     return specs
 
 
+def route_words(route):
+    """A route as given, for messages: 'default via 10.78.0.1'."""
+    return ' '.join(str(route[k]) if k == 'dst' else 'via %s' % route[k]
+                    for k in ('dst', 'via') if route.get(k))
+
+
 def validate(specs):
     """Checks every value of every pair before anything is read or changed."""
     ends = {}
+    routes = {}  # (peer_netns, dst) -> ((peer, via), text as given)
     for spec in specs:
         name = validate_ifname(spec['name'], 'interface name')
         if spec['state'] == 'present' and spec['peer'] is None:
@@ -357,7 +361,22 @@ def validate(specs):
                 str(validate_interface_cidr(a, 'address of %s' % spec['peer']))
                 for a in spec['addresses']))
         if spec['routes'] is not None:
-            spec['routes'] = [validate_route(r, spec['peer']) for r in spec['routes']]
+            valid = []
+            for raw in spec['routes']:
+                route = validate_route(raw, spec['peer'])
+                # table main keys a route by destination (and metric): two routes to one
+                # destination in one call are one route asked to be two things
+                key = (spec['peer_netns'], route['dst'])
+                if key in routes and routes[key][0] != (spec['peer'], route['via']):
+                    raise IprouteError(
+                        'routes %s of %s and %s of %s%s are the same route (destination %s '
+                        'in table main): list it once' % (
+                            routes[key][1], routes[key][0][0], route_words(raw), spec['peer'],
+                            where(spec['peer_netns']), route['dst']))
+                routes[key] = ((spec['peer'], route['via']), route_words(raw))
+                if route not in valid:
+                    valid.append(route)
+            spec['routes'] = valid
         # One end, one pair: the same end twice is only allowed as the other side of a
         # pair listed from both sides.
         mine = {(spec['netns'], name): (spec['peer_netns'], spec['peer'])}
@@ -522,7 +541,9 @@ class Planner(object):
         if host['kind'] != 'veth':
             raise IprouteError('%r%s is a %s link, not a veth: not deleting it'
                                % (name, where(ns), host['kind'] or 'plain'))
-        if spec['peer'] is not None and host['peer'] != (spec['peer_netns'], spec['peer']):
+        unnamed = (host['peer'] or (None, None))[1] is None
+        if (spec['peer'] is not None and host['peer'] != (spec['peer_netns'], spec['peer'])
+                and not (spec.get('peer_lost') and unnamed)):
             raise IprouteError('veth %r%s is not paired with %r%s: not deleting it'
                                % (name, where(ns), spec['peer'], where(spec['peer_netns'])))
         self.change(self.delete, ['link', 'del', 'dev', name], ns)
@@ -616,7 +637,12 @@ class Planner(object):
                 far['mtu'] = spec['mtu']
         lo = self.view.links.get((pns, 'lo'))
         if spec['up'] and lo is not None and not lo['up']:
-            self.set_link(pns, 'lo', ['up'], ['down'], False)
+            # the first up of a fresh namespace's lo makes the kernel add 127.0.0.1/8, ::1
+            # and their local routes: undoing it takes them away again
+            undo = [['link', 'set', 'dev', 'lo', 'down']]
+            if not lo['addresses']:
+                undo.append(['addr', 'flush', 'dev', 'lo'])
+            self.configure(pns, ['link', 'set', 'dev', 'lo', 'up'], undo=undo)
             lo['up'] = True
         self.claim(pns, peer, 'up', spec['up'])
         # down before addresses change, up after: going down drops IPv6 addresses
@@ -735,15 +761,20 @@ def run(ipr, specs, sysctls=None):
         named.update(ns for ns in (spec['netns'], spec['peer_netns']) if ns)
         if spec['state'] == 'absent' and spec['peer'] is None:
             spec['peer_netns'] = None
-    if named:
-        existing = set(ipr.netns_list())
-        for spec in specs:
-            for k in ('netns', 'peer_netns'):
-                if spec[k] and spec[k] not in existing:
-                    raise IprouteError('%s %r of veth %s does not exist' % (k, spec[k], spec['name']))
+    missing = ipr.netns_missing(named) if named else {}
+    for spec in specs:
+        for k in ('netns', 'peer_netns'):
+            if spec[k] in missing and spec['state'] == 'present':
+                raise IprouteError(netns_problem(spec[k], missing[spec[k]],
+                                                 'of veth %s' % spec['name'], option=k))
+        # state=absent: a pair whose netns is gone went with it; one whose peer_netns is
+        # gone may live on, paired with an end no name leads to (deleted below)
+        spec['peer_lost'] = spec['peer_netns'] in missing
     namespaces = []
     for spec in specs:
         for ns in (spec['netns'], spec['peer_netns']):
+            if ns in missing:
+                continue
             if ns not in namespaces and (ns is not None or spec['netns'] is None):
                 namespaces.append(ns)
     v6 = set(s['peer_netns'] for s in specs
@@ -792,7 +823,7 @@ def main():
         peer_accept_dad=dict(type='int'),
         broadcast=dict(type='bool'),
     )
-    module = AnsibleModule(
+    module = PodnetModule(
         argument_spec=dict(
             name=dict(type='str'),
             peer=dict(type='str'),

@@ -63,8 +63,9 @@ def test_create_idempotent_drift_absent(ns, uid, root_snapshot):
             'mtu': 1400, 'stp': False}
     res = call(args)
     assert res['changed'] is True, res
-    assert res['commands'][0] == ('ip -n %s link add name %s mtu 1400 type bridge stp_state 0'
-                                  % (ns, br))
+    # the MTU is set on the existing bridge: only then does the kernel keep it (issue 16)
+    assert res['commands'][:2] == ['ip -n %s link add name %s type bridge stp_state 0' % (ns, br),
+                                   'ip -n %s link set dev %s mtu 1400' % (ns, br)]
     assert state(ns, br) == {'kind': 'bridge', 'mtu': 1400, 'up': True, 'stp': 0,
                              'forward_delay': 1500,
                              'addresses': ['10.77.0.1/24', 'fd00:77::1/64']}
@@ -180,3 +181,54 @@ def test_failed_step_is_undone(ns, uid):
     assert res.get('failed') is True, res
     assert 'fd00:78::1/64' in res['msg'], res['msg']
     assert set(links(ns)) == {'lo'}
+
+
+# ---- issue 16: inputs and drift people hit in the field ------------------------------
+
+def test_mtu_kept_when_a_port_with_another_mtu_joins(uid, netns_cleanup):
+    """The kernel keeps a bridge's MTU only when it was set on the existing bridge: one run
+    leaves the bridge at 1400 after a 1500 port joins, and a rerun changes nothing."""
+    ns = 'he%sm' % uid
+    netns_cleanup.append(ns)
+    sh('ip netns add %s' % ns)
+    res = call({'name': 'br0', 'netns': ns, 'mtu': 1400})
+    assert res['changed'] is True, res
+    assert res['commands'][:2] == ['ip -n %s link add name br0 type bridge' % ns,
+                                   'ip -n %s link set dev br0 mtu 1400' % ns], res
+    res = run_module('k8slab.podnet.veth', {'name': 'v0', 'peer': 'v0p', 'netns': ns,
+                                            'master': 'br0'})[0]
+    assert res['changed'] is True and ipj('-n %s link show dev v0' % ns)[0]['mtu'] == 1500, res
+    assert ipj('-n %s link show dev br0' % ns)[0]['mtu'] == 1400
+    res = call({'name': 'br0', 'netns': ns, 'mtu': 1400})
+    assert res['changed'] is False, res
+
+
+def test_absent_is_satisfied_when_the_netns_is_gone(uid, netns_cleanup):
+    gone, stale = 'he%sg' % uid, 'he%st' % uid
+    netns_cleanup.append(stale)
+    sh('mkdir -p /run/netns && touch /run/netns/%s' % stale)
+    for ns in (gone, stale):
+        res = call({'name': 'br0', 'netns': ns, 'state': 'absent'})
+        assert res['changed'] is False and res['after'] == {'%s/br0' % ns: {'state': 'absent'}}, res
+        res = call({'bridges': [{'name': 'br0', 'netns': ns, 'state': 'absent'}]})
+        assert res['changed'] is False, res
+    res = call({'name': 'br0', 'netns': gone})
+    assert res['failed'] and "netns %r of bridge br0 does not exist" % gone in res['msg'], res
+    res = call({'name': 'br0', 'netns': stale})
+    assert res['failed'] and ("netns %r of bridge br0 is not a network namespace: "
+                              "/var/run/netns/%s" % (stale, stale)) in res['msg'], res
+
+
+@pytest.mark.parametrize('args, word', [
+    ({'name': ['br1']}, "name must be a single value, not a list: ['br1']"),
+    ({'name': 'br1', 'addresses': [['10.0.0.1/24']]},
+     "addresses[0] must be a single value, not a list: ['10.0.0.1/24']"),
+    ({'bridges': ['br1']}, "bridges[0] must be a dict, got 'br1'"),
+    ({'bridges': 'br1'}, "bridges must be a list of dicts, got 'br1'"),
+    ({'bridges': [{'name': {'n': 'br1'}}]}, "bridges[0].name must be a single value, not a dict"),
+    ({'name': 'br1\n'}, "'br1\\n'"),
+])
+def test_wrong_shapes_named_and_nothing_made(ns, args, word):
+    res = call(dict(args, netns=ns))
+    assert res.get('failed') is True and word in res['msg'], res
+    assert [l['ifname'] for l in ipj('-n %s link show' % ns)] == ['lo']

@@ -57,6 +57,15 @@ def test_writes_flannel_files_idempotently(paths):
     ({'subnet': '10.245.2.0/24', 'cluster_cidr': '10.244.0.0/16'}, 'outside cluster_cidr'),
     ({'subnet': '10.244.2.0/31', 'cluster_cidr': '10.244.0.0/16'}, '10.244.2.0/31'),
     ({'subnet': '10.244.2.0/24', 'cluster_cidr': '10.244.0.0/16', 'mtu': 20}, 'mtu 20'),
+    # issue 16: names with a trailing newline (a YAML `|` block) or of the wrong shape
+    ({'subnet': '10.244.2.0/24', 'cluster_cidr': '10.244.0.0/16', 'network': 'cbr0\n'},
+     "network 'cbr0\\n'"),
+    ({'subnet': '10.244.2.0/24', 'cluster_cidr': '10.244.0.0/16', 'bridge': 'cni0\n'},
+     "bridge 'cni0\\n'"),
+    ({'subnet': '10.244.2.0/24', 'cluster_cidr': '10.244.0.0/16', 'bridge': ['cni0']},
+     "bridge must be a single value, not a list: ['cni0']"),
+    ({'subnet': ['10.244.2.0/24'], 'cluster_cidr': '10.244.0.0/16'},
+     "subnet must be a single value, not a list: ['10.244.2.0/24']"),
 ])
 def test_bad_input_writes_nothing(paths, args, fragment):
     res = run_module(M, dict(paths, **args))[0]

@@ -43,11 +43,22 @@ SCENARIOS = {
         ('add', 'g', NET + '2/24'),
         ('add', 'h', 'fail:no IP addresses available in range set: 10.244.1.1-10.244.1.5'),
     ]),
-    'network_and_broadcast_edges': ({'range_start': NET + '0', 'range_end': NET + '255',
-                                     'gateway': NET + '254'}, [
-        ('add', 'a', NET + '0/24'), ('add', 'b', NET + '1/24'),
-        ('write', 'last_reserved_ip.0', b'10.244.1.253'),
-        ('add', 'c', NET + '255/24'), ('add', 'd', NET + '2/24'),
+    'gateway_in_the_middle_wrap': ({'range_start': NET + '1', 'range_end': NET + '254',
+                                    'gateway': NET + '253'}, [
+        ('add', 'a', NET + '1/24'), ('add', 'b', NET + '2/24'),
+        ('write', 'last_reserved_ip.0', b'10.244.1.252'),
+        ('add', 'c', NET + '254/24'), ('add', 'd', NET + '3/24'),
+    ]),
+    # issue 16 item 10: host-local allocates the next address for a request no range holds,
+    # then releases it: the cursor moves, and the next container gets the address after it
+    'requested_ip_outside_range': ({'range_end': NET + '50'}, [
+        ('add', 'a', NET + '2/24'),
+        ('add', 'r1', '', '10.98.0.5', 'fail:10.98.0.5'),
+        ('add', 'b', NET + '4/24'),
+        ('add', 'r2', '', NET + '60', 'fail:10.244.1.60'),
+        ('add', 'c', NET + '6/24'),
+        ('add', 'b', '', '10.98.0.5', 'fail:'),  # holds .4 already: no cursor move
+        ('add', 'd', NET + '7/24'),
     ]),
     'gateway_is_range_start': ({'range_start': NET + '10', 'range_end': NET + '12',
                                 'gateway': NET + '10'}, [
@@ -172,13 +183,20 @@ def test_reallocation_is_idempotent_where_host_local_refuses(tmp_path):
     assert ref.store(str(tmp_path))['10.244.1.3'][0] == b'p\r\neth0'
 
 
-def test_requested_ip_outside_range_refused_without_touching_the_store(tmp_path):
-    conf = ref.netconf(str(tmp_path), range_end=NET + '50')
-    ref.module(ref.module_args(conf, container_id='a'))
-    before = ref.store(str(tmp_path))
-    res = ref.module(ref.module_args(conf, container_id='b', ip=NET + '60'))
-    assert not res['ok'] and '10.244.1.60' in res['msg'], res
-    assert ref.store(str(tmp_path)) == before
+def test_network_and_broadcast_refused_where_host_local_hands_them_out(tmp_path):
+    """issue 16 item 9: host-local 1.1.1 gives out 10.66.6.255/24 (its bug); the module
+    refuses a range holding the network or broadcast address, and creates nothing."""
+    conf = ref.netconf(str(tmp_path / 'plugin'), subnet='10.66.6.0/24',
+                       range_start='10.66.6.255', range_end='10.66.6.255')
+    assert ref.plugin(conf, 'ADD', 'a')['ip'] == '10.66.6.255/24'
+    conf['ipam']['dataDir'] = str(tmp_path / 'module')
+    for override, word in (({}, 'range_start 10.66.6.255 is the broadcast address'),
+                           ({'range_start': '10.66.6.0'}, 'range_start 10.66.6.0 is the network'),
+                           ({'range_start': None}, 'range_end 10.66.6.255 is the broadcast')):
+        args = dict(ref.module_args(conf, container_id='a'), **override)
+        res = ref.module(dict((k, v) for k, v in args.items() if v is not None))
+        assert res['failed'] and word in res['msg'], res
+    assert not os.path.exists(str(tmp_path / 'module'))
 
 
 def test_parallel_module_and_plugin_share_one_store(tmp_path):
@@ -313,7 +331,11 @@ def test_bad_input_fails_naming_the_value_and_creates_nothing(tmp_path):
         ({'network': 'cbr 0'}, 'cbr 0'),
         ({'network': '../etc'}, '../etc'),
         ({'ip': '10.244.1.1'}, '10.244.1.1'),
-        ({'ip': '10.244.9.9'}, '10.244.9.9'),
+        ({'range_end': '10.244.1.255'}, 'range_end 10.244.1.255 is the broadcast'),
+        ({'range_start': '10.244.1.0'}, 'range_start 10.244.1.0 is the network'),
+        ({'containers': 'a'}, "containers must be a list of dicts, got 'a'"),
+        ({'containers': ['a']}, "containers[0] must be a dict, got 'a'"),
+        ({'container_id': ['a']}, "container_id must be a single value, not a list: ['a']"),
         ({'data_dir': str(tmp_path / 'afile' / 'sub')}, str(tmp_path / 'afile' / 'sub')),
         ({'container_id': None, 'containers': [{'container_id': 'ok'}, {'container_id': '_x'}]},
          '_x'),

@@ -215,7 +215,7 @@ def test_check_mode_changes_nothing_and_diffs(lab):
         '10.244.3.0/24 dev cni0 proto kernel scope link']
 
     real = run_on(lab, 3)       # the real run does what check mode predicted
-    assert real['commands'] == res['commands'] and real['routes_after'] == res['routes_after']
+    assert real['commands'] == res['commands'] and real['after'] == res['after']
 
 
 BAD = [
@@ -247,6 +247,19 @@ BAD = [
      ['share gateway 192.168.56.11', 'VirtualBox', 'eth1']),
     ('bad cluster_cidr', {'cluster_cidr': '10.244.0.0/99'}, ["'10.244.0.0/99'"]),
     ('no peers', {'peers': None}, ['peers is required']),
+    # issue 16: shapes ansible-core reported without naming the option, and `$` holes
+    ('peers a string', {'peers': '10.244.1.0/24'},
+     ["peers must be a list of dicts, got '10.244.1.0/24'"]),
+    ('peers of strings', {'peers': ['10.244.1.0/24']},
+     ["peers[0] must be a dict, got '10.244.1.0/24'"]),
+    ('peer subnet a list', {'peers': [{'subnet': ['10.244.1.0/24'], 'gateway': '192.168.56.11'}]},
+     ["peers[0].subnet must be a single value, not a list: ['10.244.1.0/24']"]),
+    ('dev a list', {'dev': ['eth1']}, ["dev must be a single value, not a list: ['eth1']"]),
+    ('subnet newline', {'peers': [{'subnet': '10.244.1.0/24\n', 'gateway': '192.168.56.11'}]},
+     ["'10.244.1.0/24\\n'"]),
+    ('gateway newline', {'peers': [{'subnet': '10.244.1.0/24', 'gateway': '192.168.56.11\n'}]},
+     ["'192.168.56.11\\n'"]),
+    ('cluster_cidr newline', {'cluster_cidr': '10.244.0.0/16\n'}, ["'10.244.0.0/16\\n'"]),
 ]
 
 
@@ -260,7 +273,7 @@ def test_bad_input_fails_naming_the_value_and_changes_nothing(lab):
     for what, over, _words in BAD:
         a = args(lab, 3, peers=[extra])
         a.update(over)
-        if a.get('peers') and extra not in a['peers']:
+        if isinstance(a.get('peers'), list) and a['peers'] and extra not in a['peers']:
             a['peers'] = a['peers'] + [extra]
         tasks.append((what, a))
     result = run_playbook(hostgw_play(tasks), diff=True)
@@ -270,3 +283,26 @@ def test_bad_input_fails_naming_the_value_and_changes_nothing(lab):
         for w in words:
             assert w.format(n3=lab.node[3]) in res['msg'], (what, res['msg'])
     assert lab.routes(3) == before
+
+
+def test_absent_is_satisfied_when_the_netns_is_gone(uid, netns_cleanup):
+    """state=absent: a node namespace that is gone took its routes with it (it failed with
+    "network namespace ... does not exist"); bad input still fails; present names the file
+    of a leftover /run/netns entry."""
+    gone, stale = 'he%sg' % uid, 'he%st' % uid
+    netns_cleanup.append(stale)
+    sh('mkdir -p /run/netns && touch /run/netns/%s' % stale)
+    tasks = [('absent %s' % ns, {'netns': ns, 'dev': 'eth1', 'cluster_cidr': CIDR,
+                                 'state': 'absent'}) for ns in (gone, stale)]
+    tasks += [('bad cidr', {'netns': gone, 'dev': 'eth1', 'cluster_cidr': '10.244.0.0/99',
+                            'state': 'absent'}),
+              ('present stale', {'netns': stale, 'dev': 'eth1', 'cluster_cidr': CIDR,
+                                 'peers': []})]
+    result = run_playbook(hostgw_play(tasks))
+    for ns in (gone, stale):
+        res = result.task('absent %s' % ns)
+        assert not res.get('failed') and res['changed'] is False, res
+        assert res['before'] == res['after'] == [] and res['commands'] == []
+    assert "'10.244.0.0/99'" in result.task('bad cidr')['msg']
+    assert ('is not a network namespace: /var/run/netns/%s' % stale
+            in result.task('present stale')['msg'])

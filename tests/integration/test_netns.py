@@ -103,3 +103,40 @@ def test_bad_names_leave_nothing(ns, uid):
     assert good not in names_now(), 'a valid name of a failed call was created'
     # nothing of this run under /run/netns (other runs may work in parallel: only our prefix)
     assert [n for n in os.listdir('/run/netns') if uid in n or n.startswith('ka.')] == []
+
+
+# ---- issue 16: inputs and drift people hit in the field ------------------------------
+
+def test_stale_entry_is_recreated_or_removed(uid, netns_cleanup):
+    """A /run/netns entry with no namespace behind it (a runtime crashed, a mount was lost)
+    is listed by `ip netns list` but unusable: present recreates it, absent removes it."""
+    a = 'he%ss' % uid
+    netns_cleanup.append(a)
+    sh('mkdir -p /run/netns && touch /run/netns/%s' % a)
+    assert a in names_now()
+    res = call({'name': [a]}, check=True)
+    assert res['changed'] is True and res['before'] == {a: 'stale'}, res
+    res = call({'name': [a]})
+    assert res['changed'] is True and res['created'] == [a], res
+    assert res['commands'] == ['ip netns del %s' % a, 'ip netns add %s' % a]
+    assert [l['ifname'] for l in ipj('-n %s link show' % a)] == ['lo']  # usable again
+    assert call({'name': [a]})['changed'] is False
+    sh('umount /run/netns/%s' % a)  # stale again: the file stays, the namespace is gone
+    res = call({'name': [a], 'state': 'absent'})
+    assert res['changed'] is True and res['removed'] == [a], res
+    assert not os.path.lexists('/run/netns/%s' % a)
+    assert call({'name': [a], 'state': 'absent'})['changed'] is False
+
+
+@pytest.mark.parametrize('bad, word', [
+    ('he-nl\n', "'he-nl\\n'"),              # a YAML `|` block: `$` matched before the newline
+    (['he-list'], "name[0] must be a single value, not a list: ['he-list']"),
+])
+def test_bad_names_refused_creating_nothing(bad, word):
+    def ours():  # others may add namespaces meanwhile
+        return [n for n in (os.listdir('/run/netns') if os.path.isdir('/run/netns') else [])
+                if n.startswith('he-')]
+    before = ours()
+    res = call({'name': [bad]})
+    assert res.get('failed') is True and word in res['msg'], res
+    assert ours() == before

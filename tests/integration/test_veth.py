@@ -240,7 +240,10 @@ def test_bad_input_leaves_nothing(lab, root_snapshot):
         ({'peer_netns': lab.pods[1]}, {}, 'eth0'),                        # peer exists there
         ({}, {'mtu': 20}, 20),
     ]
-    calls = [lab.args(pairs=[lab.pair(1, name='ka%sok' % uid, peer='eth1'), lab.pair(0, **p)],
+    # (the good pair has no routes: the bad pair moved into its namespace would ask for its
+    # routes again through another device - refused too, see the test below)
+    calls = [lab.args(pairs=[lab.pair(1, name='ka%sok' % uid, peer='eth1', routes=[]),
+                             lab.pair(0, **p)],
                       **top) for p, top, value in bad]
     for res, (p, top, value) in zip(run_tasks(M, calls), bad):
         assert res.get('failed') is True, (p, top, res)
@@ -313,3 +316,103 @@ def test_module_runs_inside_a_node_namespace(uid, tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+# ---- issue 16: inputs and drift people hit in the field ------------------------------
+
+def test_two_routes_to_one_destination_refused(lab):
+    """`default` and 0.0.0.0/0 are one route: asked with two gateways in one call, every run
+    changed it and the last won. Refused before any change, naming both."""
+    before = lab.snapshot()
+    for routes in ([{'dst': 'default', 'via': '10.244.1.1'}, {'dst': '0.0.0.0/0', 'via': '10.244.1.9'}],
+                   [{'dst': '10.244.0.0/16', 'via': '10.244.1.1'},
+                    {'dst': '10.244.0.0/16', 'via': '10.244.1.9'}]):
+        res = run_module(M, lab.args(pairs=[lab.pair(0, routes=routes)]))[0]
+        words = ['%s via %s of eth0' % (r['dst'], r['via']) for r in routes]
+        assert res.get('failed') is True and all(w in res['msg'] for w in words), res
+        assert 'same route' in res['msg']
+    assert lab.snapshot() == before
+
+
+def test_names_ip_batch_reads_differently(lab):
+    """'#' starts a comment in `ip -batch` and a leading quote quotes: names the kernel
+    accepts behave the same whether a change runs alone or batched with others."""
+    uid = lab.uid
+    names = ['h#%s' % uid, "'h%s" % uid]
+    pairs = [lab.pair(0, name=names[0]), lab.pair(1, name=names[1])]
+
+    def masters():  # no shell: '#' would start a comment there too
+        out = subprocess.run(['ip', '-j', '-n', lab.node, 'link', 'show'], capture_output=True,
+                             text=True, check=True).stdout
+        return dict((l['ifname'], l.get('master')) for l in json.loads(out))
+
+    res = run_module(M, lab.args(pairs=pairs))[0]
+    assert res['changed'] is True and not res.get('failed'), res
+    assert masters()[names[0]] == masters()[names[1]] == 'cni0'
+    for n in (0, 1):
+        assert ping(lab.pods[n], '10.244.1.1')
+    assert run_module(M, lab.args(pairs=pairs))[0]['changed'] is False
+    res = run_module(M, {'netns': lab.node, 'name': names[0], 'state': 'absent'})[0]
+    assert res['changed'] is True and names[0] not in masters(), res
+
+
+def test_failed_second_route_restores_the_peer_namespace(lab):
+    """A new pair whose second route is via an off-link gateway fails and is removed, and
+    the pod namespace's lo is down again without the 127.0.0.1/8, ::1 and local routes the
+    kernel gave it when the run set it up."""
+    pod = lab.pods[0]
+
+    def everything():
+        return (sorted(json.dumps(dict(l, qdisc=None), sort_keys=True)
+                       for l in ipj('-n %s addr show' % pod)),
+                sorted(json.dumps(r, sort_keys=True) for r in ipj('-n %s route show table all' % pod)),
+                sorted(json.dumps(r, sort_keys=True) for r in ipj('-n %s -6 route show table all' % pod)))
+    before = everything()
+    routes = [{'dst': 'default', 'via': '10.244.1.1'}, {'dst': '10.99.0.0/16', 'via': '10.250.0.1'}]
+    res = run_module(M, lab.args(pairs=[lab.pair(0, routes=routes)]))[0]
+    assert res.get('failed') is True and '10.250.0.1' in res['msg'], res
+    assert link(lab.node, lab.veths[0]) is None
+    assert everything() == before
+
+
+@pytest.mark.parametrize('args, word', [
+    ({'pairs': [{'name': 'x', 'peer': 'eth0', 'routes': 'default'}]},
+     "pairs[0].routes must be a list of dicts, got 'default'"),
+    ({'pairs': [{'name': 'x', 'peer': 'eth0', 'routes': ['default']}]},
+     "pairs[0].routes[0] must be a dict, got 'default'"),
+    ({'name': ['x'], 'peer': 'eth0'}, "name must be a single value, not a list: ['x']"),
+    ({'name': 'x', 'peer': 'eth0\n'}, "'eth0\\n'"),
+])
+def test_wrong_shapes_named(lab, args, word):
+    before = lab.snapshot()
+    res = run_module(M, dict(args, netns=lab.node))[0]
+    assert res.get('failed') is True and word in res['msg'], res
+    assert lab.snapshot() == before
+
+
+def test_absent_is_satisfied_when_the_netns_is_gone(uid, netns_cleanup):
+    gone, stale = 'he%sg' % uid, 'he%st' % uid
+    netns_cleanup.append(stale)
+    sh('mkdir -p /run/netns && touch /run/netns/%s' % stale)
+    for ns in (gone, stale):
+        res = run_module(M, {'name': 'v0', 'netns': ns, 'state': 'absent'})[0]
+        assert res['changed'] is False and not res.get('failed'), res
+    res = run_module(M, {'name': 'v0', 'peer': 'eth0', 'netns': stale})[0]
+    assert res['failed'] and 'is not a network namespace: /var/run/netns/%s' % stale in res['msg']
+
+
+def test_absent_deletes_a_pair_whose_peer_netns_name_is_gone(lab, tmp_path):
+    """`ip netns del` of a pod while something still holds its namespace leaves the host
+    end paired with an end no name leads to: state=absent with that peer_netns deletes it."""
+    pod, v = lab.pods[0], lab.veths[0]
+    assert not run_module(M, lab.args(pairs=[lab.pair(0)]))[0].get('failed')
+    hold = tmp_path / 'hold'
+    hold.write_text('')
+    sh('mount --bind /run/netns/%s %s && ip netns del %s' % (pod, hold, pod))
+    try:
+        assert link(lab.node, v) is not None  # alive, its peer in a nameless namespace
+        res = run_module(M, {'netns': lab.node, 'name': v, 'peer': 'eth0', 'peer_netns': pod,
+                             'state': 'absent'})[0]
+        assert res['changed'] is True and link(lab.node, v) is None, res
+    finally:
+        sh('umount %s' % hold)

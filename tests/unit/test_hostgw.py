@@ -66,17 +66,17 @@ def test_adds_one_route_per_peer_like_flannel():
     assert r['added'] == [{'dst': '10.244.0.0/24', 'gateway': '192.168.56.10', 'dev': 'eth1'},
                           {'dst': '10.244.1.0/24', 'gateway': '192.168.56.11', 'dev': 'eth1'}]
     assert r['replaced'] == r['removed'] == []
-    assert r['routes_before'] == ['10.244.2.0/24 dev cni0 proto kernel scope link']
-    assert r['routes_after'] == ['10.244.0.0/24 via 192.168.56.10 dev eth1',
-                                 '10.244.1.0/24 via 192.168.56.11 dev eth1',
-                                 '10.244.2.0/24 dev cni0 proto kernel scope link']
+    assert r['before'] == ['10.244.2.0/24 dev cni0 proto kernel scope link']
+    assert r['after'] == ['10.244.0.0/24 via 192.168.56.10 dev eth1',
+                          '10.244.1.0/24 via 192.168.56.11 dev eth1',
+                          '10.244.2.0/24 dev cni0 proto kernel scope link']
 
 
 def test_nothing_to_do_when_routes_match():
     routes = NODE2 + [route('10.244.0.0/24', '192.168.56.10'),
                       route('10.244.1.0/24', '192.168.56.11')]
     r = run(routes)
-    assert r['changes'] == [] and r['routes_before'] == r['routes_after']
+    assert r['changes'] == [] and r['before'] == r['after']
 
 
 @pytest.mark.parametrize('old', [
@@ -92,7 +92,7 @@ def test_replaces_a_route_to_the_subnet_that_differs(old):
                               'before': route_text(normalize(old))}]
     assert r['removed'] == []          # the replaced route is gone, not purged on top
     assert r['changes'][0][1][:2] == ['route', 'replace']   # undo puts the old one back
-    assert route_text(normalize(old)) not in r['routes_after']
+    assert route_text(normalize(old)) not in r['after']
 
 
 def test_purge_removes_only_owned_routes():
@@ -113,7 +113,7 @@ def test_purge_removes_only_owned_routes():
     # undo of a delete re-adds the route with its metric
     assert r['changes'][2][1] == ['route', 'add', '10.244.1.0/24', 'via', '192.168.56.11',
                                   'dev', 'eth1', 'metric', '5']
-    assert '10.244.200.0/24 via 10.244.2.9 dev cni0' in r['routes_after']
+    assert '10.244.200.0/24 via 10.244.2.9 dev cni0' in r['after']
 
 
 def test_purge_false_keeps_stale_routes():

@@ -5,6 +5,7 @@ real plugin is in tests/integration/test_cni_ipam.py.
 """
 
 import errno
+import json
 import fcntl
 import os
 import subprocess
@@ -18,7 +19,7 @@ sys.path.insert(0, os.path.join(ROOT, '.collections'))
 
 from ansible_collections.k8slab.podnet.plugins.module_utils.hostlocal import (  # noqa: E402
     HostLocalError, Range, StoreView, ensure, render_diff, validate_container_id,
-    validate_ifname, validate_network_name, validate_requests)
+    read_store, validate_ifname, validate_network_name, validate_requests)
 
 
 def req(*ids, **kw):
@@ -110,10 +111,11 @@ def test_requests_refuse_duplicates_and_bad_ip():
     with pytest.raises(HostLocalError, match="ifname must be a non-empty string, got ''"):
         req('a', ifname='', rng=rng)
     assert validate_requests([{'container_id': 'a'}], 'present', rng)[0]['ifname'] == 'eth0'
-    for ip, word in (('10.244.1.1', "gateway"), ('10.244.2.7', 'not in range set'),
-                     ('10.244.1.255', 'not in range set'), ('10.244.1.x', "'10.244.1.x'")):
+    for ip, word in (('10.244.1.1', "gateway"), ('10.244.1.x', "'10.244.1.x'")):
         with pytest.raises(HostLocalError, match=word):
             req('a', ip=ip, rng=rng)
+    # outside the range: refused later, by ensure(), after moving the cursor as host-local
+    assert str(req('a', ip='10.244.2.7', rng=rng)[0]['ip']) == '10.244.2.7'
     # a requested ip is irrelevant to a release
     assert req('a', ip='junk', state='absent')[0]['ip'] is None
 
@@ -140,12 +142,31 @@ def test_candidates_start_after_gateway_and_wrap():
     assert len(full) == 253
 
 
-def test_candidates_gateway_in_the_middle_and_network_edges():
-    rng = Range('10.244.1.0/24', range_start='10.244.1.0', range_end='10.244.1.255',
+def test_candidates_gateway_in_the_middle():
+    rng = Range('10.244.1.0/24', range_start='10.244.1.1', range_end='10.244.1.254',
                 gateway='10.244.1.128')
     got = [str(a) for a in rng.candidates(None)]
-    assert got[0] == '10.244.1.0' and got[-1] == '10.244.1.255'
-    assert '10.244.1.128' not in got and len(got) == 255
+    assert got[0] == '10.244.1.1' and got[-1] == '10.244.1.254'
+    assert '10.244.1.128' not in got and len(got) == 253
+
+
+# issue 16 item 9: host-local 1.1.1 hands out 10.66.6.255/24 for range .255-.255; neighbours
+# cannot reach it. Network and (IPv4) broadcast addresses are bad input wherever they appear.
+@pytest.mark.parametrize('kw, word', [
+    (dict(range_start='10.66.6.255', range_end='10.66.6.255'),
+     'range_start 10.66.6.255 is the broadcast address of subnet 10.66.6.0/24'),
+    (dict(range_end='10.66.6.255'), 'range_end 10.66.6.255 is the broadcast address'),
+    (dict(range_start='10.66.6.0'), 'range_start 10.66.6.0 is the network address'),
+    (dict(gateway='10.66.6.255'), 'gateway 10.66.6.255 is the broadcast address'),
+    (dict(gateway='10.66.6.0'), 'gateway 10.66.6.0 is the network address'),
+])
+def test_range_refuses_network_and_broadcast(kw, word):
+    with pytest.raises(HostLocalError) as e:
+        Range('10.66.6.0/24', **kw)
+    assert word in str(e.value)
+    with pytest.raises(HostLocalError, match='network address'):
+        Range('fd00::/64', range_start='fd00::')
+    assert str(Range('fd00::/64', range_end='fd00::ffff:ffff:ffff:ffff').end).endswith('ffff')
 
 
 def test_candidates_cursor_outside_range_restarts():
@@ -381,3 +402,52 @@ def test_flock_excludes_a_concurrent_allocation(tmp_path):
         os.close(fd)
         out = proc.communicate(timeout=20)[0]
     assert out.strip() == '10.244.1.3/24'
+
+
+# ---- issue 16 items 10 and 11 -------------------------------------------------------------
+
+def test_requested_ip_outside_range_moves_cursor_like_host_local(tmp_path):
+    """host-local 1.1.1: ADD a (.2), ADD r1 IP=10.98.0.5 fails after allocating and
+    releasing .3, ADD b gets .4. Only last_reserved_ip.0 is written by the failed call."""
+    rng = Range('10.99.0.0/24')
+    data = str(tmp_path)
+    ensure(data, 'cbr0', rng, req('a', rng=rng))
+    before = snapshot(str(tmp_path / 'cbr0'))
+    with pytest.raises(HostLocalError, match='10.98.0.5') as e:
+        ensure(data, 'cbr0', rng, req('r1', ip='10.98.0.5', rng=rng))
+    assert 'not in range set' in str(e.value)
+    after = snapshot(str(tmp_path / 'cbr0'))
+    assert after['last_reserved_ip.0'][0] == b'10.99.0.3'
+    del before['last_reserved_ip.0'], after['last_reserved_ip.0']
+    assert after == before  # nothing else written
+    res = ensure(data, 'cbr0', rng, req('b', rng=rng))
+    assert res['allocations'][0]['ip'] == '10.99.0.4/24'
+    assert res['before'] == {'b/eth0': []} and res['after'] == {'b/eth0': ['10.99.0.4']}
+
+
+def test_requested_ip_outside_range_check_mode_and_fresh_store(tmp_path):
+    rng = Range('10.99.0.0/24')
+    with pytest.raises(HostLocalError, match='10.98.0.5'):
+        ensure(str(tmp_path), 'cbr0', rng, req('r1', ip='10.98.0.5', rng=rng), check_mode=True)
+    assert os.listdir(str(tmp_path)) == []
+    with pytest.raises(HostLocalError, match='10.98.0.5'):
+        ensure(str(tmp_path), 'cbr0', rng, req('r1', ip='10.98.0.5', rng=rng))
+    assert sorted(os.listdir(str(tmp_path / 'cbr0'))) == ['last_reserved_ip.0', 'lock']
+    with open(str(tmp_path / 'cbr0' / 'last_reserved_ip.0'), 'rb') as f:
+        assert f.read() == b'10.99.0.2'
+
+
+@pytest.mark.parametrize('content', [b'\xff\xfe\x00junk', b'abc\r\n\xc3(', b'', b'\r\n'])
+def test_read_store_survives_any_bytes(tmp_path, content):
+    store = tmp_path / 'cbr0'
+    store.mkdir()
+    (store / '10.244.1.2').write_bytes(content)
+    (store / '10.244.1.3').write_bytes(b'httpd\r\neth0')
+    (store / 'last_reserved_ip.0').write_bytes(b'\xff')
+    (store / 'lock').write_bytes(b'')
+    (store / b'\xff\xfe'.decode('utf-8', 'surrogateescape')).write_bytes(b'x')
+    got = read_store(str(store))
+    assert sorted(got) == ['10.244.1.2', '10.244.1.3']
+    assert got['10.244.1.3'] == {'container_id': 'httpd', 'ifname': 'eth0'}
+    json.dumps(got)  # printable as JSON (node_info, k8slab status --json)
+    assert read_store(str(tmp_path / 'missing')) == {}

@@ -193,6 +193,29 @@ def test_shipped_inventory_groups_vars_and_group_vars(fake):
     assert fake.calls() == ['status --machine-readable', 'ssh-config']
 
 
+def test_relative_vagrant_cwd_is_relative_to_the_file_from_anywhere(fake, monkeypatch):
+    """issue 16 item 12: `vagrant_cwd: ../..` in inventories/x/vagrant.yml worked only when
+    ansible ran from inventories/x (the option was made absolute against the current
+    directory). From the root, from elsewhere and from the file's directory it is the same."""
+    env = fake.tmp / 'proj'
+    inv = env / 'inventories' / 'x'
+    inv.mkdir(parents=True)
+    (env / 'Vagrantfile').write_text('# replayed\n')
+    (inv / 'vagrant.yml').write_text(json.dumps({'plugin': 'k8slab.podnet.vagrant',
+                                                 'vagrant_cwd': '../..'}))
+    (fake.tmp / 'elsewhere').mkdir()
+    for where in (env, fake.tmp / 'elsewhere', inv):
+        monkeypatch.chdir(str(where))
+        proc, data = fake(inv / 'vagrant.yml')
+        assert proc.returncode == 0, (where, proc.stderr)
+        assert sorted(data['workers']['hosts']) == ['node-1', 'node-2'], where
+    # a wrong relative path names the resolved directory
+    (inv / 'vagrant.yml').write_text(json.dumps({'plugin': 'k8slab.podnet.vagrant',
+                                                 'vagrant_cwd': '../nowhere'}))
+    proc, data = fake(inv / 'vagrant.yml', unparsed_failed=True)
+    assert proc.returncode != 0 and str(env / 'inventories' / 'nowhere') in proc.stderr
+
+
 def test_not_running_machines_reported_not_dropped(fake):
     env = own_inventory(fake.tmp)
     proc, data = fake(env / 'inv' / 'vagrant.yml', status='status-partial.txt')

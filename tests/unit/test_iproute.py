@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.join(ROOT, '.collections'))
 from ansible_collections.k8slab.podnet.plugins.module_utils import iproute  # noqa: E402
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (  # noqa: E402
     IprouteError, plan_addresses, route_dst, split_json_stream, validate_ifname,
-    validate_interface_cidr, validate_netns_name, validate_network)
+    validate_address, validate_interface_cidr, validate_netns_name)
 from ansible_collections.k8slab.podnet.plugins.modules import bridge, netns, veth  # noqa: E402
 
 
@@ -49,9 +49,42 @@ def test_cidrs():
     for bad in ('10.244.1.2', '10.244.1.256/24', '10.244.1.2/33', 'nonsense/8'):
         with pytest.raises(IprouteError, match=repr(bad).replace('.', r'\.')):
             validate_interface_cidr(bad)
-    assert str(validate_network('10.244.0.0/16')) == '10.244.0.0/16'
-    with pytest.raises(IprouteError, match='host bits'):
-        validate_network('10.244.0.1/16')
+
+
+# `$` matches before a final newline: every name and address check must refuse "x\n"
+# (a YAML `|` block), and those of module_utils/hostlocal and the lab's name rules too.
+@pytest.mark.parametrize('check,value', [
+    (validate_netns_name, 'lab-nl\n'), (validate_ifname, 'eth0\n'),
+    (validate_interface_cidr, '10.0.0.1/24\n'), (validate_address, '10.0.0.1\n'),
+])
+def test_trailing_newline_refused(check, value):
+    with pytest.raises(IprouteError) as e:
+        check(value)
+    assert repr(value) in str(e.value)
+
+
+def test_trailing_newline_refused_elsewhere():
+    from ansible_collections.k8slab.podnet.plugins.module_utils import hostlocal
+    from ansible_collections.k8slab.podnet.plugins.filter import topology
+    from ansible_collections.k8slab.podnet.plugins.modules import netns_lab_nodes
+    for check in (hostlocal.validate_container_id, hostlocal.validate_network_name,
+                  hostlocal.validate_ifname):
+        with pytest.raises(hostlocal.HostLocalError):
+            check('cbr0\n')
+    assert topology._LABEL_RE.match('node-1\n') is None
+    assert netns_lab_nodes.LAB_RE.match('lab\n') is None
+    assert netns_lab_nodes.NODE_RE.match('node-1\n') is None
+    assert iproute._quote('a\n') == "'a\n'"
+
+
+# ip -batch cuts a line at '#' and reads a leading quote as quoting: words that cannot be
+# written for it are not batched (the command runs on its own), others are quoted right.
+@pytest.mark.parametrize('arg,word', [
+    ('eth0', 'eth0'), ('a#b', None), ("'q", '"\'q"'), ('"q', "'\"q'"), ("a'b", "a'b"),
+    ('\'"x', None), ('a\\b', None), ('', None),
+])
+def test_batch_word(arg, word):
+    assert iproute.batch_word(arg) == word
 
 
 def test_plan_addresses():
@@ -119,10 +152,22 @@ def ipr():
 def test_netns_plan_exact_names():
     i = ipr()
     names = netns.validate(['mario', 'mario', 'luigi'])
-    before, after, created, removed = netns.plan(i, names, 'present', {'mario2', 'luigi'})
+    before, after, created, removed = netns.plan(i, names, 'present', {'mario': 'absent'})
     assert created == ['mario'] and removed == []
     assert i.commands() == ['ip netns add mario']
     assert before == {'mario': 'absent', 'luigi': 'present'}
+
+
+def test_netns_plan_stale_entry():
+    """A /run/netns entry with no namespace behind it is deleted, then made anew (present),
+    or just deleted (absent)."""
+    i = ipr()
+    before, after, created, removed = netns.plan(i, ['x'], 'present', {'x': 'not a namespace'})
+    assert before == {'x': 'stale'} and after == {'x': 'present'} and created == ['x']
+    assert i.commands() == ['ip netns del x', 'ip netns add x']
+    i = ipr()
+    before, after, created, removed = netns.plan(i, ['x'], 'absent', {'x': 'not a namespace'})
+    assert removed == ['x'] and i.commands() == ['ip netns del x']
 
 
 def bridge_link(name, stp=0, fd=1500, up=True, mtu=1500, addrs=()):
@@ -218,10 +263,11 @@ def test_veth_mirrored_pair_one_creation():
         'ip -n server addr add 10.0.0.12/24 dev vs',
         'ip -n server link set dev vs up',
     ]
-    # only the creation and lo need undoing: everything else is on the new pair
-    assert [c.undo for c in changes if c.undo] == [['link', 'del', 'dev', 'vc'],
-                                                   ['link', 'set', 'dev', 'lo', 'down'],
-                                                   ['link', 'set', 'dev', 'lo', 'down']]
+    # only the creation and lo need undoing: everything else is on the new pair; a fresh lo
+    # (no address yet) also loses the 127.0.0.1/8 and ::1 the kernel gave it on its first up
+    lo_undo = [['link', 'set', 'dev', 'lo', 'down'], ['addr', 'flush', 'dev', 'lo']]
+    assert [c.undo for c in changes if c.undo] == [[['link', 'del', 'dev', 'vc']],
+                                                   lo_undo, lo_undo]
 
 
 def test_veth_conflicts_and_listing_errors():
@@ -256,7 +302,7 @@ def test_veth_drift_plan_and_undo():
                                     {'dst': '10.244.0.0/16', 'via': '10.244.1.1'}]}],
                        netns='node', master='cni0', hairpin=True, mtu=1500)
     changes = plan_veth(specs, view)
-    assert [(c.text(), c.undo) for c in changes] == [
+    assert [(c.text(), c.undo and c.undo[0]) for c in changes] == [
         ('ip -n node link set dev v1 mtu 1500', ['link', 'set', 'dev', 'v1', 'mtu', '1400']),
         ('ip -n node link set dev v1 master cni0', ['link', 'set', 'dev', 'v1', 'master', 'other']),
         ('ip -n node link set dev v1 type bridge_slave hairpin on', None),
@@ -303,3 +349,28 @@ def test_veth_peer_resolution():
     assert veth.View._peer(None, dict(host, link_netnsid=5), ids, raw) == (None, None)
     assert veth.View._peer('pod', {'ifindex': 3, 'ifname': 'va', 'link': 'vb'}, ids, raw) == (
         'pod', 'vb')
+
+
+# ---- argument shapes (module_utils/argspec.py), checked before ansible-core converts ------
+
+def test_shape_errors_name_the_option_and_value():
+    from ansible_collections.k8slab.podnet.plugins.module_utils.argspec import shape_errors
+    route = dict(dst=dict(type='str', required=True), via=dict(type='str'))
+    spec = dict(name=dict(type='str', aliases=['n']), mtu=dict(type='int'),
+                addresses=dict(type='list', elements='str'),
+                pairs=dict(type='list', elements='dict', options=dict(
+                    name=dict(type='str'), routes=dict(type='list', elements='dict',
+                                                       options=route))))
+    assert shape_errors(spec, {'name': 'br0', 'mtu': '1400', 'addresses': ['a'],
+                               'pairs': [{'name': 'v', 'routes': [{'dst': 'default'}]},
+                                         'name=v2', {'routes': {'dst': 'default'}}]}) == []
+    assert shape_errors(spec, {'n': ['br1']}) == ["n must be a single value, not a list: ['br1']"]
+    assert shape_errors(spec, {'mtu': {'a': 1}}) == ["mtu must be a single value, not a dict: {'a': 1}"]
+    assert shape_errors(spec, {'addresses': [['x']]}) == [
+        "addresses[0] must be a single value, not a list: ['x']"]
+    assert shape_errors(spec, {'pairs': '10.0.0.0/24'}) == [
+        "pairs must be a list of dicts, got '10.0.0.0/24'"]
+    assert shape_errors(spec, {'pairs': [{'name': 'v', 'routes': ['default', {'dst': ['x']}]}]}) == [
+        "pairs[0].routes[0] must be a dict, got 'default'",
+        "pairs[0].routes[1].dst must be a single value, not a list: ['x']"]
+    assert shape_errors(spec, {'unknown': [1], 'name': None}) == []  # left to AnsibleModule

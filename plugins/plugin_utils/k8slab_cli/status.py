@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 
+from ansible_collections.k8slab.podnet.plugins.module_utils.hostlocal import read_store
 from ansible_collections.k8slab.podnet.plugins.module_utils.netns_lab import NETNS_DIR
 from ansible_collections.k8slab.podnet.plugins.plugin_utils.k8slab_cli.lab import (
     Lab, Subcommand, pick_lab, print_table, run_json)
@@ -48,19 +49,12 @@ def status_data(lab):
 
 
 def ipam_store(lab, node):
-    """container id -> 'network:ip' from the node's host-local store."""
+    """container id -> 'network:ip' from the node's host-local store (any bytes survive)."""
     found = {}
     top = lab.node_path(node, '/var/lib/cni/networks')
     for network in sorted(os.listdir(top)) if os.path.isdir(top) else []:
-        for name in os.listdir(os.path.join(top, network)):
-            if name == 'lock' or name.startswith('last_reserved_ip'):
-                continue
-            try:
-                with open(os.path.join(top, network, name), newline='') as f:
-                    container = f.read().split('\r\n')[0].strip()
-            except (IOError, OSError):
-                continue
-            found[container] = '%s:%s' % (network, name)
+        for ip, entry in read_store(os.path.join(top, network)).items():
+            found[entry['container_id']] = '%s:%s' % (network, ip)
     return found
 
 

@@ -65,6 +65,16 @@ def validate_interface_cidr(value, what='address'):
         raise IprouteError('%s %r is not a valid address/prefix: %s' % (what, value, e))
 
 
+def validate_network(value, what='subnet'):
+    """A network whose host bits are zero, e.g. 10.244.1.0/24 -> ipaddress.ip_network.
+    Raises IprouteError naming `what` and the value."""
+    try:
+        return ipaddress.ip_network(str(value), strict=True)
+    except ValueError as e:
+        raise IprouteError('%s %r is not a valid network (host bits must be zero): %s'
+                           % (what, value, e))
+
+
 def validate_address(value, what='address'):
     """An IP address, e.g. 10.244.1.1 (ipaddress refuses surrounding whitespace)."""
     try:

@@ -42,8 +42,8 @@ HOST_DIRS_FILE = os.path.join(STATE_DIR, 'host-dirs.json')
 # name has at most 15 bytes (IFNAMSIZ - 1). Longer lab names make `ip netns list` unreadable.
 LAB_NAME_MAX = 16
 NODE_NAME_MAX = 15
-LAB_NAME_RE = re.compile(r'^[a-z0-9]([a-z0-9-]*[a-z0-9])?$')
-NODE_NAME_RE = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$')
+LAB_NAME_RE = re.compile(r'[a-z0-9]([a-z0-9-]*[a-z0-9])?\Z')
+NODE_NAME_RE = re.compile(r'[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?\Z')
 # The host's port on the host-only switch; a node of that name would collide with it.
 HOST_PORT = 'vboxnet0'
 RESERVED_NODE_NAMES = (HOST_PORT,)

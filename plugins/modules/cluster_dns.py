@@ -67,16 +67,12 @@ options:
     type: int
     default: 5
 attributes:
-  check_mode:
-    support: full
-    description: Reports whether the file would change.
-  diff_mode:
-    support: full
-    description: The file before and after.
   platform:
     support: full
     platforms: linux
     description: Any Linux host.
+extends_documentation_fragment:
+  - k8slab.podnet.attributes
 '''
 
 EXAMPLES = r'''

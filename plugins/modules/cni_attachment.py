@@ -101,13 +101,6 @@ options:
     type: bool
     default: true
 attributes:
-  check_mode:
-    support: full
-    description: Checks attachments (read-only) and reports what would be added, repaired or
-      deleted; runs no C(ADD) or C(DEL).
-  diff_mode:
-    support: full
-    description: Shows each attachment's cached addresses and interfaces before and after.
   platform:
     support: full
     platforms: linux
@@ -116,6 +109,8 @@ attributes:
 seealso:
   - module: k8slab.podnet.cni_config
   - module: k8slab.podnet.cni_ipam
+extends_documentation_fragment:
+  - k8slab.podnet.attributes
 '''
 
 EXAMPLES = r'''

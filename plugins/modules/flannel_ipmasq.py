@@ -46,16 +46,12 @@ options:
     description: Named network namespace to work in (C(ip netns exec)); default the host's.
     type: str
 attributes:
-  check_mode:
-    support: full
-    description: Computes the rules and the diff; applies nothing.
-  diff_mode:
-    support: full
-    description: The owned chains and rules before and after, as C(iptables-save) lines.
   platform:
     support: full
     platforms: linux
     description: Needs C(iptables-save)/C(iptables-restore) and root.
+extends_documentation_fragment:
+  - k8slab.podnet.attributes
 '''
 
 EXAMPLES = r'''

@@ -49,17 +49,13 @@ options:
     choices: [present, absent]
     default: present
 attributes:
-  check_mode:
-    support: full
-    description: Reports whether the server would be (re)started.
-  diff_mode:
-    support: full
-    description: The configuration before and after.
   platform:
     support: full
     platforms: linux
     description: Needs dnsmasq, iproute2 (C(ip netns exec)) and root.
 author: k8slab.podnet developers (@k8slab)
+extends_documentation_fragment:
+  - k8slab.podnet.attributes
 '''
 
 EXAMPLES = r'''

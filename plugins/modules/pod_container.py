@@ -82,18 +82,14 @@ options:
     type: bool
     default: false
 attributes:
-  check_mode:
-    support: full
-    description: Reports which containers would start or stop.
-  diff_mode:
-    support: full
-    description: Shows each pod's containers (state, ready) before and after.
   platform:
     support: full
     platforms: linux
     description: Needs root, C(nsenter) and C(setsid) (util-linux) and C(ip) (iproute2).
 seealso:
   - module: k8slab.podnet.pod_sandbox
+extends_documentation_fragment:
+  - k8slab.podnet.attributes
 '''
 
 EXAMPLES = r'''

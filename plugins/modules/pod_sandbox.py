@@ -67,12 +67,6 @@ options:
     choices: [present, absent]
     default: present
 attributes:
-  check_mode:
-    support: full
-    description: Reports which sandboxes would be made or removed (new ids are placeholders).
-  diff_mode:
-    support: full
-    description: Shows each pod's sandbox (id, pid) before and after.
   platform:
     support: full
     platforms: linux
@@ -81,6 +75,8 @@ seealso:
   - module: k8slab.podnet.pod_container
   - module: k8slab.podnet.cni_ipam
   - module: k8slab.podnet.veth
+extends_documentation_fragment:
+  - k8slab.podnet.attributes
 '''
 
 EXAMPLES = r'''

@@ -66,14 +66,14 @@ def test_trailing_newline_refused(check, value):
 def test_trailing_newline_refused_elsewhere():
     from ansible_collections.k8slab.podnet.plugins.module_utils import hostlocal
     from ansible_collections.k8slab.podnet.plugins.filter import topology
-    from ansible_collections.k8slab.podnet.plugins.modules import netns_lab_nodes
+    from ansible_collections.k8slab.podnet.plugins.module_utils import netns_lab
     for check in (hostlocal.validate_container_id, hostlocal.validate_network_name,
                   hostlocal.validate_ifname):
         with pytest.raises(hostlocal.HostLocalError):
             check('cbr0\n')
     assert topology._LABEL_RE.match('node-1\n') is None
-    assert netns_lab_nodes.LAB_RE.match('lab\n') is None
-    assert netns_lab_nodes.NODE_RE.match('node-1\n') is None
+    assert netns_lab.lab_name_error('lab\n') is not None
+    assert netns_lab.node_name_error('node-1\n') is not None
     assert iproute._quote('a\n') == "'a\n'"
 
 

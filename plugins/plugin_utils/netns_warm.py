@@ -367,6 +367,31 @@ class Handler(object):
                           + frame(b'R', json.dumps({'rc': rc}).encode()))
 
 
+class PayloadFirstPath(list):
+    """The __path__ of a package of ansible that the server imported: the payload zips on
+    sys.path come first, as for a cold run (which imports `ansible` out of the zip), so what
+    only the zip has (ansible.legacy modules, a playbook's own module_utils) is found, and
+    what the server has not imported loads from the zip as it would cold."""
+
+    def __init__(self, name, original):
+        super(PayloadFirstPath, self).__init__(original)
+        self.parts = name.split('.')
+
+    def __iter__(self):
+        for entry in sys.path:
+            if entry.endswith('_payload.zip'):
+                yield os.path.join(entry, *self.parts)
+        for entry in list.__iter__(self):
+            yield entry
+
+
+def _payload_first():
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, '__path__', None)
+        if (name == 'ansible' or name.startswith('ansible.')) and type(path) is list:  # noqa
+            module.__path__ = PayloadFirstPath(name, path)
+
+
 class Worker(object):
     """The module run, in the handler's forked child: enter the node, then `python -`."""
 
@@ -403,6 +428,7 @@ class Worker(object):
             os.environ.clear()
             os.environ.update(self.env)
             sys.argv = ['']
+            _payload_first()
             main = types.ModuleType('__main__')
             main.__dict__['__builtins__'] = __builtins__
             sys.modules['__main__'] = main

@@ -14,7 +14,6 @@ lab.
 import glob
 import json
 import os
-import re
 import secrets
 import signal
 import stat
@@ -352,4 +351,3 @@ def test_the_warm_server_leaves_when_idle(node):
     assert server_pids(lab) == []
     assert glob.glob('/run/k8slab/%s/warm/*.sock' % lab) == []
     assert glob.glob('/run/k8slab/%s/warm/*.pid' % lab) == []
-

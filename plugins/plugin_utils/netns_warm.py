@@ -55,6 +55,10 @@ class ProtocolError(Exception):
     """A frame that is cut short, too large or of an unexpected kind."""
 
 
+class Stopped(Exception):
+    """SIGTERM: raised out of select(), which Python would otherwise resume (PEP 475)."""
+
+
 # ---- framing --------------------------------------------------------------------------------
 def frame(kind, data):
     """One frame (bytes): kind (1-byte bytes) + length + data (bytes)."""
@@ -213,10 +217,7 @@ class Server(object):
         last = time.monotonic()
         try:
             while not self.stopping:
-                try:
-                    ready, _, _ = select.select([listener], [], [], 1.0)
-                except InterruptedError:
-                    ready = []
+                ready, _, _ = select.select([listener], [], [], 1.0)
                 self._reap()
                 if ready:
                     try:
@@ -237,6 +238,8 @@ class Server(object):
                     break
                 if not os.path.isdir(self.lab_dir) or _ino(self.sock_path) != sock_ino:
                     break
+        except Stopped:
+            pass
         finally:
             listener.close()
             if _ino(self.sock_path) == sock_ino:
@@ -251,7 +254,9 @@ class Server(object):
                 _kill(pid, signal.SIGTERM)
 
     def _stop(self, *_):
-        self.stopping = True
+        if not self.stopping:
+            self.stopping = True
+            raise Stopped()
 
     def _reap(self):
         while self.handlers:

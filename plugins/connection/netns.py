@@ -66,6 +66,35 @@ options:
     default: nsenter
     vars:
       - name: k8slab_nsenter
+  warm:
+    description:
+      - Run pipelined Python modules through the lab's warm module server instead of a cold
+        C(nsenter ... python) per task. The server (one per lab, started on first use, in
+        the host's namespaces) has Ansible's module_utils imported and forks a child per task
+        that enters the node's namespaces with C(setns) and runs the module payload - the
+        same payload, environment, exit status and output, several times less CPU per task.
+      - A module that crashes or hangs costs its own child only; when the task times out or
+        is interrupted, the child and its processes are killed.
+      - Only for pipelined modules, without privilege escalation, whose interpreter is the
+        controller's Python (C(ansible_python_interpreter={{ ansible_playbook_python }}),
+        as the lab's inventory sets); everything else (C(raw), file transfers, modules run
+        without pipelining) takes the C(nsenter) path. C(false) always takes it.
+      - Its socket is C(/run/k8slab/<lab_name>/warm/server-*.sock) (mode 0600, directory
+        0700); it exits when idle for O(warm_idle) seconds, when the lab's directory goes,
+        or at teardown (M(k8slab.podnet.netns_lab_nodes) C(state=absent)).
+    type: bool
+    default: true
+    vars:
+      - name: k8slab_warm
+    env:
+      - name: K8SLAB_WARM
+  warm_idle:
+    description:
+      - Seconds without a task after which the warm module server exits.
+    type: int
+    default: 30
+    vars:
+      - name: k8slab_warm_idle
   become_success_timeout:
     description:
       - Seconds to wait for privilege escalation to succeed (as for the C(local) connection).
@@ -110,12 +139,16 @@ all:
 #     dest: /etc/cni/net.d/10-flannel.conflist
 '''
 
+import fcntl
 import os
+import re
 import shlex
 import shutil
 import subprocess
+import sys
 
 import ansible.constants as C
+from ansible import release
 from ansible.errors import AnsibleConnectionFailure, AnsibleError, AnsibleFileNotFound
 from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
 from ansible.plugins.connection import ConnectionBase
@@ -123,9 +156,34 @@ from ansible.plugins.connection.local import Connection as LocalConnection
 from ansible.utils.display import Display
 from ansible.utils.path import unfrackpath
 from ansible_collections.k8slab.podnet.plugins.module_utils.netns_lab import (
-    NETNS_DIR, mount_ns_file, node_netns, nsenter_options, pinned, uts_ns_file)
+    NETNS_DIR, lab_dir, mount_ns_file, node_netns, nsenter_options, pinned, uts_ns_file)
+from ansible_collections.k8slab.podnet.plugins.module_utils.netns_warm import (
+    lock_file, server_files, server_key, warm_dir)
+from ansible_collections.k8slab.podnet.plugins.plugin_utils import netns_warm
 
 display = Display()
+
+ENV_ASSIGNMENT = re.compile(r'^([A-Za-z_][A-Za-z0-9_]*)=(.*)$', re.S)
+
+
+def pipelined_python(cmd, shell):
+    """(env, interpreter) when cmd is how Ansible starts a pipelined module: SHELL -c
+    'NAME=value ... INTERPRETER && sleep 0' (ActionBase._low_level_execute_command); None for
+    any other command. env is a dict of the assignments, interpreter a path."""
+    try:
+        argv = shlex.split(cmd)
+        if len(argv) != 3 or argv[0] != shell or argv[1] != '-c':
+            return None
+        words = shlex.split(argv[2])
+    except ValueError:
+        return None
+    env = {}
+    while words and ENV_ASSIGNMENT.match(words[0]):
+        name, value = ENV_ASSIGNMENT.match(words.pop(0)).groups()
+        env[name] = value
+    if len(words) != 4 or words[1:] != ['&&', 'sleep', '0'] or not os.path.isabs(words[0]):
+        return None
+    return env, words[0]
 
 
 class Connection(LocalConnection):
@@ -153,6 +211,9 @@ class Connection(LocalConnection):
             nsenter = shutil.which(self.get_option('nsenter')) or self.get_option('nsenter')
             # The same options as `k8slab exec`: one function decides on the UTS namespace.
             self._enter = [nsenter] + nsenter_options(mount_ns, netns_file, uts_ns)
+            # setns(2) order for the warm path: mount last, since it changes what paths mean.
+            options = dict(o[2:].split('=', 1) for o in self._enter[1:])
+            self._ns_files = [options[k] for k in ('net', 'uts', 'mount') if k in options]
             display.vvv('ENTER LAB NODE %s: %s' % (node, ' '.join(self._enter)),
                         host=self._play_context.remote_addr)
         return super(Connection, self)._connect()
@@ -161,6 +222,11 @@ class Connection(LocalConnection):
         """Run cmd as the local connection would, but inside the node."""
         self._connect()
         shell = C.DEFAULT_EXECUTABLE.split()[0] if C.DEFAULT_EXECUTABLE else '/bin/sh'
+        warm = self._warm_command(cmd, in_data, sudoable, shell)
+        if warm:
+            result = self._warm_exec(warm[0], in_data)
+            if result is not None:
+                return result
         argv = self._enter + ['--', shell, '-c', to_text(cmd)]
         wrapped = ' '.join(shlex.quote(a) for a in argv)
         return super(Connection, self).exec_command(wrapped, in_data=in_data, sudoable=sudoable)
@@ -198,3 +264,71 @@ class Connection(LocalConnection):
             os.unlink(to_bytes(out_path, errors='surrogate_or_strict'))
             raise AnsibleFileNotFound('failed to fetch %r from the lab node: %s'
                                       % (in_path, to_text(proc.stderr).strip()))
+
+    # ---- the warm path (plugins/plugin_utils/netns_warm.py) ----------------------------------
+    def _warm_command(self, cmd, in_data, sudoable, shell):
+        """(env, interpreter) when the warm server can run cmd, else None."""
+        if not self.get_option('warm') or in_data is None:
+            return None
+        if self.become is not None and sudoable:
+            return None
+        parsed = pipelined_python(to_text(cmd), shell)
+        if parsed is None or os.path.realpath(parsed[1]) != os.path.realpath(sys.executable):
+            return None
+        return parsed
+
+    def _warm_exec(self, env_assignments, in_data):
+        """(rc, stdout, stderr) of the pipelined payload in_data, run by the lab's warm server
+        (started when none answers); None when no server can be had (the caller then takes
+        the nsenter path)."""
+        lab = self.get_option('lab_name')
+        key = server_key(sys.executable, os.path.dirname(release.__file__), release.__version__)
+        sock, pidfile, log = server_files(lab, key)
+        env = dict(os.environ)
+        env.update(env_assignments)
+        payload = to_bytes(in_data, errors='surrogate_or_strict')
+        host = self._play_context.remote_addr
+        display.vvv('WARM EXEC %s via %s' % (' '.join(self._ns_files), sock), host=host)
+        for attempt in (1, 2):
+            try:
+                return netns_warm.request(sock, self._ns_files, env, payload)
+            except OSError as e:
+                if attempt == 2:
+                    display.vvv('warm server unreachable (%s): nsenter path' % e, host=host)
+                    return None
+            except netns_warm.ProtocolError as e:
+                raise AnsibleConnectionFailure('lab %s warm module server broke off: %s'
+                                               % (lab, e))
+            try:
+                self._start_warm_server(lab, sock, pidfile, log)
+            except OSError as e:
+                display.vvv('cannot start the warm server (%s): nsenter path' % e, host=host)
+                return None
+        return None
+
+    def _start_warm_server(self, lab, sock, pidfile, log):
+        """Start the lab's warm server unless another task just did (under the lab's lock)."""
+        directory = warm_dir(lab)
+        if not os.path.isdir(lab_dir(lab)):
+            raise OSError('lab directory %s is missing' % lab_dir(lab))
+        if not os.path.isdir(directory):
+            try:
+                os.mkdir(directory, 0o700)
+            except FileExistsError:
+                pass
+        os.chmod(directory, 0o700)
+        fd = os.open(lock_file(lab), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                probe = netns_warm.socket.socket(netns_warm.socket.AF_UNIX)
+                probe.connect(sock)
+                probe.close()
+                return
+            except OSError:
+                pass
+            pid = netns_warm.start_server(sock, pidfile, lab_dir(lab), self.get_option('warm_idle'),
+                                          log)
+            display.vvv('started warm module server %d for lab %s' % (pid, lab))
+        finally:
+            os.close(fd)

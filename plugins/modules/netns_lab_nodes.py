@@ -114,6 +114,7 @@ from ansible_collections.k8slab.podnet.plugins.module_utils.files import write_a
 from ansible_collections.k8slab.podnet.plugins.module_utils.netns_lab import (
     HOST_DIRS_FILE, NETNS_DIR, STATE_DIR, lab_dir, lab_name_error, mount_ns_dir, mount_ns_file,
     node_dir, node_name_error, pinned, record_file, uts_ns_dir, uts_ns_file)
+from ansible_collections.k8slab.podnet.plugins.module_utils.netns_warm import stop_servers
 
 TMPFS_SOURCE = 'k8slab-netns'
 
@@ -308,6 +309,12 @@ class Lab(object):
                 pods[node].append(os.path.basename(path))
                 net_inodes.add(int(ino))
 
+        # The netns connection's warm module servers live in the host's namespaces, so the
+        # kill below would miss them; they would leave on their own, but not within teardown.
+        for pid in stop_servers(self.lab, check_mode=self.check):
+            self.changed = True
+            self.killed.append('%d %s' % (pid, 'netns_warm'))
+            self.commands.append('kill -TERM %d' % pid)
         self.kill(net_inodes, mnt_inodes, self.pidfiles())
 
         for node in nodes:

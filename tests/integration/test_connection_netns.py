@@ -4,12 +4,21 @@ The node is made with the lab's own module (mount + UTS namespace) and k8slab.po
 without the lab's wiring, so these tests are quick. Every task must run inside the node: its
 network namespace, its private /run/netns, /etc/cni, ... and its host name; files go to and
 come from paths only the node sees, with and without pipelining.
+
+The warm path (the lab's module server, on by default) must give what the nsenter path gives:
+tasks run once with K8SLAB_WARM=false and once warm, and their results compared; a module that
+exits, raises, segfaults or hangs costs its task only; the server exits when idle and with the
+lab.
 """
 
+import glob
 import json
 import os
 import secrets
+import signal
+import stat
 import tempfile
+import time
 
 import pytest
 
@@ -49,12 +58,52 @@ def node():
         os.unlink(inv.name)
         assert res.rc == 0, res
         assert not os.path.exists('/run/k8slab/%s' % lab)
+        # teardown stopped the warm server, and nothing of it is left
+        assert server_pids(lab) == [], server_pids(lab)
         assert '%s-%s' % (lab, NODE) not in [n['name'] for n in ipj('netns list')]
 
 
-def play(node, tasks, hosts=NODE, env=None):
+def play(node, tasks, hosts=NODE, env=None, args=()):
     text = '- hosts: %s\n  gather_facts: false\n  tasks:\n' % hosts + tasks
-    return run_playbook(text, inventory=node['inventory'], env=env)
+    return run_playbook(text, inventory=node['inventory'], env=env, args=args)
+
+
+def server_pids(lab):
+    """PIDs of the warm servers of lab, found by their command line (not their pidfile)."""
+    pids = []
+    for entry in os.listdir('/proc'):
+        try:
+            with open('/proc/%s/cmdline' % entry, 'rb') as f:
+                argv = f.read().split(b'\0')
+        except (OSError, ValueError):
+            continue
+        if any(a.endswith(b'netns_warm.py') for a in argv) \
+                and ('/run/k8slab/%s/' % lab).encode() in b' '.join(argv):
+            pids.append(int(entry))
+    return pids
+
+
+def stop_servers(lab):
+    for pid in server_pids(lab):
+        os.kill(pid, signal.SIGTERM)
+    for _ in range(100):
+        if not server_pids(lab):
+            return
+        time.sleep(0.05)
+    raise AssertionError('warm server of %s did not stop' % lab)
+
+
+def in_netns(netns):
+    """PIDs of processes in the named network namespace."""
+    ino = os.stat('/run/netns/' + netns).st_ino
+    pids = []
+    for entry in os.listdir('/proc'):
+        try:
+            if entry.isdigit() and os.stat('/proc/%s/ns/net' % entry).st_ino == ino:
+                pids.append(int(entry))
+        except OSError:
+            pass
+    return pids
 
 
 @pytest.mark.parametrize('pipelining', ['True', 'False'])
@@ -122,3 +171,183 @@ def test_a_missing_node_is_unreachable_with_a_hint(node):
     assert result.get('unreachable') is True, result
     assert 'run playbooks/netns_lab_up.yml first' in result['msg'], result
     assert "'kdmissing'" in result['msg'], result
+
+
+# ---- the warm path --------------------------------------------------------------------------
+TEXT = 'grüße ✓ 日本'
+SAME_TASKS = """
+    - name: cmd
+      ansible.builtin.command: sh -c 'hostname; ip -j link show; ls /run/netns; pwd; echo "$1"' sh "%(text)s"
+      changed_when: false
+    - name: ping
+      ansible.builtin.ping: {data: "%(text)s"}
+    - name: env
+      ansible.builtin.command: sh -c 'echo "$KD_VAR"'
+      environment: {KD_VAR: "%(text)s 'q' $x"}
+      changed_when: false
+    - name: check-diff
+      ansible.builtin.copy: {dest: /run/podnet/%(mode)s.txt, content: "%(text)s\n", mode: "0644"}
+      check_mode: true
+      diff: true
+    - name: write
+      ansible.builtin.copy: {dest: /run/podnet/%(mode)s.txt, content: "%(text)s\n", mode: "0644"}
+      diff: true
+    - name: rewrite
+      ansible.builtin.copy: {dest: /run/podnet/%(mode)s.txt, content: "%(text)s\n", mode: "0644"}
+    - name: stat
+      ansible.builtin.stat: {path: /run/podnet/%(mode)s.txt, get_checksum: true}
+    - name: rc
+      ansible.builtin.command: sh -c 'echo out; echo err >&2; exit 3'
+      ignore_errors: true
+    - name: bad-arg
+      ansible.builtin.file: {path: /run/podnet/x, state: nonsense}
+      ignore_errors: true
+    - name: shell
+      ansible.builtin.shell: echo "$0" | tr a-z A-Z
+      changed_when: false
+    - name: raw
+      ansible.builtin.raw: hostname
+      changed_when: false
+"""
+VOLATILE = ('start', 'end', 'delta', 'mtime', 'atime', 'ctime', 'inode', '_ansible_no_log',
+            'src', '_original_basename', 'version')  # copy's temp source; inode generation
+
+
+def normalized(result, mode):
+    """A task result without what differs between two runs (times, inodes, the file name)."""
+    text = json.dumps(result, sort_keys=True, ensure_ascii=False).replace(mode, 'MODE')
+    data = json.loads(text)
+
+    def clean(value):
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if k not in VOLATILE}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+    return clean(data)
+
+
+def test_warm_path_gives_the_results_of_the_nsenter_path(node):
+    lab = node['lab']
+    stop_servers(lab)
+    results = {}
+    for mode, warm in (('cold', 'false'), ('warm', 'true')):
+        res = play(node, SAME_TASKS % {'text': TEXT, 'mode': mode},
+                   env={'K8SLAB_WARM': warm})
+        assert res.rc == 0, res
+        results[mode] = [normalized(t, mode) for t in res.tasks(NODE)]
+        # the cold run starts no server, the warm one does (and it serves every module task)
+        assert bool(server_pids(lab)) == (warm == 'true'), (mode, server_pids(lab))
+    assert [t['task'] for t in results['warm']] == [t['task'] for t in results['cold']]
+    for cold, warm in zip(results['cold'], results['warm']):
+        if warm != cold:
+            diff = {k: (cold.get(k), warm.get(k)) for k in set(cold) | set(warm)
+                    if cold.get(k) != warm.get(k)}
+            if 'stat' in diff:
+                diff['stat'] = {k: (v, warm['stat'].get(k)) for k, v in cold['stat'].items()
+                                if v != warm['stat'].get(k)}
+            raise AssertionError('%s: %r' % (cold['task'], diff))
+    warm = {t['task']: t for t in results['warm']}
+    lines = warm['cmd']['stdout_lines']
+    assert lines[0] == NODE and json.loads(lines[1])[0]['ifname'] == 'lo', lines
+    assert lines[-2:] == ['/', TEXT], lines
+    assert warm['ping']['ping'] == TEXT
+    assert warm['env']['stdout'].startswith(TEXT + " 'q'")  # $x: as the shell env string
+    assert warm['check-diff']['changed'] and warm['check-diff']['diff'][0]['after'].strip() == TEXT
+    assert warm['write']['changed'] and not warm['rewrite']['changed']
+    assert warm['rc']['rc'] == 3 and warm['rc']['stderr'] == 'err' and warm['rc']['failed']
+    assert 'nonsense' in warm['bad-arg']['msg'] and warm['bad-arg']['failed']
+    # its files: a root-only socket in a root-only directory under the lab's tree
+    directory = '/run/k8slab/%s/warm' % lab
+    assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
+    socks = glob.glob(directory + '/*.sock')
+    assert len(socks) == 1 and stat.S_IMODE(os.stat(socks[0]).st_mode) == 0o600
+
+
+CRASHER = """#!/usr/bin/python
+import os
+import signal
+import sys
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+module = AnsibleModule(argument_spec=dict(how=dict(type='str', required=True)))
+how = module.params['how']
+if how == 'exit':
+    sys.exit(5)
+if how == 'raise':
+    raise RuntimeError('kd module blew up')
+if how == '_exit':
+    sys.stdout.write('half')
+    sys.stdout.flush()
+    os._exit(7)
+if how == 'segv':
+    os.kill(os.getpid(), signal.SIGSEGV)
+if how == 'hang':
+    with open('/run/podnet/kd-hang.pid', 'w') as f:
+        f.write('%d' % os.getpid())
+    time.sleep(600)
+module.exit_json(changed=False, how=how)
+"""
+
+
+def test_crashing_and_hanging_modules_cost_their_task_only(node, tmp_path):
+    lab = node['lab']
+    (tmp_path / 'kd_crash.py').write_text(CRASHER)
+    tasks = ''.join("""
+    - name: %s
+      kd_crash: {how: %s}
+      ignore_errors: true
+""" % (how, how) for how in ('exit', 'raise', '_exit', 'segv', 'ok'))
+    results = {}
+    for warm in ('false', 'true'):
+        res = play(node, tasks, env={'K8SLAB_WARM': warm, 'ANSIBLE_LIBRARY': str(tmp_path)})
+        assert res.rc == 0, res
+        results[warm] = {t['task']: t for t in res.tasks(NODE)}
+    server = server_pids(lab)
+    assert len(server) == 1
+    for how in ('exit', 'raise', '_exit', 'segv'):
+        cold, warm = results['false'][how], results['true'][how]
+        assert warm['failed'] and cold['failed'], (how, warm)
+        assert warm.get('rc') == cold.get('rc'), (how, cold, warm)
+        assert warm.get('module_stdout') == cold.get('module_stdout'), (how, cold, warm)
+    assert results['true']['segv']['rc'] == 128 + signal.SIGSEGV
+    assert 'kd module blew up' in json.dumps(results['true']['raise'])
+    assert results['true']['ok']['how'] == 'ok'
+    # A module that hangs is killed when its task times out; the same server serves on.
+    res = play(node, """
+    - name: hang
+      kd_crash: {how: hang}
+      timeout: 3
+      ignore_errors: true
+    - name: after
+      ansible.builtin.ping:
+""", env={'ANSIBLE_LIBRARY': str(tmp_path)})
+    assert res.rc == 0, res
+    assert 'timed out' in res.task('hang', NODE)['msg'].lower(), res.task('hang', NODE)
+    assert res.task('after', NODE)['ping'] == 'pong'
+    assert server_pids(lab) == server
+    for _ in range(50):
+        if not in_netns('%s-%s' % (lab, NODE)):
+            break
+        time.sleep(0.1)
+    assert in_netns('%s-%s' % (lab, NODE)) == []
+
+
+def test_the_warm_server_leaves_when_idle(node):
+    lab = node['lab']
+    stop_servers(lab)
+    res = play(node, """
+    - name: ping
+      ansible.builtin.ping:
+""", args=('-e', 'k8slab_warm_idle=2'))
+    assert res.rc == 0, res
+    assert server_pids(lab)
+    for _ in range(100):
+        if not server_pids(lab):
+            break
+        time.sleep(0.1)
+    assert server_pids(lab) == []
+    assert glob.glob('/run/k8slab/%s/warm/*.sock' % lab) == []
+    assert glob.glob('/run/k8slab/%s/warm/*.pid' % lab) == []

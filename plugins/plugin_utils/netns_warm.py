@@ -1,0 +1,484 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 k8slab.podnet developers
+# MIT License (see LICENSE)
+"""A warm module server for the lab's nodes: the netns connection's fast path.
+
+A cold module run costs ~0.2 s CPU, ~0.15 s of it importing Ansible's module_utils out of the
+AnsiballZ zip without cached bytecode; the module's own work is ~0.02 s. The server is one
+process per lab (and per controller Python + ansible-core), in the host's namespaces, that
+imported those module_utils once. Per task it forks a handler, which forks a worker that enters
+the node's namespaces with setns(2) (a fresh fork child is single-threaded, as a mount
+namespace change needs) and runs the pipelined AnsiballZ payload as `python -` would: fresh
+`__main__`, the task's environment, the payload's stdin, stdout and stderr on pipes, atexit
+handlers run, exit status as the shell reports it (128 + signal for a killed one). The handler
+relays the output and the status; when the client goes away (the task's timeout, Ctrl-C) it
+kills the worker's process group. A worker that crashes, exits or hangs costs its handler only.
+
+The server exits after `idle` seconds without a task, when its socket or the lab's directory
+disappears (teardown), or on SIGTERM (netns_warm.stop_server, called by teardown).
+
+Protocol on the Unix socket, one request per connection, frames of
+1 byte kind + 4 bytes big-endian length + data:
+
+  client -> server  Q  JSON {"ns": [namespace file paths, entered in order],
+                             "env": {name: value}}
+                    I  the payload (stdin of the module), bytes
+  server -> client  O  stdout bytes (any number of frames)
+                    E  stderr bytes (any number of frames)
+                    R  JSON {"rc": int}, last
+
+Runs as a script: python netns_warm.py --socket PATH --pidfile PATH --lab-dir PATH --idle S.
+Standard library only (it imports Ansible's module_utils when it can, to warm up).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import errno
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+
+HEADER = struct.Struct('>cI')
+# One frame's data at most (a payload is a few hundred KiB).
+MAX_FRAME = 64 * 1024 * 1024
+CHUNK = 65536
+CLONE_NEWNS = 0x00020000
+
+
+class ProtocolError(Exception):
+    """A frame that is cut short, too large or of an unexpected kind."""
+
+
+class Stopped(Exception):
+    """SIGTERM: raised out of select(), which Python would otherwise resume (PEP 475)."""
+
+
+# ---- framing --------------------------------------------------------------------------------
+def frame(kind, data):
+    """One frame (bytes): kind (1-byte bytes) + length + data (bytes)."""
+    return HEADER.pack(kind, len(data)) + data
+
+
+def read_exact(sock, size):
+    """size bytes from sock; fewer only at EOF."""
+    chunks, got = [], 0
+    while got < size:
+        chunk = sock.recv(min(size - got, CHUNK))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b''.join(chunks)
+
+
+def read_frame(sock):
+    """(kind, data) of the next frame on sock, or None at a clean EOF. Raises ProtocolError
+    for a cut or oversized frame."""
+    head = read_exact(sock, HEADER.size)
+    if not head:
+        return None
+    if len(head) < HEADER.size:
+        raise ProtocolError('frame header cut short')
+    kind, size = HEADER.unpack(head)
+    if size > MAX_FRAME:
+        raise ProtocolError('frame of %d bytes is too large' % size)
+    data = read_exact(sock, size)
+    if len(data) < size:
+        raise ProtocolError('frame %r cut short: %d of %d bytes' % (kind, len(data), size))
+    return kind, data
+
+
+# ---- client ---------------------------------------------------------------------------------
+def request(sock_path, ns_paths, env, payload, connect_timeout=5.0):
+    """Run payload (bytes) in the namespaces ns_paths (list of namespace files) through the
+    server at sock_path: (rc, stdout, stderr). Raises OSError when the server cannot be
+    reached (the caller starts one or falls back) and ProtocolError when it breaks off."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(connect_timeout)
+        sock.connect(sock_path)
+        sock.settimeout(None)
+        header = json.dumps({'ns': list(ns_paths), 'env': dict(env)}).encode()
+        sock.sendall(frame(b'Q', header) + frame(b'I', payload))
+        out, err = [], []
+        while True:
+            got = read_frame(sock)
+            if got is None:
+                raise ProtocolError('the warm server closed the connection without a status')
+            kind, data = got
+            if kind == b'O':
+                out.append(data)
+            elif kind == b'E':
+                err.append(data)
+            elif kind == b'R':
+                return json.loads(data)['rc'], b''.join(out), b''.join(err)
+            else:
+                raise ProtocolError('unexpected frame %r' % kind)
+    finally:
+        sock.close()
+
+
+def start_server(sock_path, pidfile, lab_dir, idle, log_path, python=None, timeout=10.0):
+    """Start a server and wait until it listens. Returns its PID; raises OSError when it does
+    not come up (its log says why). The caller holds the lab's start lock."""
+    import subprocess  # pylint: disable=import-outside-toplevel
+    argv = [python or sys.executable, os.path.abspath(__file__).replace('.pyc', '.py'),
+            '--socket', sock_path, '--pidfile', pidfile, '--lab-dir', lab_dir,
+            '--idle', str(idle)]
+    with open(log_path, 'ab') as log:
+        os.chmod(log_path, 0o600)
+        # A session of its own and no inherited descriptors: the server outlives this task
+        # and must not hold the caller's pipes open.
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=log, close_fds=True, start_new_session=True, cwd='/')
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], timeout)
+        line = proc.stdout.readline() if ready else b''
+    finally:
+        proc.stdout.close()
+    if line.strip() != b'ready':
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        raise OSError(errno.EIO, 'the warm server did not start (see %s)' % log_path)
+    # The server lives on; keep subprocess from warning about it.
+    proc.returncode = 0
+    return proc.pid
+
+
+# ---- server ---------------------------------------------------------------------------------
+def _warm_up():
+    """Import what every module run imports, so a forked worker finds it in sys.modules."""
+    # pylint: disable=import-outside-toplevel,unused-import
+    import base64
+    import datetime
+    import shutil
+    import tempfile
+    import traceback
+    import zipfile
+    try:
+        import ansible.module_utils.basic
+        from ansible.module_utils._internal._ansiballz import _loader
+        import ansible.module_utils.common.text.converters
+        import ansible.module_utils.common.process
+    except Exception:  # pylint: disable=broad-except
+        pass  # an older or missing ansible-core: still correct, only colder
+
+
+def _libc_setns():
+    import ctypes  # pylint: disable=import-outside-toplevel
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+
+    def setns(fd, nstype=0):
+        if libc.setns(fd, nstype) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+    return setns
+
+
+class Server(object):
+    """The listening process: accepts, forks a handler per connection, reaps, exits idle."""
+
+    def __init__(self, sock_path, pidfile, lab_dir, idle):
+        self.sock_path, self.pidfile, self.lab_dir, self.idle = sock_path, pidfile, lab_dir, idle
+        self.handlers = set()
+        self.stopping = False
+        self.setns = _libc_setns()
+
+    def serve(self):
+        old = os.umask(0o177)
+        try:
+            if os.path.exists(self.sock_path):
+                os.unlink(self.sock_path)
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(self.sock_path)
+        finally:
+            os.umask(old)
+        os.chmod(self.sock_path, 0o600)
+        listener.listen(64)
+        sock_ino = os.stat(self.sock_path).st_ino
+        with open(self.pidfile + '.tmp', 'w') as f:
+            f.write('%d\n' % os.getpid())
+        os.rename(self.pidfile + '.tmp', self.pidfile)
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select() to reap
+        sys.stdout.write('ready\n')
+        sys.stdout.flush()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+        last = time.monotonic()
+        try:
+            while not self.stopping:
+                ready, _, _ = select.select([listener], [], [], 1.0)
+                self._reap()
+                if ready:
+                    try:
+                        conn, _ = listener.accept()
+                    except OSError:
+                        continue
+                    last = time.monotonic()
+                    pid = os.fork()
+                    if pid == 0:
+                        listener.close()
+                        Handler(conn, self.setns).run()   # never returns
+                    conn.close()
+                    self.handlers.add(pid)
+                    continue
+                if self.handlers:
+                    last = time.monotonic()
+                elif time.monotonic() - last >= self.idle:
+                    break
+                if not os.path.isdir(self.lab_dir) or _ino(self.sock_path) != sock_ino:
+                    break
+        except Stopped:
+            pass
+        finally:
+            listener.close()
+            if _ino(self.sock_path) == sock_ino:
+                os.unlink(self.sock_path)
+            try:
+                with open(self.pidfile) as f:
+                    if int(f.read()) == os.getpid():
+                        os.unlink(self.pidfile)
+            except (OSError, ValueError):
+                pass
+            for pid in self.handlers:
+                _kill(pid, signal.SIGTERM)
+
+    def _stop(self, *_):
+        if not self.stopping:
+            self.stopping = True
+            raise Stopped()
+
+    def _reap(self):
+        while self.handlers:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.handlers.clear()
+                return
+            if pid == 0:
+                return
+            self.handlers.discard(pid)
+
+
+def _ino(path):
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
+def _kill(pid, sig):
+    try:
+        os.kill(pid, sig)
+    except OSError:
+        pass
+
+
+class Handler(object):
+    """One connection, in a forked child of the server: read the request, run the worker,
+    relay its output and status. Exits the process when done."""
+
+    def __init__(self, conn, setns):
+        self.conn, self.setns = conn, setns
+        self.worker = None
+
+    def run(self):
+        code = 0
+        try:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, self._terminate)
+            self._serve()
+        except BaseException:  # pylint: disable=broad-except
+            code = 1
+        finally:
+            if self.worker:
+                _kill(-self.worker, signal.SIGKILL)
+            os._exit(code)  # pylint: disable=protected-access
+
+    def _terminate(self, *_):
+        if self.worker:
+            _kill(-self.worker, signal.SIGKILL)
+        os._exit(1)  # pylint: disable=protected-access
+
+    def _serve(self):
+        got = read_frame(self.conn)
+        if not got or got[0] != b'Q':
+            raise ProtocolError('expected a request header')
+        req = json.loads(got[1])
+        got = read_frame(self.conn)
+        if not got or got[0] != b'I':
+            raise ProtocolError('expected the payload')
+        payload = got[1]
+        # Opened here, in the host's mount namespace: after the worker's first setns the
+        # node's private /run/netns would hide the lab's network namespaces.
+        try:
+            ns_fds = [os.open(p, os.O_RDONLY | os.O_CLOEXEC) for p in req['ns']]
+        except OSError as e:
+            self._reply(b'', ('cannot open namespace %s: %s\n' % (e.filename, e.strerror))
+                        .encode(), 255)
+            return
+        stdin = os.memfd_create('payload', 0)
+        os.write(stdin, payload)
+        os.lseek(stdin, 0, os.SEEK_SET)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            self.conn.close()
+            os.close(out_r)
+            os.close(err_r)
+            Worker(self.setns, ns_fds, req['env'], payload, stdin, out_w, err_w).run()
+        self.worker = pid
+        for fd in ns_fds + [stdin, out_w, err_w]:
+            os.close(fd)
+        self._relay(out_r, err_r)
+        _, status = os.waitpid(pid, 0)
+        self.worker = None
+        rc = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+        self.conn.sendall(frame(b'R', json.dumps({'rc': rc}).encode()))
+        self.conn.close()
+
+    def _relay(self, out_r, err_r):
+        """Send the worker's stdout and stderr as they come, until both close. A client that
+        hangs up (its task timed out or was interrupted) kills the worker's process group."""
+        kinds = {out_r: b'O', err_r: b'E'}
+        conn = self.conn.fileno()
+        while kinds:
+            ready, _, _ = select.select(list(kinds) + [conn], [], [])
+            for fd in ready:
+                if fd == conn:
+                    if not self.conn.recv(1, socket.MSG_PEEK):
+                        raise EOFError('client went away')
+                    raise ProtocolError('unexpected data from the client')
+                data = os.read(fd, CHUNK)
+                if data:
+                    self.conn.sendall(frame(kinds[fd], data))
+                else:
+                    os.close(fd)
+                    del kinds[fd]
+
+    def _reply(self, out, err, rc):
+        self.conn.sendall(frame(b'O', out) + frame(b'E', err)
+                          + frame(b'R', json.dumps({'rc': rc}).encode()))
+
+
+class PayloadFirstPath(list):
+    """The __path__ of a package of ansible that the server imported: the payload zips on
+    sys.path come first, as for a cold run (which imports `ansible` out of the zip), so what
+    only the zip has (ansible.legacy modules, a playbook's own module_utils) is found, and
+    what the server has not imported loads from the zip as it would cold."""
+
+    def __init__(self, name, original):
+        super(PayloadFirstPath, self).__init__(original)
+        self.parts = name.split('.')
+
+    def __iter__(self):
+        for entry in sys.path:
+            if entry.endswith('_payload.zip'):
+                yield os.path.join(entry, *self.parts)
+        for entry in list.__iter__(self):
+            yield entry
+
+
+def _payload_first():
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, '__path__', None)
+        if (name == 'ansible' or name.startswith('ansible.')) and type(path) is list:  # noqa
+            module.__path__ = PayloadFirstPath(name, path)
+
+
+class Worker(object):
+    """The module run, in the handler's forked child: enter the node, then `python -`."""
+
+    def __init__(self, setns, ns_fds, env, payload, stdin, out_w, err_w):
+        self.setns, self.ns_fds, self.env = setns, ns_fds, env
+        self.payload, self.stdin, self.out_w, self.err_w = payload, stdin, out_w, err_w
+
+    def run(self):
+        # pylint: disable=import-outside-toplevel
+        import atexit
+        import io
+        import types
+        code = 1
+        try:
+            os.setpgid(0, 0)
+            for sig in (signal.SIGTERM, signal.SIGCHLD):
+                signal.signal(sig, signal.SIG_DFL)
+            os.dup2(self.stdin, 0)
+            os.dup2(self.out_w, 1)
+            os.dup2(self.err_w, 2)
+            for fd in (self.stdin, self.out_w, self.err_w):
+                os.close(fd)
+            sys.stdin = io.TextIOWrapper(io.FileIO(0, 'r', closefd=False),
+                                         encoding='utf-8', errors='surrogateescape')
+            sys.stdout = io.TextIOWrapper(io.FileIO(1, 'w', closefd=False),
+                                          encoding='utf-8', errors='surrogateescape')
+            sys.stderr = io.TextIOWrapper(io.FileIO(2, 'w', closefd=False),
+                                          encoding='utf-8', errors='backslashreplace',
+                                          line_buffering=True)
+            for fd in self.ns_fds:
+                # setns(CLONE_NEWNS) also moves root and cwd to the node's /, as nsenter.
+                self.setns(fd, 0)
+                os.close(fd)
+            os.environ.clear()
+            os.environ.update(self.env)
+            sys.argv = ['']
+            _payload_first()
+            main = types.ModuleType('__main__')
+            main.__dict__['__builtins__'] = __builtins__
+            sys.modules['__main__'] = main
+            code = 0
+            exec(compile(self.payload, '<stdin>', 'exec'), main.__dict__)  # pylint: disable=exec-used
+        except SystemExit as e:
+            code = _exit_code(e.code)
+        except BaseException:  # pylint: disable=broad-except
+            import traceback
+            traceback.print_exc()
+            code = 1
+        finally:
+            try:
+                atexit._run_exitfuncs()  # pylint: disable=protected-access
+                sys.stdout.flush()
+                sys.stderr.flush()
+            except BaseException:  # pylint: disable=broad-except
+                code = code or 120
+            os._exit(code)  # pylint: disable=protected-access
+
+
+def _exit_code(code):
+    """The exit status of SystemExit(code), as Python's own exit."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xff
+    sys.stderr.write('%s\n' % (code,))
+    return 1
+
+
+def main(argv=None):
+    import argparse  # pylint: disable=import-outside-toplevel
+    parser = argparse.ArgumentParser(description='warm module server of a k8slab lab')
+    parser.add_argument('--socket', required=True)
+    parser.add_argument('--pidfile', required=True)
+    parser.add_argument('--lab-dir', required=True)
+    parser.add_argument('--idle', type=float, default=60.0)
+    args = parser.parse_args(argv)
+    # As `python -`: this script's directory is not on the module search path.
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path = [p for p in sys.path if p not in ('', here)]
+    _warm_up()
+    Server(args.socket, args.pidfile, args.lab_dir, args.idle).serve()
+
+
+if __name__ == '__main__':
+    main()

@@ -851,8 +851,9 @@ class Dns(Kind):
             return False, expected, observed['error'], observed['error']
         answers = observed.get('answers') or []
         seconds = observed.get('seconds')
-        text = '%s in %.2fs' % (', '.join(answers) or ('no answer' if observed.get('rc') is not None
-                                                        else 'timed out'), seconds)
+        found = ', '.join(answers) or (
+            'no answer' if observed.get('rc') is not None else 'timed out')
+        text = '%s in %.2fs' % (found, seconds)
         reasons = []
         if p.get('answer') and p['answer'] not in answers:
             reasons.append('%s did not resolve to %s' % (p['qname'], p['answer']))

@@ -236,7 +236,7 @@ def _client(lab, node, avoid=()):
 
 @register
 class Service(Kind):
-    """From a pod on every node, ClusterIP:port answers and every endpoint its fair share; an endpoint reaches its own service (hairpin)."""
+    """From a pod on every node ClusterIP:port answers, every endpoint its fair share; hairpin."""
     name = 'service'
     keys = ('port', 'url_path', 'endpoints', 'requests')
 
@@ -260,7 +260,7 @@ class Service(Kind):
 
 @register
 class Nodeport(Kind):
-    """A NodePort answers on every node's eth1 from the host-only network's host (192.168.56.1), every endpoint its fair share, also on a node without one."""
+    """A NodePort answers on every node's eth1 from the host side (192.168.56.1), every endpoint its fair share."""
     name = 'nodeport'
     keys = ('port', 'url_path', 'endpoints', 'requests')
 
@@ -271,8 +271,9 @@ class Nodeport(Kind):
             if not port['nodePort']:
                 continue
             for x in lab.order:
-                yield lab.check('nodeport host -> %s:%d (%s)' % (x, port['nodePort'],
-                                                               _port_label(svc, port)),
+                name = 'nodeport host -> %s:%d (%s)' % (x, port['nodePort'],
+                                                        _port_label(svc, port))
+                yield lab.check(name,
                                 self.name, 'host', x, port=port['nodePort'], url_path='/hello',
                                 endpoints=sorted(p['name'] for p in eps),
                                 requests=int(opts.get('service_requests', 60)))
@@ -280,7 +281,7 @@ class Nodeport(Kind):
 
 @register
 class Dns(Kind):
-    """Pods on every node resolve Services (full, namespace-relative and short names, the pod names of seed 002, the reverse name of the DNS server); nodes resolve lab names at once."""
+    """Pods on every node resolve Services, seed 002's pod names and the DNS server's reverse name; nodes resolve lab names at once."""
     name = 'dns'
     keys = ('qname', 'answer', 'max_seconds')
     addressed = False
@@ -327,8 +328,8 @@ class Dns(Kind):
             # The reverse name of the DNS server (nslookup prints it as its server).
             dns = next((s for s in services if s['clusterIP'] == opts.get('cluster_dns')), None)
             if dns:
-                yield check(src, dns['clusterIP'], '%s.%s.svc.%s' % (dns['name'],
-                                                                    dns['namespace'], domain))
+                fqdn = '%s.%s.svc.%s' % (dns['name'], dns['namespace'], domain)
+                yield check(src, dns['clusterIP'], fqdn)
         # Nodes: the names their resolver (the NAT's DNS at 10.0.2.3) answers, and a reverse
         # lookup as `traceroute` without -n makes - any outcome, but at once.
         names = opts.get('node_dns_names') or {}

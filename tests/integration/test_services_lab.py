@@ -191,7 +191,8 @@ def test_selector_matching_nothing_is_rejected_and_reported(lab):
         ports=[dict(port=80, targetPort=8080)])]
     res = lab.cluster(lab_services=services)
     # kube_proxy reports it, and the play says so.
-    proxy = res.task('Keep kube-proxy\'s rules for every Service (one iptables-restore)',
+    proxy = res.task('k8slab.podnet.services : Keep kube-proxy\'s rules for every Service '
+                     '(one iptables-restore)',
                      'node-1')
     assert proxy['no_endpoints'] == ['test001/nobody:'], proxy['no_endpoints']
     assert 'no endpoints: test001/nobody:' in res.stdout
@@ -210,6 +211,7 @@ def test_bad_services_fail_validation_before_anything_is_built():
     res = run_playbook('playbooks/validate.yml', inventory=INVENTORY,
                        extra_vars={'lab_services': services})
     assert res.rc != 0
-    msg = res.task("Check the lab's Services before anything is built")['msg']
+    msg = res.task("k8slab.podnet.topology : Check the lab's Services before anything is "
+                   'built')['msg']
     for value in ('Bad_Name', '10.0.0.1', '9999'):
         assert value in msg, msg

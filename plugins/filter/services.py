@@ -10,6 +10,8 @@ get clusterIPs, nodePorts and resolv.conf without a round trip to a node.
 - ``services | k8slab.podnet.kube_services(pods)``: the services with clusterIP and nodePorts
   allocated (deterministically, as kube_proxy and cluster_dns allocate them).
 - ``namespace | k8slab.podnet.pod_resolv_conf(nameserver='10.96.0.10')``: kubelet's resolv.conf.
+- ``pods | k8slab.podnet.service_pods(services, namespace, name)``: the pods (ready or not)
+  the named service's selector matches (the DNS pods a node must configure, for instance).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -20,7 +22,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.k8slab.podnet.plugins.module_utils.clusterdns import pod_resolv_conf
 from ansible_collections.k8slab.podnet.plugins.module_utils.kubeproxy import (
-    KubeProxyError, SERVICE_CIDR, normalize_services)
+    KubeProxyError, SERVICE_CIDR, normalize_services, selects)
 
 
 def service_errors(services, pods=None, service_cidr=SERVICE_CIDR):
@@ -41,10 +43,24 @@ def kube_services(services, pods=None, service_cidr=SERVICE_CIDR):
         raise AnsibleFilterError('bad services: %s' % e)
 
 
+def service_pods(pods, services, namespace, name):
+    """The pods (dicts with namespace and labels, e.g. pod_specs' long form) that the
+    selector of service ``namespace/name`` among ``services`` matches; [] when there is no
+    such service or it has no selector."""
+    for svc in services or []:
+        if svc.get('namespace', 'default') == namespace and svc.get('name') == name:
+            if not svc.get('selector'):
+                return []
+            svc = dict(svc, namespace=namespace)
+            return [p for p in pods or [] if selects(svc, p)]
+    return []
+
+
 class FilterModule(object):
     def filters(self):
         return {
             'service_errors': service_errors,
             'kube_services': kube_services,
             'pod_resolv_conf': pod_resolv_conf,
+            'service_pods': service_pods,
         }

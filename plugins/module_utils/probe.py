@@ -657,6 +657,212 @@ class Mtu(Kind):
         return not wrong, expected, text, '; '.join(wrong)
 
 
+# ---- Services, DNS and the way out (issue 13) -------------------------------------------------
+
+FAIR_SHARE_ALPHA = 1e-4  # chance that a healthy endpoint is failed for too small a share
+SERVICE_MAX_ERRORS = 3   # requests without an answer before a service probe gives up
+RUNTIME_DIR = '/run/podnet'  # the node's pod records (module_utils/pods.py)
+
+
+def fair_share_min(requests, endpoints, alpha=FAIR_SHARE_ALPHA):
+    """The fewest answers an endpoint must give out of ``requests`` (int) spread at random
+    over ``endpoints`` (int >= 1) equally likely ones, as kube-proxy's statistic rules spread
+    them: the smallest k with P(X >= k) >= 1 - alpha for X ~ Binomial(requests, 1/endpoints).
+    Tolerance: a healthy endpoint fails with probability <= alpha (1e-4; 60 requests over 3
+    endpoints expect 20 each and need 7), while an endpoint that never answers, or one whose
+    rule swallows the others' share, fails every time."""
+    p = 1.0 / endpoints
+    cdf = 0.0
+    for k in range(requests + 1):
+        pmf = _comb(requests, k) * p ** k * (1 - p) ** (requests - k)
+        if cdf + pmf > alpha:
+            return k
+        cdf += pmf
+    return requests
+
+
+def _comb(n, k):
+    out = 1
+    for i in range(min(k, n - k)):
+        out = out * (n - i) // (i + 1)
+    return out
+
+
+def spread_text(counts, requests):
+    return ', '.join('%s %d' % (name, counts[name]) for name in sorted(counts)) + \
+        ' of %d' % requests
+
+
+@register
+class Service(Kind):
+    """``requests`` HTTP GETs of ``url_path`` to a Service address (ClusterIP:port), each a new
+    connection; every answer names the endpoint pod (``HELLO <pod>``). Passes when each of
+    ``endpoints`` answered at least its fair share (``fair_share_min``) and nobody else did;
+    with no endpoints, when the connection is refused at once (kube-proxy's REJECT)."""
+    name = 'service'
+
+    def validate(self, p, what):
+        if not 1 <= (p.get('port') or 80) <= 65535:
+            raise ProbeInputError('%s: port %r is not a TCP port' % (what, p['port']))
+        if not 1 <= (p.get('requests') or 60) <= 1000:
+            raise ProbeInputError('%s: requests %r must be between 1 and 1000'
+                                  % (what, p['requests']))
+        if not isinstance(p.get('endpoints') or [], list):
+            raise ProbeInputError('%s: endpoints %r must be a list of pod names'
+                                  % (what, p['endpoints']))
+
+    def expected(self, p):
+        eps = p.get('endpoints') or []
+        if not eps:
+            return 'no endpoints: refused'
+        n = p.get('requests') or 60
+        return 'each of %s >= %d of %d' % (', '.join(eps), fair_share_min(n, len(eps)), n)
+
+    def observe(self, p, wait, ip_bin):
+        counts, errors, refused = {}, [], False
+        n = 1 if not p.get('endpoints') else p.get('requests') or 60
+        with InNetns(p.get('netns')):
+            for _i in range(n):
+                try:
+                    status, body = http_get(p['target'], p.get('port') or 80,
+                                            p.get('url_path') or '/hello', wait)
+                except (OSError, IOError) as e:
+                    refused = refused or e.errno == errno.ECONNREFUSED
+                    errors.append(getattr(e, 'strerror', None) or str(e))
+                except Exception as e:  # http.client's own errors
+                    errors.append('%s: %s' % (type(e).__name__, e))
+                else:
+                    words = body.split()
+                    who = words[1] if status == 200 and len(words) == 2 and \
+                        words[0] == 'HELLO' else 'HTTP %s %r' % (status, body[:40])
+                    counts[who] = counts.get(who, 0) + 1
+                if len(errors) >= SERVICE_MAX_ERRORS:
+                    break
+        return dict(counts=counts, errors=errors, refused=refused, requests=n)
+
+    def judge(self, p, observed):
+        expected = self.expected(p)
+        eps = p.get('endpoints') or []
+        counts = observed.get('counts') or {}
+        errors = observed.get('errors') or []
+        if observed.get('error'):
+            return False, expected, observed['error'], observed['error']
+        if not eps:
+            text = 'refused' if observed.get('refused') else (
+                spread_text(counts, observed['requests']) if counts else '; '.join(errors))
+            passed = bool(observed.get('refused'))
+            return passed, expected, 'no endpoints: ' + text if passed else text, \
+                '' if passed else 'expected a refusal (no endpoints), observed %s' % text
+        text = spread_text(counts, observed['requests']) if counts else 'no answer'
+        need = fair_share_min(observed['requests'], len(eps))
+        reasons = []
+        if errors:
+            text += '; %d without answer (%s)' % (len(errors), errors[-1])
+            reasons.append('%d of the requests got no answer: %s' % (len(errors), errors[-1]))
+        reasons += ['%s answered %d, fewer than %d' % (e, counts.get(e, 0), need)
+                    for e in eps if counts.get(e, 0) < need and not errors]
+        reasons += ['%s answered, not an endpoint' % w for w in sorted(counts) if w not in eps]
+        return not reasons, expected, text, '; '.join(reasons)
+
+    def result_fields(self, p, observed):
+        return dict(spread=observed.get('counts') or {})
+
+
+@register
+class Nodeport(Service):
+    """A Service's NodePort on a node's address, probed like ``service`` from the host side
+    of the host-only network."""
+    name = 'nodeport'
+
+
+@register
+class Outside(Http):
+    """A pod's HTTP GET to the outside: it answers only when the pod's node masqueraded the
+    request to its eth0 address (the NAT beyond masquerades nothing else)."""
+    name = 'outside'
+
+
+def _pod_pid(pod, runtime_dir=RUNTIME_DIR):
+    """The pid of a running container of ``pod`` (its record in the node's runtime dir), to
+    enter its network and mount namespaces (where the pod's resolv.conf is /etc's)."""
+    try:
+        with open(os.path.join(runtime_dir, 'pods', pod, 'pod.json')) as f:
+            rec = json.load(f)
+    except (IOError, OSError, ValueError):
+        raise ProbeError('pod %s has no record in %s' % (pod, runtime_dir))
+    for c in rec.get('containers') or []:
+        if c.get('pid') and os.path.exists('/proc/%d' % c['pid']):
+            return c['pid']
+    raise ProbeError('pod %s has no running container' % pod)
+
+
+@register
+class Dns(Kind):
+    """A name lookup through the C library as a program in the pod (or on the node) makes
+    it: ``getent ahostsv4 NAME``, or ``getent hosts ADDRESS`` for a reverse lookup, inside a
+    container of the pod (its own /etc/resolv.conf). Passes when ``answer`` is among the
+    answers ('' : any outcome) within ``max_seconds``."""
+    name = 'dns'
+    needs_target = False
+
+    def validate(self, p, what):
+        if not p.get('qname'):
+            raise ProbeInputError('%s: kind dns needs qname' % what)
+        if not 0 < (p.get('max_seconds') or 1.0) <= 30:
+            raise ProbeInputError('%s: max_seconds %r must be more than 0 and at most 30'
+                                  % (what, p['max_seconds']))
+
+    def expected(self, p):
+        return '%s within %gs' % (p.get('answer') or 'an answer or none',
+                                  p.get('max_seconds') or 1.0)
+
+    def observe(self, p, wait, ip_bin):
+        qname = p['qname']
+        try:
+            socket.inet_pton(socket.AF_INET, qname)
+            argv = ['getent', 'hosts', qname]
+        except (OSError, ValueError):
+            argv = ['getent', 'ahostsv4', qname]
+        if p.get('netns') and p['netns'] != p.get('home_netns'):
+            argv = ['nsenter', '-t', str(_pod_pid(p['netns'])), '-n', '-m'] + argv
+        limit = (p.get('max_seconds') or 1.0) + 5
+        start = time.monotonic()
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            out, _err = proc.communicate(timeout=limit)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            return dict(answers=[], seconds=round(time.monotonic() - start, 3), rc=None)
+        seconds = round(time.monotonic() - start, 3)
+        answers = []
+        for line in out.decode('utf-8', 'replace').splitlines():
+            f = line.split()
+            if not f:
+                continue
+            for a in (f[1:] if argv[-2] == 'hosts' else f[:1]):
+                if a not in answers:
+                    answers.append(a)
+        return dict(answers=answers, seconds=seconds, rc=proc.returncode)
+
+    def judge(self, p, observed):
+        expected = self.expected(p)
+        if observed.get('error'):
+            return False, expected, observed['error'], observed['error']
+        answers = observed.get('answers') or []
+        seconds = observed.get('seconds')
+        found = ', '.join(answers) or (
+            'no answer' if observed.get('rc') is not None else 'timed out')
+        text = '%s in %.2fs' % (found, seconds)
+        reasons = []
+        if p.get('answer') and p['answer'] not in answers:
+            reasons.append('%s did not resolve to %s' % (p['qname'], p['answer']))
+        if seconds > (p.get('max_seconds') or 1.0):
+            reasons.append('took %.2fs, more than %gs (a resolver that cannot be reached?)'
+                           % (seconds, p.get('max_seconds') or 1.0))
+        return not reasons, expected, text, '; '.join(reasons)
+
+
 # ---- running probes ------------------------------------------------------------------------
 
 def validate_probes(probes, default_netns=None):

@@ -57,6 +57,12 @@ options:
     type: list
     elements: path
     default: [/var/lib/cni, /etc/cni, /run/flannel, /run/podnet]
+  resolv_conf:
+    description:
+      - The text of every node's own C(/etc/resolv.conf) (e.g. C(nameserver 10.0.2.3), the NAT
+        router's DNS), kept in C(/run/k8slab/LAB/nodes/NODE/resolv.conf) and bind-mounted over
+        C(/etc/resolv.conf) inside the node only. Omitted, nodes see the host's file.
+    type: str
   state:
     description: C(present) builds the nodes, C(absent) removes the lab.
     type: str
@@ -110,7 +116,7 @@ import signal
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.k8slab.podnet.plugins.module_utils.files import write_atomic
+from ansible_collections.k8slab.podnet.plugins.module_utils.files import read_text, write_atomic
 from ansible_collections.k8slab.podnet.plugins.module_utils.netns_lab import (
     HOST_DIRS_FILE, NETNS_DIR, STATE_DIR, lab_dir, lab_name_error, mount_ns_dir, mount_ns_file,
     node_dir, node_name_error, pinned, record_file, uts_ns_dir, uts_ns_file)
@@ -275,8 +281,27 @@ class Lab(object):
                 self.note_host_dir(d)
                 script.append('mkdir -p %s' % shlex.quote(d))
             script.append('mount --bind %s %s' % (shlex.quote(src), shlex.quote(d)))
+        script += self.resolv_conf(node, mounts)
         if script:
             self.run(['nsenter', '--mount=' + mnt_file, '/bin/sh', '-ec', '\n'.join(script)])
+
+    def resolv_conf(self, node, mounts):
+        """The node's own resolver file: written here, and the mount command when it is not
+        bind-mounted over /etc/resolv.conf inside the node yet (the mount stays in the node's
+        private mount namespace; the host's file is never written)."""
+        text = self.module.params['resolv_conf']
+        if text is None:
+            return []
+        src = self.node_dir(node, '/resolv.conf')
+        if read_text(src) != text:
+            self.changed = True
+            self.commands.append('write %s' % src)
+            if not self.check:
+                write_atomic(src, text)
+        target = os.path.realpath('/etc/resolv.conf')
+        if any(m['target'] == target and m['root'].endswith(src[len('/run'):]) for m in mounts):
+            return []
+        return ['mount --bind %s %s' % (shlex.quote(src), shlex.quote(target))]
 
     # ---- absent ----------------------------------------------------------------------
     def absent(self, nodes, namespaces):
@@ -442,6 +467,7 @@ def main():
             namespaces=dict(type='list', elements='str', default=[]),
             private_dirs=dict(type='list', elements='path',
                               default=['/var/lib/cni', '/etc/cni', '/run/flannel', '/run/podnet']),
+            resolv_conf=dict(type='str'),
             state=dict(type='str', choices=['present', 'absent'], default='present'),
         ),
         supports_check_mode=True,

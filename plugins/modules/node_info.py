@@ -44,6 +44,9 @@ options:
     description: The host-local store's parent directory.
     type: path
     default: /var/lib/cni/networks
+  node:
+    description: The node's name, copied into each of RV(records).
+    type: str
 extends_documentation_fragment:
   - k8slab.podnet.attributes.info
 attributes:
@@ -96,6 +99,17 @@ ipam:
   type: dict
   sample:
     10.244.1.2: {container_id: 3f1c0e9a..., ifname: eth0, pod: httpd}
+records:
+  description:
+    - The node's pod records (C(/run/podnet/pods)), container states read live - what
+      kube-proxy and cluster DNS learn from the API server - with each pod's labels.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {node: node-1, namespace: test001, name: app-3, ip: 10.244.1.3, ready: 1/1,
+       status: Running, labels: {app: lab-web},
+       containers: [{name: lab-web, workload: http, port: 8080, state: Running}]}
 '''
 
 import os
@@ -103,7 +117,8 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.k8slab.podnet.plugins.module_utils.hostlocal import read_store
-from ansible_collections.k8slab.podnet.plugins.module_utils.pods import sandbox_owners
+from ansible_collections.k8slab.podnet.plugins.module_utils.pods import (
+    RUNTIME_DIR, list_pods, read_record, sandbox_owners)
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
     Iproute, IprouteError, validate_ifname, validate_netns_name)
 
@@ -121,6 +136,7 @@ def main():
             pod_ifname=dict(type='str', default='eth0'),
             network=dict(type='str', default='cbr0'),
             data_dir=dict(type='path', default='/var/lib/cni/networks'),
+            node=dict(type='str'),
         ),
         supports_check_mode=True,
     )
@@ -165,7 +181,17 @@ def main():
                 entry['pod'] = owners[entry['container_id']]
     except (IprouteError, OSError) as e:
         module.fail_json(msg=str(e))
-    module.exit_json(changed=False, interfaces=interfaces, pods=pods, ipam=ipam)
+    module.exit_json(changed=False, interfaces=interfaces, pods=pods, ipam=ipam,
+                     records=records(module.params['node']))
+
+
+def records(node):
+    """The node's pod records as kube-proxy and cluster DNS read them from the API: the rows
+    of list_pods (live container states, ready n/m) with the pod's labels."""
+    rows = list_pods(RUNTIME_DIR, node=node)
+    for row in rows:
+        row['labels'] = (read_record(RUNTIME_DIR, row['name']) or {}).get('labels') or {}
+    return rows
 
 
 if __name__ == '__main__':

@@ -81,6 +81,18 @@ options:
     description: Fail when a pod is not ready (n/m with n < m) after the run.
     type: bool
     default: false
+  cluster_dns:
+    description:
+      - The cluster DNS Service's address (kubelet's C(--cluster-dns)). When set, each pod gets
+        the resolv.conf kubelet writes for it (C(RUNTIME_DIR/pods/POD/resolv.conf)), and every
+        container starts in a mount namespace of its own where that file is bind-mounted over
+        C(/etc/resolv.conf), so it is private to the pod. A container already running keeps
+        the file it started with until it restarts.
+    type: str
+  cluster_domain:
+    description: The cluster domain (kubelet's C(--cluster-domain)), for the search path.
+    type: str
+    default: cluster.local
 attributes:
   platform:
     support: full
@@ -145,6 +157,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.k8slab.podnet.plugins.module_utils import pods as P
+from ansible_collections.k8slab.podnet.plugins.module_utils.clusterdns import pod_resolv_conf
 from ansible_collections.k8slab.podnet.plugins.module_utils.files import read_text, write_atomic
 
 # The http and echo workloads. A bind() failure is reported as the kernel's errno and text.
@@ -246,6 +259,7 @@ START_TIMEOUT = 10.0
 # The workloads need only the standard library: the system's Python when there is one, so a
 # container's argv does not point into a virtualenv that may change under it.
 SYSTEM_PYTHON = '/usr/bin/python3'
+RESOLV_CONF = 'resolv.conf'  # in the pod's directory, as kubelet keeps it per sandbox
 
 
 class Runtime(object):
@@ -277,11 +291,17 @@ class Runtime(object):
                 os.unlink(path)
         if os.path.exists(files['log']):
             os.rename(files['log'], files['log'] + '.previous')
+        # The pod's resolv.conf, as kubelet mounts it into each container: its own mount
+        # namespace (private, so nothing leaks back to the node) with the file over /etc's.
+        resolv = os.path.join(P.pod_dir(self.runtime_dir, pod['name']), RESOLV_CONF)
+        mount = (['unshare', '--mount', '--propagation', 'private', '/bin/sh', '-ec',
+                  'mount --bind "$1" /etc/resolv.conf; shift; exec "$@"', 'sh', resolv]
+                 if self.m.params['cluster_dns'] and os.path.exists(resolv) else [])
         self.m.run_command(
             ['/bin/sh', '-c', '"$@" </dev/null >/dev/null 2>&1 &', 'sh',
              self.m.get_bin_path('setsid', required=True),
-             self.m.get_bin_path('nsenter', required=True), '--net=/proc/%d/ns/net' % sandbox_pid,
-             '/bin/sh', '-c', P.SHIM, 'shim', files['pid'], files['log'], files['exit']] + argv,
+             self.m.get_bin_path('nsenter', required=True), '--net=/proc/%d/ns/net' % sandbox_pid]
+            + mount + ['/bin/sh', '-c', P.SHIM, 'shim', files['pid'], files['log'], files['exit']] + argv,
             check_rc=True)
         deadline = time.time() + START_TIMEOUT
         pid = None
@@ -309,6 +329,7 @@ class Runtime(object):
                              'k8slab.podnet.pod_sandbox first'
                              % (name, os.path.join(P.pod_dir(self.runtime_dir, name), P.RECORD)))
         rec = rec or dict(name=name, sandbox={}, containers=[])
+        resolv_changed = self.resolv_conf(name, rec.get('namespace') or 'default')
         old = dict((c['name'], P.container_status(self.runtime_dir, name, c, spid))
                    for c in rec.get('containers') or [])
         before[name] = dict((n, c['state']) for n, c in old.items())
@@ -370,7 +391,21 @@ class Runtime(object):
         if changed and not self.check:
             P.write_record(self.runtime_dir, rec)
         self.result['pods'].append(rec)
-        return changed
+        return changed or resolv_changed
+
+    def resolv_conf(self, name, namespace):
+        """Writes the pod's resolv.conf (kubelet's, for dnsPolicy ClusterFirst) when
+        cluster_dns is set; True when it changed."""
+        if not self.m.params['cluster_dns']:
+            return False
+        path = os.path.join(P.pod_dir(self.runtime_dir, name), RESOLV_CONF)
+        text = pod_resolv_conf(namespace, self.m.params['cluster_dns'],
+                               self.m.params['cluster_domain'])
+        if read_text(path) == text:
+            return False
+        if not self.check:
+            write_atomic(path, text, makedirs=True)
+        return True
 
     def pod_ip(self, name):
         """eth0's first IPv4 address in the pod (what the pod really holds), or None."""
@@ -398,6 +433,8 @@ def main():
             pods=dict(type='list', elements='dict', options=POD_OPTIONS, required=True),
             runtime_dir=dict(type='path', default=P.RUNTIME_DIR),
             fail_not_ready=dict(type='bool', default=False),
+            cluster_dns=dict(type='str'),
+            cluster_domain=dict(type='str', default='cluster.local'),
         ),
         supports_check_mode=True,
     )

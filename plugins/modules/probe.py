@@ -51,9 +51,17 @@ options:
           - C(mtu) expects MTU O(probes[].mtu) on O(probes[].dev) and, when the probe runs in a
             pod (its O(probes[].netns) is not the module's O(netns)), on the node end of that
             veth too.
+          - C(service) and C(nodeport) send O(probes[].requests) HTTP GETs to
+            O(probes[].target):O(probes[].port) and expect every pod of
+            O(probes[].endpoints) to answer at least its fair share (a binomial bound), or a
+            refusal when it lists none.
+          - C(outside) is C(http) from a pod to the outside.
+          - C(dns) expects the C library to resolve O(probes[].qname) (in a container of the
+            pod, with the pod's resolv.conf) to O(probes[].answer) within
+            O(probes[].max_seconds).
         type: str
         required: true
-        choices: [address, http, mtu, path, reach, route, unreach]
+        choices: [address, dns, http, mtu, nodeport, outside, path, reach, route, service, unreach]
       netns:
         description:
           - Run this probe inside this named network namespace (a pod of the node), as
@@ -115,6 +123,24 @@ options:
       mtu:
         description: For C(mtu), the expected MTU in bytes.
         type: int
+      endpoints:
+        description: For C(service) and C(nodeport), the pods that must answer (none - refused).
+        type: list
+        elements: str
+      requests:
+        description: For C(service) and C(nodeport), how many requests (new connections).
+        type: int
+        default: 60
+      qname:
+        description: For C(dns), the name (or IPv4 address, for a reverse lookup) looked up.
+        type: str
+      answer:
+        description: For C(dns), an address (or name) that must be among the answers.
+        type: str
+      max_seconds:
+        description: For C(dns), the longest the lookup may take.
+        type: float
+        default: 1.0
   netns:
     description:
       - Run all probes inside this named network namespace (like C(ip -n)); a probe's own
@@ -279,6 +305,11 @@ def main():
         status=dict(type='int', default=200),
         body=dict(type='str'),
         mtu=dict(type='int'),
+        endpoints=dict(type='list', elements='str'),
+        requests=dict(type='int', default=60),
+        qname=dict(type='str'),
+        answer=dict(type='str'),
+        max_seconds=dict(type='float', default=1.0),
     )
     module = AnsibleModule(
         argument_spec=dict(

@@ -17,6 +17,10 @@ __metaclass__ = type
 
 import ipaddress
 
+from ansible_collections.k8slab.podnet.plugins.filter.topology import pod_containers
+from ansible_collections.k8slab.podnet.plugins.module_utils.clusterdns import dashed
+from ansible_collections.k8slab.podnet.plugins.module_utils.kubeproxy import (
+    CLUSTER_DOMAIN, normalize_services, selects)
 from ansible_collections.k8slab.podnet.plugins.plugin_utils.verify_registry import (
     Kind, register, with_prefix)
 
@@ -190,3 +194,165 @@ class Mtu(Kind):
             for pod in lab.pods_on(x):
                 yield lab.check('mtu %s/%s eth0 %d' % (x, pod['name'], lab.mtu), self.name,
                                 '%s/%s' % (x, pod['name']), 'eth0', dev='eth0', mtu=lab.mtu)
+
+
+# ---- Services, DNS and the way out (docs/services.md) ---------------------------------------
+
+def _pod_view(pod):
+    """A lab_pods entry as a Service sees it: namespace, labels, the ports of its http
+    containers."""
+    return dict(name=pod['name'], node=pod.get('node'),
+                namespace=pod.get('namespace', 'default'), labels=pod.get('labels') or {},
+                http=set(int(c['port']) for c in pod_containers(pod)
+                         if c.get('workload') in ('http', 'httpd') and c.get('port')))
+
+
+def _service_ports(lab):
+    """(service, port, endpoint pods) for every TCP port whose endpoints - the inventory's pods
+    its selector matches - all serve HTTP on the targetPort (the ones a GET can probe), or
+    that has no endpoint at all (it must refuse)."""
+    if not lab.services:
+        return []
+    pods = [_pod_view(p) for p in lab.pods]
+    out = []
+    for svc in normalize_services(lab.services):
+        eps = [p for p in pods if selects(svc, p)]
+        for port in svc['ports']:
+            if port['protocol'] != 'TCP':
+                continue
+            if all(port['targetPort'] in p['http'] for p in eps):
+                out.append((svc, port, eps))
+    return out
+
+
+def _port_label(svc, port):
+    return '%s/%s:%s' % (svc['namespace'], svc['name'], port['name'] or port['port'])
+
+
+def _client(lab, node, avoid=()):
+    """A pod of node to send from: not one of ``avoid`` (the service's endpoints)."""
+    return next((p for p in lab.pods_on(node) if p['name'] not in avoid), None)
+
+
+@register
+class Service(Kind):
+    """From a pod on every node ClusterIP:port answers, every endpoint its fair share; hairpin."""
+    name = 'service'
+    keys = ('port', 'url_path', 'endpoints', 'requests')
+
+    def checks(self, lab, opts):
+        for svc, port, eps in _service_ports(lab):
+            label = _port_label(svc, port)
+            names = sorted(p['name'] for p in eps)
+            expect = dict(resolved=svc['clusterIP'], port=port['port'], url_path='/hello',
+                          endpoints=names, requests=int(opts.get('service_requests', 60)))
+            for x in lab.order:
+                c = _client(lab, x, names)
+                if c:
+                    yield lab.check('service %s/%s -> %s' % (x, c['name'], label), self.name,
+                                    '%s/%s' % (x, c['name']), svc['clusterIP'], **expect)
+            if eps and eps[0]['node'] in lab.by_node:
+                e = eps[0]
+                yield lab.check('service %s/%s -> %s (hairpin)' % (e['node'], e['name'], label),
+                                self.name, '%s/%s' % (e['node'], e['name']), svc['clusterIP'],
+                                **expect)
+
+
+@register
+class Nodeport(Kind):
+    """A NodePort answers on every node's eth1 from the host side (192.168.56.1), every endpoint its fair share."""
+    name = 'nodeport'
+    keys = ('port', 'url_path', 'endpoints', 'requests')
+
+    def checks(self, lab, opts):
+        if not opts.get('host_side'):
+            return
+        for svc, port, eps in _service_ports(lab):
+            if not port['nodePort']:
+                continue
+            for x in lab.order:
+                name = 'nodeport host -> %s:%d (%s)' % (x, port['nodePort'],
+                                                        _port_label(svc, port))
+                yield lab.check(name,
+                                self.name, 'host', x, port=port['nodePort'], url_path='/hello',
+                                endpoints=sorted(p['name'] for p in eps),
+                                requests=int(opts.get('service_requests', 60)))
+
+
+@register
+class Dns(Kind):
+    """Pods on every node resolve Services, seed 002's pod names and the DNS server's reverse name; nodes resolve lab names at once."""
+    name = 'dns'
+    keys = ('qname', 'answer', 'max_seconds')
+    addressed = False
+
+    def checks(self, lab, opts):
+        bound = float(opts.get('dns_max_seconds', 1.0))
+        domain = opts.get('cluster_domain') or CLUSTER_DOMAIN
+        services = normalize_services(lab.services) if lab.services else []
+        pods = [_pod_view(p) for p in lab.pods]
+
+        def check(source, qname, answer, what=''):
+            return lab.check('dns %s %s%s' % (source, qname, what), self.name, source, qname,
+                             qname=qname, answer=answer, max_seconds=bound)
+
+        for x in lab.order:
+            c = _client(lab, x)
+            if c is None or not services:
+                continue
+            src = '%s/%s' % (x, c['name'])
+            for svc in services:
+                yield check(src, '%s.%s.svc.%s' % (svc['name'], svc['namespace'], domain),
+                            svc['clusterIP'])
+            # The search path: <service>.<namespace> from any namespace, the bare name from a
+            # pod of the service's own namespace.
+            first = services[0]
+            yield check(src, '%s.%s' % (first['name'], first['namespace']), first['clusterIP'])
+            own = next((p for p in lab.pods_on(x)
+                        if p.get('namespace', 'default') == first['namespace']), None)
+            if own:
+                yield check('%s/%s' % (x, own['name']), first['name'], first['clusterIP'])
+            # Seed 002's pod names: <a-b-c-d>.<service>.<namespace>.svc.<domain>.
+            for svc in services:
+                ep = next((p for p in pods if selects(svc, p)), None)
+                ip = ep and lab.pod_ip(ep['node'], ep['name'])
+                if ep:
+                    q = '%s.%s.%s.svc.%s' % (dashed(ip) if ip else '(%s)' % ep['name'],
+                                             svc['name'], svc['namespace'], domain)
+                    made = check(src, q, ip or '(not in store)')
+                    if ip is None:
+                        made['error'] = 'pod %s has no address in the host-local store of node %s' \
+                            % (ep['name'], ep['node'])
+                    yield made
+                    break
+            # The reverse name of the DNS server (nslookup prints it as its server).
+            dns = next((s for s in services if s['clusterIP'] == opts.get('cluster_dns')), None)
+            if dns:
+                fqdn = '%s.%s.svc.%s' % (dns['name'], dns['namespace'], domain)
+                yield check(src, dns['clusterIP'], fqdn)
+        # Nodes: the names their resolver (the NAT's DNS at 10.0.2.3) answers, and a reverse
+        # lookup as `traceroute` without -n makes - any outcome, but at once.
+        names = opts.get('node_dns_names') or {}
+        for x in lab.order:
+            for name in sorted(names):
+                if name != x:
+                    yield check(x, name, str(names[name]))
+            if names:
+                yield check(x, lab.gateway(x), '', ' (reverse, at once)')
+
+
+@register
+class Outside(Kind):
+    """A pod on every node reaches the outside over HTTP through its node's ip-masq."""
+    name = 'outside'
+    keys = ('port', 'url_path', 'status')
+
+    def checks(self, lab, opts):
+        if not opts.get('outside_ip'):
+            return
+        for x in lab.order:
+            c = _client(lab, x)
+            if c:
+                yield lab.check('outside %s/%s -> %s' % (x, c['name'], opts['outside_ip']),
+                                self.name, '%s/%s' % (x, c['name']), opts['outside_ip'],
+                                port=80, url_path='/', status=200)

@@ -89,6 +89,7 @@ class Lab(object):
         self.bridge = lab.get('cni_bridge', 'cni0')
         self.hostonly = lab.get('hostonly_cidr', '192.168.56.0/24')
         self.mtu = int(lab.get('cni_mtu') or 0)
+        self.services = lab.get('services') or []
         self.facts = facts or {}
         self._owners = {}
 

@@ -165,7 +165,8 @@ def test_probes_are_per_node_and_module_shaped(checks):
     probes = verify_probes(list(checks.values()), 'node-2')
     assert probes and all(set(p) <= {'name', 'kind', 'netns', 'target', 'hops', 'bind_dev',
                                      'dev', 'gateway', 'forbid_dev', 'address', 'port',
-                                     'body'} for p in probes)
+                                     'body', 'url_path', 'status', 'endpoints', 'requests',
+                                     'qname', 'answer', 'max_seconds'} for p in probes)
     assert all(checks[p['name']]['node'] == 'node-2' for p in probes)
 
 

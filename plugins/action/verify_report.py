@@ -43,12 +43,13 @@ class ActionModule(ActionBase):
         summary.update(
             generated=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'),
             checks=len(rows), failed=len(failed), results=rows)
-        path = os.path.join(dest, 'verify.json')
-        junit = os.path.join(dest, 'verify.xml')
+        info = args['info']
+        path, junit = verify.report_paths(dest, info.get('lab') or '', info.get('kinds'),
+                                          info.get('only') or '')
         # Written in check mode too: the report is output, not managed state.
         try:
-            if not os.path.isdir(dest):
-                os.makedirs(dest)
+            if not os.path.isdir(os.path.dirname(path)):
+                os.makedirs(os.path.dirname(path))
             write_atomic(path, json.dumps(summary, indent=2, sort_keys=True) + '\n')
             write_atomic(junit, '<?xml version="1.0" encoding="UTF-8"?>\n' + verify.junit(rows) + '\n')
         except (OSError, IOError) as e:
@@ -56,7 +57,7 @@ class ActionModule(ActionBase):
 
         result.update(changed=False, report=path, junit=junit, checks=len(rows),
                       failed_checks=[r['name'] for r in failed],
-                      table=verify.table(rows, args['table_width'] or None))
+                      table=verify.table(rows, args['table_width']))
         if failed and args['fail']:
             result['failed'] = True
             result['msg'] = '\n- '.join(

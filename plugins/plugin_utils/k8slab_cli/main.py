@@ -16,12 +16,13 @@ import signal
 import sys
 
 from ansible_collections.k8slab.podnet.plugins.plugin_utils.k8slab_cli import (
-    nodeexec, playbook, status)
+    drill, heal, nodeexec, playbook, status)
 from ansible_collections.k8slab.podnet.plugins.plugin_utils.k8slab_cli.lab import (
     DEFAULT_INVENTORY)
 
 # The command table, in the help's order.
-SUBCOMMANDS = (playbook.UP, playbook.DOWN, status.STATUS, nodeexec.EXEC)
+SUBCOMMANDS = (playbook.UP, playbook.DOWN, status.STATUS, nodeexec.EXEC, drill.DRILL,
+               heal.HEAL)
 
 DESCRIPTION = 'k8slab - the single-host lab from the command line.'
 EXAMPLES = """

@@ -163,11 +163,14 @@ def verify(lab_name, inventory, only='', kinds=None, report_dir=None, retries=1)
         out = subprocess.run([ansible_bin('ansible-playbook'), '-i', inventory,
                               os.path.join('playbooks', 'verify.yml'), '-e', json.dumps(extra)],
                              cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-        reports = sorted(f for f in os.listdir(report_dir) if f.endswith('.json'))
+        # verify_report writes <dir>/<lab>/verify[-<selection>].json
+        where = os.path.join(report_dir, lab_name)
+        reports = sorted(os.path.join(where, f) for f in os.listdir(where)
+                         if f.endswith('.json')) if os.path.isdir(where) else []
         if out.returncode != 0 or not reports:
             raise DrillError('verification did not run (rc %d):\n%s' % (
                 out.returncode, '\n'.join(out.stdout.splitlines()[-30:])))
-        with open(os.path.join(report_dir, reports[0])) as f:
+        with open(reports[0]) as f:
             return json.load(f)['results']
     finally:
         if own:

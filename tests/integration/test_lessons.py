@@ -68,7 +68,10 @@ def shown(step):
     """The command as the page shows it (a shell line needs sh -c)."""
     command = step['run']
     if re.search(r'[|;&$<>()]', command):
-        command = "sh -c '%s'" % command.replace("'", "'\\''")
+        if re.search(r'["$`\\]', command):
+            command = "sh -c '%s'" % command.replace("'", "'\\''")
+        else:
+            command = 'sh -c "%s"' % command
     return 'k8slab exec %s -- %s' % (step['target'], command)
 
 

@@ -37,8 +37,8 @@ options:
   dest:
     description:
       - Directory on the controller for the reports; created if missing. They go to
-        C(<dest>/<lab>/verify.json) and C(verify.xml), the lab being O(info)'s C(lab) (none: into
-        O(dest) itself). A run of some kinds only (O(info)'s C(kinds)) or some checks only
+        C(<dest>/<lab>/verify.json) and C(verify.xml), the lab being O(info)'s C(lab) (without a
+        lab, into O(dest) itself). A run of some kinds only (O(info)'s C(kinds)) or some checks only
         (O(info)'s C(only), a name pattern) writes C(verify-<kinds>[-only-<hash>].json) instead,
         so it never overwrites the full report.
     type: path

@@ -91,8 +91,8 @@ def node_run(lab, target, command, check=True):
     argv = lab.enter(node) + (['ip', 'netns', 'exec', pod] if pod else []) + ['sh', '-c', command]
     out = subprocess.run(argv, capture_output=True, text=True, check=False)
     if check and out.returncode != 0:
-        raise DrillError('%s: `%s` failed (%d): %s' % (target, command, out.returncode,
-                                                      (out.stderr or out.stdout).strip()))
+        raise DrillError('%s: `%s` failed (%d): %s' % (
+            target, command, out.returncode, (out.stderr or out.stdout).strip()))
     return out.returncode, (out.stdout + out.stderr).rstrip()
 
 

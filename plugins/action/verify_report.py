@@ -20,6 +20,10 @@ from ansible_collections.k8slab.podnet.plugins.module_utils.files import write_a
 from ansible_collections.k8slab.podnet.plugins.plugin_utils import verify
 
 
+# The default callback (callback_result_format yaml) shows the table indented this much.
+RESULT_INDENT = 8
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
@@ -57,7 +61,8 @@ class ActionModule(ActionBase):
 
         result.update(changed=False, report=path, junit=junit, checks=len(rows),
                       failed_checks=[r['name'] for r in failed],
-                      table=verify.table(rows, args['table_width']))
+                      table=verify.table(rows, args['table_width'] or
+                                         verify.table_width() - RESULT_INDENT))
         if failed and args['fail']:
             result['failed'] = True
             result['msg'] = '\n- '.join(

@@ -53,7 +53,7 @@ options:
     description:
       - The table's width in characters. Long cells wrap; when the table would be wider, the
         source and target columns (which the check's name holds) are left out. C(0) means the
-        environment's C(COLUMNS), else 100.
+        environment's C(COLUMNS), else 100, less the 8 columns the result is indented by.
     type: int
     default: 0
   fail:

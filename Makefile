@@ -7,6 +7,11 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 NETNS_INV := inventories/netns
 MODULES := $(basename $(notdir $(wildcard plugins/modules/*.py)))
 
+# docs/lessons/ from a run of the lab (tests/integration/test_lessons.py writes the pages).
+.PHONY: lessons
+lessons: deps
+	K8SLAB_LESSONS_WRITE=1 $(BIN)/pytest -q tests/integration/test_lessons.py
+
 .PHONY: bench help deps lab lab-down status test test-unit test-doc test-sanity test-targets test-galaxy test-oldest test-lint test-integration test-molecule
 
 help:

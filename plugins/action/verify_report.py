@@ -20,6 +20,10 @@ from ansible_collections.k8slab.podnet.plugins.module_utils.files import write_a
 from ansible_collections.k8slab.podnet.plugins.plugin_utils import verify
 
 
+# The default callback (callback_result_format yaml) shows the table indented this much.
+RESULT_INDENT = 8
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
@@ -43,12 +47,13 @@ class ActionModule(ActionBase):
         summary.update(
             generated=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'),
             checks=len(rows), failed=len(failed), results=rows)
-        path = os.path.join(dest, 'verify.json')
-        junit = os.path.join(dest, 'verify.xml')
+        info = args['info']
+        path, junit = verify.report_paths(dest, info.get('lab') or '', info.get('kinds'),
+                                          info.get('only') or '')
         # Written in check mode too: the report is output, not managed state.
         try:
-            if not os.path.isdir(dest):
-                os.makedirs(dest)
+            if not os.path.isdir(os.path.dirname(path)):
+                os.makedirs(os.path.dirname(path))
             write_atomic(path, json.dumps(summary, indent=2, sort_keys=True) + '\n')
             write_atomic(junit, '<?xml version="1.0" encoding="UTF-8"?>\n' + verify.junit(rows) + '\n')
         except (OSError, IOError) as e:
@@ -56,7 +61,8 @@ class ActionModule(ActionBase):
 
         result.update(changed=False, report=path, junit=junit, checks=len(rows),
                       failed_checks=[r['name'] for r in failed],
-                      table=verify.table(rows, args['table_width'] or None))
+                      table=verify.table(rows, args['table_width'] or
+                                         verify.table_width() - RESULT_INDENT))
         if failed and args['fail']:
             result['failed'] = True
             result['msg'] = '\n- '.join(

@@ -35,15 +35,25 @@ options:
     elements: dict
     default: []
   dest:
-    description: Directory on the controller for C(verify.json) and C(verify.xml); created if missing.
+    description:
+      - Directory on the controller for the reports; created if missing. They go to
+        C(<dest>/<lab>/verify.json) and C(verify.xml), the lab being O(info)'s C(lab) (without a
+        lab, into O(dest) itself). A run of some kinds only (O(info)'s C(kinds)) or some checks only
+        (O(info)'s C(only), a name pattern) writes C(verify-<kinds>[-only-<hash>].json) instead,
+        so it never overwrites the full report.
     type: path
     required: true
   info:
-    description: Extra top-level fields of the JSON report, for example the lab's name.
+    description:
+      - Extra top-level fields of the JSON report, for example the lab's name. C(lab), C(kinds)
+        and C(only) also name the report files (see O(dest)).
     type: dict
     default: {}
   table_width:
-    description: Truncate table columns to this many characters; C(0) never truncates.
+    description:
+      - The table's width in characters. Long cells wrap; when the table would be wider, the
+        source and target columns (which the check's name holds) are left out. C(0) means the
+        environment's C(COLUMNS), else 100, less the 8 columns the result is indented by.
     type: int
     default: 0
   fail:
@@ -94,12 +104,12 @@ report:
   description: Path of the JSON report (lab info, counts, and one record per check).
   returned: always
   type: str
-  sample: /home/me/k8slab/reports/verify.json
+  sample: /home/me/k8slab/reports/k8slab/verify.json
 junit:
   description: Path of the JUnit XML report.
   returned: always
   type: str
-  sample: /home/me/k8slab/reports/verify.xml
+  sample: /home/me/k8slab/reports/k8slab/verify.xml
 checks:
   description: How many checks were reported.
   returned: always

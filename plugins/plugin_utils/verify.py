@@ -10,7 +10,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
+import os
 import re
+import textwrap
 import xml.etree.ElementTree as ET
 
 from ansible_collections.k8slab.podnet.plugins.module_utils.probe import PROBES, evaluate
@@ -187,35 +190,111 @@ def report(checks_, results):
     return rows
 
 
+# The table's width when none is given and $COLUMNS is unset (not exported by most shells).
+DEFAULT_WIDTH = 100
+TABLE_HEAD = ('check', 'source', 'target', 'expected', 'observed', 'result')
+# Columns left when the whole table does not fit: the check's name holds source and target.
+NARROW = (0, 3, 4, 5)
+MIN_COLUMN = 8
+
+
+def table_width(width=None):
+    """The table's width in characters: width if given (> 0), else $COLUMNS, else
+    DEFAULT_WIDTH."""
+    for value in (width, os.environ.get('COLUMNS')):
+        try:
+            if int(value) > 0:
+                return int(value)
+        except (TypeError, ValueError):
+            pass
+    return DEFAULT_WIDTH
+
+
+def _fit(cells, room):
+    """Column widths (list of int) for columns of cells (a list of lists of str) summing to at
+    most room: each column first asks for the width of nine in ten of its cells - the first
+    column (the check's name) up to half the room, the others sharing the rest, the widest
+    asks giving way first (none below MIN_COLUMN); room left over then goes to the columns
+    whose longest cells still wrap."""
+    natural = [max(len(c) for c in column) for column in cells]
+    usual = [sorted(len(c) for c in column)[(len(column) - 1) * 9 // 10] for column in cells]
+    usual[0] = min(usual[0], room // 2)
+    cap = max(usual[1:] or [0])
+    while cap > MIN_COLUMN and usual[0] + sum(min(w, cap) for w in usual[1:]) > room:
+        cap -= 1
+    usual = usual[:1] + [min(w, cap) for w in usual[1:]]
+    cap = max(usual)
+    while cap > MIN_COLUMN and sum(min(w, cap) for w in usual) > room:
+        cap -= 1
+    widths = [min(w, cap) for w in usual]
+    for i in sorted(range(len(widths)), key=lambda i: natural[i] - widths[i]):
+        widths[i] += max(0, min(natural[i] - widths[i], room - sum(widths)))
+    return widths
+
+
 def table(rows, width=None):
-    """One fixed-width text table: check, source, target, expected, observed, result; then a
-    count per kind and the total."""
-    head = ('check', 'source', 'target', 'expected', 'observed', 'result')
+    """The report as a text table no wider than table_width(width) (a string): check, source,
+    target, expected, observed, result when they fit, else check, expected, observed, result
+    with long cells wrapped onto further lines (nothing is cut: the full values are also in
+    the JSON and JUnit reports); then a count per kind and the total."""
+    width = table_width(width)
     cells = [(r['name'], r['source'], '%s%s' % (r['target'], ' (%s)' % r['address']
                                                 if r.get('address') and r['address'] != r['target']
                                                 else ''),
-              r['expected'], r['observed'], 'PASS' if r['passed'] else 'FAIL')
+              str(r['expected']), str(r['observed']), 'PASS' if r['passed'] else 'FAIL')
              for r in rows]
-    widths = [max([len(head[i])] + [len(str(row[i])) for row in cells]) for i in range(6)]
-    if width:
-        widths = [min(w, int(width)) for w in widths]
+    by_column = [[TABLE_HEAD[i]] + [row[i] for row in cells] for i in range(len(TABLE_HEAD))]
+    natural = [max(len(c) for c in column) for column in by_column]
+    columns = list(range(len(TABLE_HEAD)))
+    if sum(natural) + 2 * (len(columns) - 1) > width:
+        columns = list(NARROW)
+    gaps = 2 * (len(columns) - 1)
+    # The result column never wraps; the others share the rest.
+    widths = _fit([by_column[i] for i in columns[:-1]], width - gaps - natural[-1]) + [natural[-1]]
 
-    def line(values):
-        return '  '.join(str(c)[:widths[i]].ljust(widths[i])
-                         for i, c in enumerate(values)).rstrip()
+    def lines(values):
+        wrapped = [textwrap.wrap(str(values[i]), w, break_on_hyphens=False) or ['']
+                   for i, w in zip(columns, widths)]
+        out = []
+        for n in range(max(len(c) for c in wrapped)):
+            out.append('  '.join((c[n] if n < len(c) else '').ljust(w)
+                                 for c, w in zip(wrapped, widths)).rstrip())
+        return out
 
-    out = [line(head), line(['-' * w for w in widths])]
-    out += [line(row) for row in cells]
+    out = lines(TABLE_HEAD) + ['  '.join('-' * w for w in widths)]
+    for row in cells:
+        out += lines(row)
     per_kind = []
     for kind in KINDS:
         mine = [r for r in rows if r['kind'] == kind]
         if mine:
             per_kind.append('%s %d/%d' % (kind, sum(1 for r in mine if r['passed']), len(mine)))
     if per_kind:
-        out.append('by kind (passed/checks): ' + ', '.join(per_kind))
+        out += textwrap.wrap('by kind (passed/checks): ' + ', '.join(per_kind), width,
+                             subsequent_indent='  ')
     passed = sum(1 for r in rows if r['passed'])
     out.append('%d checks: %d passed, %d failed' % (len(rows), passed, len(rows) - passed))
     return '\n'.join(out)
+
+
+def report_name(kinds=None, only=''):
+    """The reports' file name without extension: 'verify' for a run of every kind, else
+    'verify-' and the selection (the kinds joined by '+', 'only-' and a hash of the name
+    pattern), so a selective run never overwrites the full report."""
+    parts = []
+    if kinds and set(kinds) != set(KINDS):
+        parts.append('+'.join(k for k in KINDS if k in kinds) or 'none')
+    if only:
+        parts.append('only-' + hashlib.sha1(only.encode('utf-8')).hexdigest()[:8])
+    return '-'.join(['verify'] + parts)
+
+
+def report_paths(dest, lab='', kinds=None, only=''):
+    """(JSON path, JUnit XML path) of a run's reports: dest/<lab>/<report_name>.json and .xml
+    (no lab directory without a lab name), so two labs never overwrite each other's."""
+    where = os.path.join(dest, lab) if lab else dest
+    name = report_name(kinds, only)
+    return os.path.join(where, name + '.json'), os.path.join(where, name + '.xml')
 
 
 def junit(rows, suite='k8slab.podnet verify'):

@@ -172,7 +172,7 @@ def test_netns_backend_builds_verifies_and_goes(tmp_path):
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
                             check=False)
         assert up.returncode == 0, up.stdout[-6000:] + up.stderr[-3000:]
-        with open(str(tmp_path / 'verify.json')) as f:
+        with open(str(tmp_path / LAB / 'verify.json')) as f:
             report = json.load(f)
         assert (report['backend'], report['lab'], report['failed']) == ('netns', LAB, 0)
         results = report['results']

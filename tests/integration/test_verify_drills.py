@@ -39,13 +39,15 @@ class Lab(object):
     def verify(self, only='', **extra):
         """playbooks/verify.yml against this lab; returns (playbook result, report rows by
         check name)."""
-        report = os.path.join(self.reports, 'verify.json')
-        if os.path.exists(report):
-            os.unlink(report)
+        # Reports go to <dir>/<lab>/, named by the selection (verify-<kinds>-only-<hash>.json).
+        where = os.path.join(self.reports, self.name)
+        for old in os.listdir(where):
+            os.unlink(os.path.join(where, old))
         extra_vars = dict(lab_name=self.name, verify_only=only, verify_retries=1)
         extra_vars.update(extra)
         res = run_playbook('playbooks/verify.yml', inventory=INVENTORY, extra_vars=extra_vars,
                            env={'K8SLAB_REPORT_DIR': self.reports})
+        report, = [os.path.join(where, f) for f in os.listdir(where) if f.endswith('.json')]
         with open(report) as f:
             data = json.load(f)
         return res, dict((r['name'], r) for r in data['results'])
@@ -59,10 +61,10 @@ def lab():
         res = run_playbook('site.yml', inventory=INVENTORY, extra_vars={'lab_name': name},
                            env={'K8SLAB_REPORT_DIR': reports})
         assert res.rc == 0, res
-        with open(os.path.join(reports, 'verify.json')) as f:
+        with open(os.path.join(reports, name, 'verify.json')) as f:
             report = json.load(f)
         assert report['failed'] == 0 and report['checks'] > 40, report
-        with open(os.path.join(reports, 'verify.xml')) as f:
+        with open(os.path.join(reports, name, 'verify.xml')) as f:
             xml = f.read()
         assert '<testsuites name="k8slab.podnet verify" tests="%d" failures="0"' \
             % report['checks'] in xml

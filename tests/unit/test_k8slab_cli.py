@@ -17,6 +17,7 @@ from ansible_collections.k8slab.podnet.plugins.plugin_utils.k8slab_cli.lab impor
 
 def test_the_table_holds_todays_subcommands():
     assert [c.name for c in main.SUBCOMMANDS][:4] == ['up', 'down', 'status', 'exec']
+    assert {'drill', 'heal'} <= set(c.name for c in main.SUBCOMMANDS)
 
 
 def test_a_subcommand_added_to_the_table_is_parsed_and_run(monkeypatch):

@@ -98,7 +98,7 @@ def test_wiring_of_the_reference_lab():
     hostonly = [{'name': 'vboxnet0', 'netns': 'hc-hostonly', 'master': 'br0', 'peer': 'vboxnet0',
                  'peer_netns': 'hc-host', 'addresses': ['192.168.56.1/24']}] + [
         {'name': n, 'netns': 'hc-hostonly', 'master': 'br0', 'peer': 'eth1',
-         'peer_netns': 'hc-%s' % n, 'addresses': ['%s/24' % IPS[n]]} for n in NODES]
+         'peer_netns': 'hc-%s' % n, 'mtu': 1500, 'addresses': ['%s/24' % IPS[n]]} for n in NODES]
     outside = [{'name': n, 'netns': 'hc-outside', 'master': 'br0', 'peer': 'wan0',
                 'peer_netns': 'hc-%s-nat' % n, 'addresses': ['203.0.113.%d/24' % (10 + i)],
                 'routes': [{'dst': 'default', 'via': '203.0.113.1'}]}

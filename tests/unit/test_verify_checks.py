@@ -182,7 +182,7 @@ def test_report_and_table(checks):
                                   '192.168.56.11 10.244.1.3; observed 10.244.2.1 10.0.2.2 !N '
                                   '(hop 2: expected 192.168.56.11, observed 10.0.2.2)')
     assert rows[1]['passed'] is False and 'returned no result' in rows[1]['reason']
-    table = verify_table(rows).splitlines()
+    table = verify_table(rows, 200).splitlines()
     assert table[0].split() == ['check', 'source', 'target', 'expected', 'observed', 'result']
     assert table[2].endswith('FAIL') and 'node-1/httpd (10.244.1.3)' in table[2]
     assert table[-1] == '2 checks: 0 passed, 2 failed'

@@ -16,13 +16,13 @@ import signal
 import sys
 
 from ansible_collections.k8slab.podnet.plugins.plugin_utils.k8slab_cli import (
-    capture, graph, nodeexec, playbook, status)
+    capture, drill, graph, heal, nodeexec, playbook, status)
 from ansible_collections.k8slab.podnet.plugins.plugin_utils.k8slab_cli.lab import (
     DEFAULT_INVENTORY)
 
 # The command table, in the help's order.
 SUBCOMMANDS = (playbook.UP, playbook.DOWN, status.STATUS, nodeexec.EXEC, graph.GRAPH,
-               capture.CAPTURE)
+               capture.CAPTURE, drill.DRILL, heal.HEAL)
 
 DESCRIPTION = 'k8slab - the single-host lab from the command line.'
 EXAMPLES = """

@@ -51,9 +51,16 @@ options:
           - C(mtu) expects MTU O(probes[].mtu) on O(probes[].dev) and, when the probe runs in a
             pod (its O(probes[].netns) is not the module's O(netns)), on the node end of that
             veth too.
+          - C(pod_netns) expects the process of container O(probes[].container) of pod
+            O(probes[].pod) in the pause process's network namespace (same C(ns/net) inode,
+            also that of C(/run/netns/<pod>)); the module reads the node's pod records.
+          - C(localhost) is C(http) to a loopback address, from inside a pod.
+          - C(store) expects the host-local store file of pod O(probes[].pod)'s address on
+            O(probes[].dev) in directory O(probes[].store) to hold the pod's sandbox id and
+            O(probes[].dev) (C(<id>\\r\\neth0)).
         type: str
         required: true
-        choices: [address, http, mtu, path, reach, route, unreach]
+        choices: [address, http, localhost, mtu, path, pod_netns, reach, route, store, unreach]
       netns:
         description:
           - Run this probe inside this named network namespace (a pod of the node), as
@@ -115,6 +122,17 @@ options:
       mtu:
         description: For C(mtu), the expected MTU in bytes.
         type: int
+      pod:
+        description: For C(pod_netns) and C(store), the pod's name (its record and namespace).
+        type: str
+      container:
+        description: For C(pod_netns), the container's name in the pod.
+        type: str
+      store:
+        description:
+          - For C(store), the host-local store directory of the network, for example
+            C(/var/lib/cni/networks/cbr0).
+        type: path
   netns:
     description:
       - Run all probes inside this named network namespace (like C(ip -n)); a probe's own
@@ -283,6 +301,9 @@ def main():
         status=dict(type='int', default=200),
         body=dict(type='str'),
         mtu=dict(type='int'),
+        pod=dict(type='str'),
+        container=dict(type='str'),
+        store=dict(type='path'),
     )
     module = AnsibleModule(
         argument_spec=dict(

@@ -705,9 +705,14 @@ class PodNetns(Kind):
         expected = self.expected(p)
         if observed.get('error'):
             return False, expected, observed['error'], observed['error']
-        text = 'pid %s net:[%s], sandbox pid %s net:[%s], /run/netns/%s net:[%s]' % (
-            observed['pid'] or '-', observed['container'] or '-', observed['sandbox_pid'] or '-',
-            observed['sandbox'] or '-', p['pod'], observed['pinned'] or '-')
+        inodes = (observed['container'], observed['sandbox'], observed['pinned'])
+        if len(set(inodes)) == 1:
+            text = 'pid %s, pause %s: net:[%s]' % (observed['pid'], observed['sandbox_pid'],
+                                                   observed['container'])
+        else:
+            text = 'pid %s net:[%s], pause %s net:[%s], /run/netns/%s net:[%s]' % (
+                observed['pid'] or '-', inodes[0] or '-', observed['sandbox_pid'] or '-',
+                inodes[1] or '-', p['pod'], inodes[2] or '-')
         if not observed['pid']:
             return False, expected, text, 'container %s is not running' % p['container']
         if not observed['sandbox']:

@@ -16,7 +16,7 @@ from ansible_collections.k8slab.podnet.plugins.plugin_utils.k8slab_cli.lab impor
 
 
 def test_the_table_holds_todays_subcommands():
-    assert [c.name for c in main.SUBCOMMANDS] == ['up', 'down', 'status', 'exec']
+    assert [c.name for c in main.SUBCOMMANDS] == ['up', 'down', 'status', 'pods', 'logs', 'exec']
 
 
 def test_a_subcommand_added_to_the_table_is_parsed_and_run(monkeypatch):
@@ -50,5 +50,7 @@ def test_the_launcher_runs_from_the_repository():
     out = subprocess.run([os.path.join(ROOT, 'scripts', 'k8slab'), '--help'],
                          capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
-    for line in ('k8slab up ', 'k8slab down ', 'k8slab status [--json]', 'k8slab exec NODE/POD'):
+    for line in ('k8slab up ', 'k8slab down ', 'k8slab status [--json]', 'k8slab exec NODE/POD',
+                 'k8slab pods [NODE] [-o wide|json]', 'k8slab logs NODE/POD [-c CONTAINER]',
+                 'k8slab exec NODE/POD -c CONTAINER'):
         assert line in out.stdout

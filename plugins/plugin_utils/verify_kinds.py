@@ -152,20 +152,24 @@ class Http(Kind):
     def checks(self, lab, opts):
         for web in lab.pods:
             w = '%s/%s' % (web['node'], web['name'])
+            several = len(pod_containers(web)) > 1
             for c in _served(web):
                 body = str(opts['http_body']).format(pod=web['name'], node=web['node'],
                                                      container=c['name'])
                 port = int(c.get('port') or opts['http_port'])
-                yield lab.check('http %s -> %s:%d' % (web['node'], w, port), self.name,
+                # the container in the name where the pod has several (two may share a port)
+                named = ' (%s)' % c['name'] if several else ''
+                at = '%s:%d%s' % (w, port, named)
+                yield lab.check('http %s -> %s' % (web['node'], at), self.name,
                                 web['node'], w, port=port, body=body)
                 for y in lab.order:
                     client = next(iter(lab.pods_on(y)), None) if y != web['node'] else None
                     if client:
-                        yield lab.check('http %s/%s -> %s:%d' % (y, client['name'], w, port),
+                        yield lab.check('http %s/%s -> %s' % (y, client['name'], at),
                                         self.name, '%s/%s' % (y, client['name']), w, port=port,
                                         body=body)
-                yield lab.check('http %s -> %s:%d/hello' % (web['node'], w, port), self.name,
-                                web['node'], w, port=port, url_path='/hello',
+                yield lab.check('http %s -> %s:%d/hello%s' % (web['node'], w, port, named),
+                                self.name, web['node'], w, port=port, url_path='/hello',
                                 body='HELLO %s' % web['name'])
 
 

@@ -177,6 +177,55 @@ def test_pod_taken_out_of_the_inventory_is_removed(lab, tmp_path):
     assert record(lab, 'node-2', 'app-2')['ready'] == '1/1'
 
 
+def snapshot(lab, node):
+    """What a failed run must not change: the store, libcni's cache, the records' ids."""
+    return (store_files(lab, node), cni_ids(lab, node),
+            sorted(r['sandbox_id'] for r in P.list_pods(runtime(lab, node))))
+
+
+def test_cni_plugin_missing_or_failing_is_named_and_leaves_nothing(lab, tmp_path):
+    if WIRING[lab] != 'cni':
+        pytest.skip('the real plugins only run with pods_wiring=cni')
+    # A CNI_PATH without portmap: the run fails naming it before any plugin runs.
+    bin_dir = tmp_path / 'cni'
+    bin_dir.mkdir()
+    for plugin in ('bridge', 'host-local', 'loopback'):
+        os.symlink('/usr/lib/cni/' + plugin, str(bin_dir / plugin))
+    before = snapshot(lab, 'node-2')
+    r = k8slab('--lab', lab, 'up', '-e', 'pods_wiring=cni', '-e',
+               json.dumps({'pods_cni_path': [str(bin_dir)]}))
+    assert r.returncode != 0
+    assert "plugin 'portmap' named in the conflist is not in CNI_PATH %s" % bin_dir in r.stdout, \
+        r.stdout[-3000:]
+    assert snapshot(lab, 'node-2') == before
+
+    # A portmap that fails half way through ADD (after flannel/bridge/host-local ran) for the
+    # new sandbox of a killed pause: the plugin's own code and message; ADD rolled back by DEL.
+    fake = bin_dir / 'portmap'
+    fake.write_text('#!/bin/sh\ncat >/dev/null\n[ "$CNI_COMMAND" = DEL ] && exit 0\n'
+                    'echo \'{"cniVersion":"0.3.1","code":11,"msg":"hL portmap refuses"}\'\n'
+                    'exit 1\n')
+    fake.chmod(0o755)
+    seed = record(lab, 'node-2', 'test-pod')
+    os.kill(seed['sandbox']['pid'], signal.SIGKILL)
+    assert wait_dead(seed['sandbox']['pid'])
+    r = k8slab('--lab', lab, 'up', '-e', 'pods_wiring=cni', '-e',
+               json.dumps({'pods_cni_path': [str(bin_dir)]}))
+    assert r.returncode != 0
+    assert 'plugin type="portmap" name="cbr0" failed (add): [code 11] hL portmap refuses' \
+        in r.stdout, r.stdout[-3000:]
+    new_id = record(lab, 'node-2', 'test-pod')['sandbox']['id']
+    assert new_id != seed['sandbox']['id']
+    store, (cached, saved), dummy = snapshot(lab, 'node-2')
+    assert new_id.encode() not in b''.join(store.values())
+    assert new_id not in cached and new_id not in saved
+    # the old sandbox's attachment was deleted before; the next run wires the new one
+    assert seed['sandbox']['id'] not in cached
+    assert_up(lab)
+    assert record(lab, 'node-2', 'test-pod')['ready'] == '2/2'
+    assert_wiring(lab, 'node-2')
+
+
 def test_rerun_changes_nothing(lab):
     r = assert_up(lab)
     counts = re.findall(r'changed=(\d+)', r.stdout)

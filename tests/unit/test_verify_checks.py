@@ -107,11 +107,11 @@ def test_http_checks_derive_from_every_http_container():
     facts = dict((n, {'ipam': {}}) for n in NODES)
     facts['node-2']['ipam']['10.244.2.9'] = {'container_id': 'x', 'pod': 'test-pod'}
     got = dict((c['name'], c) for c in verify_checks(dict(nodes=NODES, pods=pods), facts))
-    c = got['http node-1/httpd -> node-2/test-pod:8080']
+    c = got['http node-1/httpd -> node-2/test-pod:8080 (lab-web-2)']
     assert (c['target'], c['port'], c['body']) == (
         '10.244.2.9', 8080, 'pod test-pod on node node-2, container lab-web-2')
-    assert 'http node-2 -> node-2/test-pod:80' in got
-    assert got['http node-2 -> node-2/test-pod:8080/hello']['body'] == 'HELLO test-pod'
+    assert 'http node-2 -> node-2/test-pod:80 (lab-web)' in got
+    assert got['http node-2 -> node-2/test-pod:8080/hello (lab-web-2)']['body'] == 'HELLO test-pod'
     # localhost: each container reaches every other's port, inside the pod's namespace
     local = sorted(n for n in got if n.startswith('localhost '))
     assert local == ['localhost node-2/test-pod lab-web -> lab-web-2:8080',

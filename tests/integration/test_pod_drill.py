@@ -102,7 +102,7 @@ def test_cli_pods_logs_exec_and_status(lab):
     hello, body, netns, prompt = [x for x in requests.stdout.splitlines() if x]
     assert hello == 'HELLO test-pod' and body.endswith('container lab-web')
     assert netns == 'net:[%d]' % os.stat('/proc/%d/ns/net' % seed['sandbox_pid']).st_ino
-    assert prompt == '[%s node-2/test-pod/lab-web] $' % name
+    assert prompt == '[%s node-2/test-pod/lab-web] $ ' % name
     log = k8slab('--lab', name, 'logs', 'node-2/test-pod', '-c', 'lab-web-2', '--tail', '1')
     assert log.returncode == 0 and '"GET /hello HTTP/1.1" 200' in log.stdout, log
     r = k8slab('--lab', name, 'logs', 'node-2/test-pod')
@@ -119,7 +119,11 @@ def test_cli_pods_logs_exec_and_status(lab):
                  for p in n['pods'])
     assert (node2['test-pod']['ready'], node2['test-pod']['status']) == ('2/2', 'Running')
     assert node2['test-pod']['store'] == 'cbr0:%s' % seed['ip']
-    assert 'READY' in k8slab('--lab', name, 'status').stdout.splitlines()[5]
+    table = k8slab('--lab', name, 'status').stdout.splitlines()
+    assert [x.split()[3:] for x in table if x.startswith('NODE/POD')] == [['PID', 'READY',
+                                                                          'STATUS']]
+    assert [x.split()[4:] for x in table if x.startswith('node-2/test-pod ')] == [
+        ['2/2', 'Running']]
 
 
 def test_pod_netns_fails_for_a_process_outside_the_sandbox(lab):

@@ -120,7 +120,7 @@ def test_cli_pods_logs_exec_and_status(lab):
     assert (node2['test-pod']['ready'], node2['test-pod']['status']) == ('2/2', 'Running')
     assert node2['test-pod']['store'] == 'cbr0:%s' % seed['ip']
     table = k8slab('--lab', name, 'status').stdout.splitlines()
-    assert [x.split()[3:] for x in table if x.startswith('NODE/POD')] == [['PID', 'READY',
+    assert [x.split()[4:] for x in table if x.startswith('NODE/POD')] == [['PID', 'READY',
                                                                           'STATUS']]
     assert [x.split()[4:] for x in table if x.startswith('node-2/test-pod ')] == [
         ['2/2', 'Running']]
@@ -167,7 +167,8 @@ def test_port_conflict_drill(lab):
         'Exited', 'Error', 1, BIND_ERROR)
     assert BIND_ERROR in k8slab('--lab', name, 'logs', 'node-2/test-pod', '-c', 'lab-web-2').stdout
     wide = k8slab('--lab', name, 'pods', '-o', 'wide').stdout
-    assert 'lab-web-2  Exited (Error, exit 1)  pid %s: %s' % (web2['pid'], BIND_ERROR) in wide
+    assert 'lab-web-2  Exited (Error, exit 1)  pid %s: %s' % (web2['pid'] or '-', BIND_ERROR) \
+        in wide
     r = k8slab('--lab', name, 'exec', 'node-2/test-pod', '-c', 'lab-web-2', '--', 'true')
     assert r.returncode != 0 and 'lab-web-2 of pod test-pod is not running (Exited, Error)' \
         in r.stderr

@@ -198,10 +198,9 @@ def test_select_by_kind_tag_and_name(checks):
 
 def test_probes_are_per_node_and_module_shaped(checks):
     probes = verify_probes(list(checks.values()), 'node-2')
-    assert probes and all(set(p) <= {'name', 'kind', 'netns', 'target', 'hops', 'bind_dev',
-                                     'dev', 'gateway', 'forbid_dev', 'address', 'port',
-                                     'body', 'url_path', 'pod', 'container', 'store'}
-               for p in probes)
+    keys = {'name', 'kind', 'netns', 'target', 'hops', 'bind_dev', 'dev', 'gateway',
+            'forbid_dev', 'address', 'port', 'body', 'url_path', 'pod', 'container', 'store'}
+    assert probes and all(set(p) <= keys for p in probes)
     assert all(checks[p['name']]['node'] == 'node-2' for p in probes)
 
 

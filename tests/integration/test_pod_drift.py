@@ -1,6 +1,6 @@
 """Pods on a built lab (site.yml through scripts/k8slab): the node's pod record drives them, and
 drift converges on the next run (issue 11 §4, issue 12). Needs root; builds its own lab named
-hd<4 hex> (hdc<4 hex> wired by the real CNI plugins, pods_wiring=cni) and tears it down. Both
+hd<4 hex> (hlc<4 hex> wired by the real CNI plugins, pods_wiring=cni) and tears it down. Both
 wirings must pass every check.
 
 - the namespace of a running pod deleted by hand (`ip netns del httpd` inside node-1): the next
@@ -70,7 +70,7 @@ def assert_up(lab, *extra):
 
 @pytest.fixture(scope='module', params=['modules', 'cni'])
 def lab(request):
-    name = ('hd' if request.param == 'modules' else 'hdc') + secrets.token_hex(2)
+    name = ('hd' if request.param == 'modules' else 'hlc') + secrets.token_hex(2)
     WIRING[name] = request.param
     try:
         assert_up(name)

@@ -1,5 +1,5 @@
 """Seed 000's story on a built lab, and the k8slab CLI that shows it (issue 12 §3, §4). Needs
-root; builds its own lab named hr<4 hex> (pods wired by the modules) and tears it down.
+root; builds its own lab named hlr<4 hex> (pods wired by the modules) and tears it down.
 
 - the port-conflict drill: test-pod's second container moved onto the taken port 80 fails with
   EADDRINUSE, the pod shows 1/2 Error, lab-web keeps serving, the pod's IP does not change, and
@@ -52,13 +52,13 @@ def up(lab, reports, *extra):
 
 @pytest.fixture(scope='module')
 def lab(tmp_path_factory):
-    name = 'hr' + secrets.token_hex(2)
-    reports = tmp_path_factory.mktemp('hr-reports')
+    name = 'hlr' + secrets.token_hex(2)
+    reports = tmp_path_factory.mktemp('hlr-reports')
     try:
         r, rows = up(name, reports)
         assert r.returncode == 0 and rows and all(x['passed'] for x in rows.values()), \
             r.stdout[-4000:]
-        yield dict(name=name, reports=reports, tmp=tmp_path_factory.mktemp('hr'))
+        yield dict(name=name, reports=reports, tmp=tmp_path_factory.mktemp('hlr'))
     finally:
         k8slab('--lab', name, 'down')
 

@@ -283,6 +283,15 @@ def ipam_containers(sandboxes, ifname='eth0'):
             for s in sandboxes or []]
 
 
+def cni_attachments(sandboxes, ifname='eth0'):
+    """k8slab.podnet.cni_attachment ``attachments`` for pod_sandbox ``sandboxes`` ({name, id,
+    netns}): CNI_CONTAINERID is the sandbox id and CNI_NETNS the sandbox's namespace, as
+    kubelet hands them to the runtime (seed 000). Bare container ids give a DEL-only entry."""
+    return [{'container_id': s['id'], 'netns': s['netns'], 'ifname': ifname}
+            if isinstance(s, dict) else {'container_id': s, 'ifname': ifname}
+            for s in sandboxes or []]
+
+
 def pod_veth_pairs(allocations, bridge, cluster_cidr, mtu=None, hairpin=True, sandboxes=None):
     """k8slab.podnet.veth ``pairs`` for pods from k8slab.podnet.cni_ipam ``allocations``: the
     host end on the bridge, ``eth0`` (the allocation's ifname) in the pod namespace, with the
@@ -318,5 +327,6 @@ class FilterModule(object):
             'pod_veth_name': pod_veth_name,
             'pod_veth_pairs': pod_veth_pairs,
             'ipam_containers': ipam_containers,
+            'cni_attachments': cni_attachments,
             'pod_specs': pod_specs,
         }

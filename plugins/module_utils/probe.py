@@ -38,6 +38,7 @@ import time
 
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
     IprouteError, validate_ifname, validate_netns_name)
+from ansible_collections.k8slab.podnet.plugins.module_utils import pods as podrt
 
 CLONE_NEWNET = 0x40000000
 SOL_IP = 0
@@ -844,6 +845,48 @@ class Dns(Kind):
                 if a not in answers:
                     answers.append(a)
         return dict(answers=answers, seconds=seconds, rc=proc.returncode)
+def _pod_record(p):
+    """The pod's record in the node's runtime dir (docs/pods.md), or ProbeError."""
+    rec = podrt.read_record(p.get('runtime_dir') or podrt.RUNTIME_DIR, p['pod'])
+    if rec is None:
+        raise ProbeError('pod %s has no record in %s' % (
+            p['pod'], podrt.pods_dir(p.get('runtime_dir') or podrt.RUNTIME_DIR)))
+    return rec
+
+
+def _net_inode(pid_or_path):
+    path = '/proc/%d/ns/net' % pid_or_path if isinstance(pid_or_path, int) else pid_or_path
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
+@register
+class PodNetns(Kind):
+    """A container's process is in its sandbox's network namespace: the ``ns/net`` inode of
+    the container's pid equals the pause process's and ``/run/netns/<pod>``'s."""
+    name = 'pod_netns'
+    needs_target = False
+
+    def validate(self, p, what):
+        for key in ('pod', 'container'):
+            if not p.get(key) or '/' in p[key]:
+                raise ProbeInputError('%s: kind pod_netns needs pod and container (names), got '
+                                      '%s %r' % (what, key, p.get(key)))
+
+    def expected(self, p):
+        return '%s in the sandbox netns' % p.get('container')
+
+    def observe(self, p, wait, ip_bin):
+        runtime = p.get('runtime_dir') or podrt.RUNTIME_DIR
+        rec = _pod_record(p)
+        spid = podrt.pause_pid(runtime, rec)
+        cpid = podrt.read_pid(podrt.container_files(runtime, p['pod'], p['container'])['pid'])
+        return dict(sandbox_pid=spid, sandbox=_net_inode(spid) if spid else None,
+                    pinned=_net_inode(os.path.join(podrt.NETNS_DIR, p['pod'])),
+                    pid=cpid if cpid and podrt.alive(cpid) else None,
+                    container=_net_inode(cpid) if cpid and podrt.alive(cpid) else None)
 
     def judge(self, p, observed):
         expected = self.expected(p)
@@ -861,6 +904,83 @@ class Dns(Kind):
             reasons.append('took %.2fs, more than %gs (a resolver that cannot be reached?)'
                            % (seconds, p.get('max_seconds') or 1.0))
         return not reasons, expected, text, '; '.join(reasons)
+        inodes = (observed['container'], observed['sandbox'], observed['pinned'])
+        if len(set(inodes)) == 1:
+            text = 'pid %s, pause %s: net:[%s]' % (observed['pid'], observed['sandbox_pid'],
+                                                   observed['container'])
+        else:
+            text = 'pid %s net:[%s], pause %s net:[%s], /run/netns/%s net:[%s]' % (
+                observed['pid'] or '-', inodes[0] or '-', observed['sandbox_pid'] or '-',
+                inodes[1] or '-', p['pod'], inodes[2] or '-')
+        if not observed['pid']:
+            return False, expected, text, 'container %s is not running' % p['container']
+        if not observed['sandbox']:
+            return False, expected, text, 'the sandbox (pause) of %s is not running' % p['pod']
+        if not observed['container'] == observed['sandbox'] == observed['pinned']:
+            return False, expected, text, 'container %s is in another network namespace' \
+                % p['container']
+        return True, expected, text, ''
+
+
+@register
+class Localhost(Http):
+    """An HTTP GET to 127.0.0.1 inside a pod: one container reaches another on localhost."""
+    name = 'localhost'
+
+    def validate(self, p, what):
+        Http.validate(self, p, what)
+        if not str(p.get('target', '')).startswith('127.'):
+            raise ProbeInputError('%s: kind localhost probes a loopback address, not %r'
+                                  % (what, p.get('target')))
+
+
+@register
+class Store(Kind):
+    """The host-local store file of the pod's live eth0 address holds ``<sandbox id>\\r\\n<dev>``
+    (host-local 1.1's format; the sandbox id from the pod's record)."""
+    name = 'store'
+    needs_target = False
+
+    def validate(self, p, what):
+        if not p.get('pod') or '/' in p['pod'] or not p.get('store') or not p.get('dev'):
+            raise ProbeInputError('%s: kind store needs pod, store and dev, got %r, %r, %r'
+                                  % (what, p.get('pod'), p.get('store'), p.get('dev')))
+
+    def expected(self, p):
+        return 'sandbox id\\r\\n%s' % p.get('dev')
+
+    def observe(self, p, wait, ip_bin):
+        sid = (_pod_record(p).get('sandbox') or {}).get('id')
+        links = ip_json(ip_bin, p['pod'], ['-4', 'addr', 'show', 'dev', p['dev']])
+        ips = [a['local'] for link in links for a in link.get('addr_info', [])]
+        content = None
+        if ips:
+            try:
+                with open(os.path.join(p['store'], ips[0]), 'rb') as f:
+                    content = f.read().decode('utf-8', 'replace')
+            except (IOError, OSError):
+                pass
+        return dict(sandbox_id=sid, ip=ips[0] if ips else None, content=content)
+
+    def judge(self, p, observed):
+        expected = self.expected(p)
+        if observed.get('error'):
+            return False, expected, observed['error'], observed['error']
+        sid, ip, content = observed['sandbox_id'], observed['ip'], observed['content']
+        if not ip:
+            return False, expected, 'no address on %s' % p['dev'], \
+                'pod %s has no address on %s' % (p['pod'], p['dev'])
+        shown = 'no store file'
+        if content is not None:
+            shown = content.replace('\r', '\\r').replace('\n', '\\n')
+            if sid:
+                shown = shown.replace(sid, sid[:13] + '...')  # crictl's short id
+        text = '%s: %s' % (ip, shown)
+        want = '%s\r\n%s' % (sid, p['dev'])
+        if content == want:
+            return True, expected, text, ''
+        return False, expected, text, 'store file %s/%s does not hold sandbox %s and %s' % (
+            p['store'], ip, (sid or '?')[:13], p['dev'])
 
 
 # ---- running probes ------------------------------------------------------------------------

@@ -59,9 +59,17 @@ options:
           - C(dns) expects the C library to resolve O(probes[].qname) (in a container of the
             pod, with the pod's resolv.conf) to O(probes[].answer) within
             O(probes[].max_seconds).
+          - C(pod_netns) expects the process of container O(probes[].container) of pod
+            O(probes[].pod) in the pause process's network namespace (same C(ns/net) inode,
+            also that of C(/run/netns/<pod>)); the module reads the node's pod records.
+          - C(localhost) is C(http) to a loopback address, from inside a pod.
+          - C(store) expects the host-local store file of pod O(probes[].pod)'s address on
+            O(probes[].dev) in directory O(probes[].store) to hold the pod's sandbox id and
+            O(probes[].dev) (C(<id>\\r\\neth0)).
         type: str
         required: true
-        choices: [address, dns, http, mtu, nodeport, outside, path, reach, route, service, unreach]
+        choices: [address, dns, http, localhost, mtu, nodeport, outside, path, pod_netns, reach, route,
+                  service, store, unreach]
       netns:
         description:
           - Run this probe inside this named network namespace (a pod of the node), as
@@ -141,6 +149,17 @@ options:
         description: For C(dns), the longest the lookup may take.
         type: float
         default: 1.0
+      pod:
+        description: For C(pod_netns) and C(store), the pod's name (its record and namespace).
+        type: str
+      container:
+        description: For C(pod_netns), the container's name in the pod.
+        type: str
+      store:
+        description:
+          - For C(store), the host-local store directory of the network, for example
+            C(/var/lib/cni/networks/cbr0).
+        type: path
   netns:
     description:
       - Run all probes inside this named network namespace (like C(ip -n)); a probe's own
@@ -310,6 +329,9 @@ def main():
         qname=dict(type='str'),
         answer=dict(type='str'),
         max_seconds=dict(type='float', default=1.0),
+        pod=dict(type='str'),
+        container=dict(type='str'),
+        store=dict(type='path'),
     )
     module = AnsibleModule(
         argument_spec=dict(

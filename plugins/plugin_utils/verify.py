@@ -28,7 +28,8 @@ for _name in KINDS:
         raise ImportError('check kind %r has no probe in module_utils/probe.py' % _name)
 
 DEFAULT_OPTIONS = dict(nat_address='10.0.2.15/24', nat_isolated=True, outside_ip='',
-                       http_port=80, http_body='pod {pod}')
+                       http_port=80,
+                       http_body='pod {pod} on node {node}, container {container}')
 # Run tags that mean "everything" rather than a choice of kinds.
 ALL_TAGS = ('all', 'verify')
 

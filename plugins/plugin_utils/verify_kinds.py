@@ -24,6 +24,9 @@ from ansible_collections.k8slab.podnet.plugins.module_utils.kubeproxy import (
 from ansible_collections.k8slab.podnet.plugins.plugin_utils.verify_registry import (
     Kind, register, with_prefix)
 
+# The host-local store of the lab's network when the options do not name it.
+DEFAULT_STORE = '/var/lib/cni/networks/cbr0'
+
 
 def _pick_source(lab, node, target):
     """The pod of node that path checks start from: a client rather than httpd when there is
@@ -136,24 +139,41 @@ class Reach(Kind):
                                 bind_dev=lab.nat)
 
 
+def _served(pod):
+    """The containers of a lab_pods entry that serve HTTP (the long form's or the shorthand's
+    one container, legacy ``httpd`` included), each with its port."""
+    return [c for c in pod_containers(pod) if c.get('workload') == 'http']
+
+
 @register
 class Http(Kind):
-    """httpd answers from its node and from a pod on every other node."""
+    """Every HTTP container answers (its pod, node and container in the body) from its node and
+    from a pod on every other node; ``/hello`` answers ``HELLO <pod>`` from the node."""
     name = 'http'
     keys = ('port', 'url_path', 'status', 'body')
 
     def checks(self, lab, opts):
-        for web in [p for p in lab.pods if p.get('workload') == 'httpd']:
-            body = str(opts['http_body']).format(pod=web['name'], node=web['node'])
+        for web in lab.pods:
             w = '%s/%s' % (web['node'], web['name'])
-            port = int(opts['http_port'])
-            yield lab.check('http %s -> %s' % (web['node'], w), self.name, web['node'], w,
-                            port=port, body=body)
-            for y in lab.order:
-                client = next(iter(lab.pods_on(y)), None) if y != web['node'] else None
-                if client:
-                    yield lab.check('http %s/%s -> %s' % (y, client['name'], w), self.name,
-                                    '%s/%s' % (y, client['name']), w, port=port, body=body)
+            several = len(pod_containers(web)) > 1
+            for c in _served(web):
+                body = str(opts['http_body']).format(pod=web['name'], node=web['node'],
+                                                     container=c['name'])
+                port = int(c.get('port') or opts['http_port'])
+                # the container in the name where the pod has several (two may share a port)
+                named = ' (%s)' % c['name'] if several else ''
+                at = '%s:%d%s' % (w, port, named)
+                yield lab.check('http %s -> %s' % (web['node'], at), self.name,
+                                web['node'], w, port=port, body=body)
+                for y in lab.order:
+                    client = next(iter(lab.pods_on(y)), None) if y != web['node'] else None
+                    if client:
+                        yield lab.check('http %s/%s -> %s' % (y, client['name'], at),
+                                        self.name, '%s/%s' % (y, client['name']), w, port=port,
+                                        body=body)
+                yield lab.check('http %s -> %s:%d/hello%s' % (web['node'], w, port, named),
+                                self.name, web['node'], w, port=port, url_path='/hello',
+                                body='HELLO %s' % web['name'])
 
 
 @register
@@ -356,3 +376,62 @@ class Outside(Kind):
                 yield lab.check('outside %s/%s -> %s' % (x, c['name'], opts['outside_ip']),
                                 self.name, '%s/%s' % (x, c['name']), opts['outside_ip'],
                                 port=80, url_path='/', status=200)
+@register
+class PodNetns(Kind):
+    """Every container of a pod is in its sandbox's network namespace (same ``ns/net`` inode as
+    the pause process and ``/run/netns/<pod>``)."""
+    name = 'pod_netns'
+    keys = ('pod', 'container')
+    addressed = False
+
+    def checks(self, lab, opts):
+        for pod in lab.pods:
+            for c in pod_containers(pod):
+                at = '%s/%s/%s' % (pod['node'], pod['name'], c['name'])
+                check = lab.check('pod_netns %s' % at, self.name, pod['node'], None,
+                                  pod=pod['name'], container=c['name'])
+                check['to'] = at
+                yield check
+
+
+@register
+class Localhost(Kind):
+    """In a pod of several containers, each reaches every other's port on ``localhost``
+    (one IP, one port space: seed 000's lab-web :80 and lab-web-2 :8080)."""
+    name = 'localhost'
+    keys = ('port', 'url_path', 'status', 'body')
+
+    def checks(self, lab, opts):
+        for pod in lab.pods:
+            containers = pod_containers(pod)
+            if len(containers) < 2:
+                continue
+            for web in _served(pod):
+                for c in containers:
+                    if c['name'] == web['name']:
+                        continue
+                    port = int(web['port'])
+                    body = str(opts['http_body']).format(pod=pod['name'], node=pod['node'],
+                                                         container=web['name'])
+                    yield lab.check('localhost %s/%s %s -> %s:%d' % (
+                        pod['node'], pod['name'], c['name'], web['name'], port), self.name,
+                        '%s/%s' % (pod['node'], pod['name']), 'localhost:%d' % port,
+                        resolved='127.0.0.1', port=port, body=body)
+
+
+@register
+class Store(Kind):
+    """The host-local store file of each pod's address holds its sandbox id and ifname
+    (``<id>\\r\\neth0``: seed 000 ties 10.244.3.3 to the pause container this way)."""
+    name = 'store'
+    keys = ('pod', 'store', 'dev')
+    addressed = False
+
+    def checks(self, lab, opts):
+        store = opts.get('cni_store') or DEFAULT_STORE
+        for pod in lab.pods:
+            at = '%s/%s' % (pod['node'], pod['name'])
+            check = lab.check('store %s' % at, self.name, pod['node'], None, pod=pod['name'],
+                              store=store, dev='eth0')
+            check['to'] = at
+            yield check

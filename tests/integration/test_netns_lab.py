@@ -219,7 +219,8 @@ def test_cli_status_and_exec(lab):
     assert sorted(nodes) == sorted(NODES)
     assert nodes['node-2']['addresses'] == {'eth0': ['10.0.2.15/24'], 'eth1': ['192.168.56.12/24']}
     assert nodes['node-1']['pods'] == [{'name': 'kdpod', 'ip': '10.244.1.9/24',
-                                        'store': 'cbr0:10.244.1.9', 'pid': lab['pod_pid']}]
+                                        'store': 'cbr0:10.244.1.9', 'pid': lab['pod_pid'],
+                                        'ready': None, 'status': None}]  # no pod record
     assert nodes['node-2']['pods'] == []
     table = k8slab('status', '--lab', name).stdout
     assert re.search(r'node-1/kdpod +10\.244\.1\.9/24 +cbr0:10\.244\.1\.9 +%d' % lab['pod_pid'],

@@ -1,14 +1,19 @@
 """Pods on a built lab (site.yml through scripts/k8slab): the node's pod record drives them, and
 drift converges on the next run (issue 11 §4, issue 12). Needs root; builds its own lab named
-hd<4 hex> and tears it down.
+hd<4 hex> (hlc<4 hex> wired by the real CNI plugins, pods_wiring=cni) and tears it down. Both
+wirings must pass every check.
 
 - the namespace of a running pod deleted by hand (`ip netns del httpd` inside node-1): the next
   run stops the orphaned processes, removes the stale veth pair, rebuilds the pod, verifies;
 - a killed sandbox (pause) process: a new sandbox, the address as host-local gives it;
 - a killed container: reported Exited/Error, restarted by the next run (restartPolicy Always);
-- every pod's store file holds its sandbox id and eth0; a rerun changes nothing.
+- every pod's store file holds its sandbox id and eth0; a rerun changes nothing;
+- with pods_wiring=cni: libcni's cache holds one result per sandbox, a rebuilt sandbox's old
+  attachment is deleted (DEL: cache and flannel's saved delegate gone), and a pod taken out of
+  the inventory is deleted through the plugins.
 """
 
+import json
 import os
 import re
 import secrets
@@ -18,6 +23,7 @@ import sys
 import time
 
 import pytest
+import yaml
 
 from conftest import ROOT
 
@@ -52,16 +58,20 @@ def wait_dead(pid, timeout=5):
     return not P.alive(pid)
 
 
-def assert_up(lab):
-    r = k8slab('--lab', lab, 'up')
+WIRING = {}  # lab name -> pods_wiring
+
+
+def assert_up(lab, *extra):
+    r = k8slab('--lab', lab, 'up', '-e', 'pods_wiring=%s' % WIRING[lab], *extra)
     assert r.returncode == 0, r.stdout[-5000:] + r.stderr[-2000:]
     assert ' 0 failed' in r.stdout, r.stdout[-3000:]
     return r
 
 
-@pytest.fixture(scope='module')
-def lab():
-    name = 'hd' + secrets.token_hex(2)
+@pytest.fixture(scope='module', params=['modules', 'cni'])
+def lab(request):
+    name = ('hd' if request.param == 'modules' else 'hlc') + secrets.token_hex(2)
+    WIRING[name] = request.param
     try:
         assert_up(name)
         yield name
@@ -79,6 +89,20 @@ def store_files(lab, node):
     return out
 
 
+def cni_ids(lab, node):
+    """Container ids with a libcni cached result and with flannel's saved delegate."""
+    results = node_dir(lab, node, '/var/lib/cni/results')
+    saved = node_dir(lab, node, '/var/lib/cni/flannel')
+    return (sorted(f.split('-')[1] for f in os.listdir(results)) if os.path.isdir(results)
+            else [], sorted(os.listdir(saved)) if os.path.isdir(saved) else [])
+
+
+def assert_wiring(lab, node):
+    """cni: one cached result and saved delegate per sandbox, nothing else; modules: none."""
+    ids = sorted(r['sandbox_id'] for r in P.list_pods(runtime(lab, node)))
+    assert cni_ids(lab, node) == ((ids, ids) if WIRING[lab] == 'cni' else ([], []))
+
+
 def test_store_files_hold_sandbox_ids_and_records_are_ready(lab):
     for node, pods in (('node-1', ['app-3', 'client-1', 'httpd']),
                        ('node-2', ['app-1', 'app-2', 'client-2', 'test-pod'])):
@@ -90,6 +114,8 @@ def test_store_files_hold_sandbox_ids_and_records_are_ready(lab):
             assert store[r['ip']] == ('%s\r\neth0' % r['sandbox_id']).encode(), (r, store)
     seed = record(lab, 'node-2', 'test-pod')
     assert seed['ready'] == '2/2' and [c['port'] for c in seed['containers']] == [80, 8080]
+    for node in ('node-1', 'node-2'):
+        assert_wiring(lab, node)
 
 
 def test_netns_deleted_by_hand_converges(lab):
@@ -104,8 +130,9 @@ def test_netns_deleted_by_hand_converges(lab):
     assert after['sandbox']['id'] != before['sandbox']['id'] and after['ready'] == '1/1'
     ip = after['sandbox']['ip'].split('/')[0]
     assert store_files(lab, 'node-1')[ip] == ('%s\r\neth0' % after['sandbox']['id']).encode()
-    # The old sandbox id holds no address any more.
+    # The old sandbox id holds no address any more (cni: its attachment was deleted).
     assert before['sandbox']['id'].encode() not in b''.join(store_files(lab, 'node-1').values())
+    assert_wiring(lab, 'node-1')
 
 
 def test_killed_sandbox_and_killed_container_converge(lab):
@@ -128,6 +155,75 @@ def test_killed_sandbox_and_killed_container_converge(lab):
     assert seed2['sandbox']['id'] != seed['sandbox']['id'] and seed2['ready'] == '2/2'
     assert app2['sandbox']['id'] == app['sandbox']['id']  # only the container was restarted
     assert app2['ready'] == '1/1' and app2['containers'][0]['restarts'] == 1
+    assert_wiring(lab, 'node-2')
+
+
+def test_pod_taken_out_of_the_inventory_is_removed(lab, tmp_path):
+    gone = record(lab, 'node-2', 'app-2')
+    inventory = os.path.join(ROOT, 'inventories', 'topology.yml')
+
+    with open(inventory) as f:
+        pods = [p for p in yaml.safe_load(f)['lab_pods'] if p['name'] != 'app-2']
+    extra = tmp_path / 'pods.json'
+    extra.write_text(json.dumps({'lab_pods': pods}))
+    try:
+        assert_up(lab, '-e', '@%s' % extra)
+        assert record(lab, 'node-2', 'app-2') is None
+        assert gone['sandbox']['ip'].split('/')[0] not in store_files(lab, 'node-2')
+        assert not P.alive(gone["sandbox"]["pid"])
+        assert_wiring(lab, 'node-2')  # cni: DEL removed the cache entry and the delegate
+    finally:
+        assert_up(lab)
+    assert record(lab, 'node-2', 'app-2')['ready'] == '1/1'
+
+
+def snapshot(lab, node):
+    """What a failed run must not change: the store, libcni's cache, the records' ids."""
+    return (store_files(lab, node), cni_ids(lab, node),
+            sorted(r['sandbox_id'] for r in P.list_pods(runtime(lab, node))))
+
+
+def test_cni_plugin_missing_or_failing_is_named_and_leaves_nothing(lab, tmp_path):
+    if WIRING[lab] != 'cni':
+        pytest.skip('the real plugins only run with pods_wiring=cni')
+    # A CNI_PATH without portmap: the run fails naming it before any plugin runs.
+    bin_dir = tmp_path / 'cni'
+    bin_dir.mkdir()
+    for plugin in ('bridge', 'host-local', 'loopback'):
+        os.symlink('/usr/lib/cni/' + plugin, str(bin_dir / plugin))
+    before = snapshot(lab, 'node-2')
+    r = k8slab('--lab', lab, 'up', '-e', 'pods_wiring=cni', '-e',
+               json.dumps({'pods_cni_path': [str(bin_dir)]}))
+    assert r.returncode != 0
+    assert "plugin 'portmap' named in the conflist is not in CNI_PATH %s" % bin_dir in r.stdout, \
+        r.stdout[-3000:]
+    assert snapshot(lab, 'node-2') == before
+
+    # A portmap that fails half way through ADD (after flannel/bridge/host-local ran) for the
+    # new sandbox of a killed pause: the plugin's own code and message; ADD rolled back by DEL.
+    fake = bin_dir / 'portmap'
+    fake.write_text('#!/bin/sh\ncat >/dev/null\n[ "$CNI_COMMAND" = DEL ] && exit 0\n'
+                    'echo \'{"cniVersion":"0.3.1","code":11,"msg":"hL portmap refuses"}\'\n'
+                    'exit 1\n')
+    fake.chmod(0o755)
+    seed = record(lab, 'node-2', 'test-pod')
+    os.kill(seed['sandbox']['pid'], signal.SIGKILL)
+    assert wait_dead(seed['sandbox']['pid'])
+    r = k8slab('--lab', lab, 'up', '-e', 'pods_wiring=cni', '-e',
+               json.dumps({'pods_cni_path': [str(bin_dir)]}))
+    assert r.returncode != 0
+    assert 'plugin type="portmap" name="cbr0" failed (add): [code 11] hL portmap refuses' \
+        in r.stdout, r.stdout[-3000:]
+    new_id = record(lab, 'node-2', 'test-pod')['sandbox']['id']
+    assert new_id != seed['sandbox']['id']
+    store, (cached, saved), dummy = snapshot(lab, 'node-2')
+    assert new_id.encode() not in b''.join(store.values())
+    assert new_id not in cached and new_id not in saved
+    # the old sandbox's attachment was deleted before; the next run wires the new one
+    assert seed['sandbox']['id'] not in cached
+    assert_up(lab)
+    assert record(lab, 'node-2', 'test-pod')['ready'] == '2/2'
+    assert_wiring(lab, 'node-2')
 
 
 def test_rerun_changes_nothing(lab):

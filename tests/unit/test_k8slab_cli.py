@@ -16,8 +16,8 @@ from ansible_collections.k8slab.podnet.plugins.plugin_utils.k8slab_cli.lab impor
 
 
 def test_the_table_holds_todays_subcommands():
-    assert [c.name for c in main.SUBCOMMANDS][:4] == ['up', 'down', 'status', 'exec']
-    assert {'drill', 'heal'} <= set(c.name for c in main.SUBCOMMANDS)
+    assert [c.name for c in main.SUBCOMMANDS][:6] == ['up', 'down', 'status', 'pods', 'logs', 'exec']
+    assert {'graph', 'capture', 'drill', 'heal'} <= set(c.name for c in main.SUBCOMMANDS)
 
 
 def test_a_subcommand_added_to_the_table_is_parsed_and_run(monkeypatch):
@@ -52,5 +52,7 @@ def test_the_launcher_runs_from_the_repository():
                          capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     for line in ('k8slab up ', 'k8slab down ', 'k8slab status [--json]', 'k8slab exec NODE/POD',
-                 'k8slab graph [-o FILE.svg]', 'k8slab capture NODE[/POD] IFACE'):
+                 'k8slab graph [-o FILE.svg]', 'k8slab capture NODE[/POD] IFACE',
+                 'k8slab pods [NODE] [-o wide|json]', 'k8slab logs NODE/POD [-c CONTAINER]',
+                 'k8slab exec NODE/POD -c CONTAINER'):
         assert line in out.stdout

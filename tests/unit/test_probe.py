@@ -292,3 +292,48 @@ def test_a_hop_that_stays_silent_is_named():
     assert not passed and observed == '10.244.2.1 *'
     assert reason == ('hop 2: expected 192.168.56.11, observed * (no answer from hop 2: '
                       'rate-limited or filtered?)')
+
+
+# ---- pods (issue 12) -----------------------------------------------------------------------
+
+def test_pod_netns_passes_only_when_all_three_inodes_agree():
+    probe = dict(kind='pod_netns', pod='test-pod', container='lab-web')
+    same = dict(pid=40, container=7, sandbox_pid=30, sandbox=7, pinned=7)
+    passed, expected, observed, _r = evaluate(probe, same)
+    assert passed and expected == 'lab-web in the sandbox netns'
+    assert observed == 'pid 40, pause 30: net:[7]'
+    passed, _e, observed, reason = evaluate(probe, dict(same, container=8))
+    assert not passed and 'net:[8]' in observed and 'another network namespace' in reason
+    assert not evaluate(probe, dict(same, pinned=9))[0]  # /run/netns/<pod> is another one
+    passed, _e, _o, reason = evaluate(probe, dict(same, pid=None, container=None))
+    assert not passed and reason == 'container lab-web is not running'
+    passed, _e, _o, reason = evaluate(probe, dict(same, sandbox_pid=None, sandbox=None))
+    assert not passed and 'sandbox (pause) of test-pod is not running' in reason
+
+
+def test_store_holds_the_sandbox_id_and_ifname():
+    sid = 'a' * 64
+    probe = dict(kind='store', pod='test-pod', store='/var/lib/cni/networks/cbr0', dev='eth0')
+    good = dict(sandbox_id=sid, ip='10.244.2.3', content='%s\r\neth0' % sid)
+    passed, expected, observed, _r = evaluate(probe, good)
+    assert passed and expected == 'sandbox id\\r\\neth0'
+    assert observed == '10.244.2.3: %s...\\r\\neth0' % sid[:13]
+    for content in ('%s\neth0' % sid, '%s\r\neth1' % sid, 'test-pod\r\neth0', None):
+        passed, _e, observed, reason = evaluate(probe, dict(good, content=content))
+        assert not passed and 'does not hold sandbox aaaaaaaaaaaaa and eth0' in reason, content
+    assert 'no store file' in evaluate(probe, dict(good, content=None))[2]
+    assert not evaluate(probe, dict(good, ip=None))[0]
+
+
+def test_localhost_is_http_to_loopback():
+    from ansible_collections.k8slab.podnet.plugins.module_utils.probe import (
+        ProbeInputError, validate_probes)
+    ok = dict(name='l', kind='localhost', target='127.0.0.1', port=8080, body='lab-web-2')
+    assert validate_probes([ok], 'test-pod')[0]['netns'] == 'test-pod'
+    with pytest.raises(ProbeInputError, match="loopback address, not '10.244.2.3'"):
+        validate_probes([dict(ok, target='10.244.2.3')])
+    with pytest.raises(ProbeInputError, match='needs pod and container'):
+        validate_probes([dict(name='n', kind='pod_netns', pod='test-pod')])
+    with pytest.raises(ProbeInputError, match='kind store needs pod, store and dev'):
+        validate_probes([dict(name='s', kind='store', pod='test-pod', dev='eth0')])
+    assert evaluate(ok, dict(status=200, length=60, body='... container lab-web-2'))[0]

@@ -89,10 +89,45 @@ def test_reach_is_linear_in_pods(checks):
 
 
 def test_http_from_its_node_and_from_other_nodes(checks):
-    http = [c for c in checks.values() if c['kind'] == 'http']
+    http = [c for c in checks.values() if c['kind'] == 'http' and c.get('url_path') is None]
     assert sorted(c['source'] for c in http) == ['controlplane/client-0', 'node-1',
                                                  'node-2/client-2']
-    assert all(c['target'] == '10.244.1.3' and c['body'] == 'pod httpd' for c in http)
+    assert all(c['target'] == '10.244.1.3' and c['port'] == 80 and
+               c['body'] == 'pod httpd on node node-1, container httpd' for c in http)
+    hello = checks['http node-1 -> node-1/httpd:80/hello']
+    assert (hello['url_path'], hello['body'], hello['source']) == ('/hello', 'HELLO httpd',
+                                                                   'node-1')
+
+
+def test_http_checks_derive_from_every_http_container():
+    pods = PODS + [{'name': 'test-pod', 'node': 'node-2', 'containers': [
+        {'name': 'lab-web', 'workload': 'http', 'port': 80},
+        {'name': 'lab-web-2', 'workload': 'http', 'port': 8080},
+        {'name': 'side', 'workload': 'sleep'}]}]
+    facts = dict((n, {'ipam': {}}) for n in NODES)
+    facts['node-2']['ipam']['10.244.2.9'] = {'container_id': 'x', 'pod': 'test-pod'}
+    got = dict((c['name'], c) for c in verify_checks(dict(nodes=NODES, pods=pods), facts))
+    c = got['http node-1/httpd -> node-2/test-pod:8080 (lab-web-2)']
+    assert (c['target'], c['port'], c['body']) == (
+        '10.244.2.9', 8080, 'pod test-pod on node node-2, container lab-web-2')
+    assert 'http node-2 -> node-2/test-pod:80 (lab-web)' in got
+    assert got['http node-2 -> node-2/test-pod:8080/hello (lab-web-2)']['body'] == 'HELLO test-pod'
+    # localhost: each container reaches every other's port, inside the pod's namespace
+    local = sorted(n for n in got if n.startswith('localhost '))
+    assert local == ['localhost node-2/test-pod lab-web -> lab-web-2:8080',
+                     'localhost node-2/test-pod lab-web-2 -> lab-web:80',
+                     'localhost node-2/test-pod side -> lab-web-2:8080',
+                     'localhost node-2/test-pod side -> lab-web:80']
+    c = got['localhost node-2/test-pod side -> lab-web:80']
+    assert (c['netns'], c['target'], c['port'], c['body']) == (
+        'test-pod', '127.0.0.1', 80, 'pod test-pod on node node-2, container lab-web')
+    # pod_netns: one per container; store: one per pod, both run in the node
+    c = got['pod_netns node-2/test-pod/side']
+    assert (c['node'], c['netns'], c['pod'], c['container'], c['to']) == (
+        'node-2', None, 'test-pod', 'side', 'node-2/test-pod/side')
+    c = got['store node-2/test-pod']
+    assert (c['node'], c['netns'], c['pod'], c['dev'], c['store']) == (
+        'node-2', None, 'test-pod', 'eth0', '/var/lib/cni/networks/cbr0')
 
 
 def test_route_checks_never_eth0(checks):
@@ -163,10 +198,10 @@ def test_select_by_kind_tag_and_name(checks):
 
 def test_probes_are_per_node_and_module_shaped(checks):
     probes = verify_probes(list(checks.values()), 'node-2')
-    assert probes and all(set(p) <= {'name', 'kind', 'netns', 'target', 'hops', 'bind_dev',
-                                     'dev', 'gateway', 'forbid_dev', 'address', 'port',
-                                     'body', 'url_path', 'status', 'endpoints', 'requests',
-                                     'qname', 'answer', 'max_seconds'} for p in probes)
+    keys = {'name', 'kind', 'netns', 'target', 'hops', 'bind_dev', 'dev', 'gateway',
+            'forbid_dev', 'address', 'port', 'body', 'url_path', 'status', 'endpoints',
+            'requests', 'qname', 'answer', 'max_seconds', 'pod', 'container', 'store'}
+    assert probes and all(set(p) <= keys for p in probes)
     assert all(checks[p['name']]['node'] == 'node-2' for p in probes)
 
 
@@ -189,7 +224,8 @@ def test_report_and_table(checks):
 
 
 def test_checks_grow_linearly_with_pods():
-    # 200 pods: one address check per pod and one reach per pod and node, plus a fixed
+    # 200 pods: per pod an address, mtu, store and pod_netns check (one container) and one
+    # reach per node, plus a fixed
     # number per node pair - a big lab still verifies in one probe call per node.
     pods = [dict(name='p%d' % i, node=sorted(NODES)[i % 3], workload='sleep') for i in range(200)]
     facts = dict((n, {'ipam': {}}) for n in NODES)
@@ -198,13 +234,13 @@ def test_checks_grow_linearly_with_pods():
         facts[pod['node']]['ipam']['%s.%d' % (base, 2 + i // 3)] = {
             'container_id': pod['name'], 'ifname': 'eth0'}
     checks = verify_checks(dict(nodes=NODES, pods=pods), facts)
-    assert len(checks) <= 4 * len(pods) + 10 * len(NODES) ** 2
+    assert len(checks) <= 7 * len(pods) + 10 * len(NODES) ** 2
     assert not [c for c in checks if c.get('error')]
 
 
 def test_junit_xml_escapes_and_counts(checks):
     import xml.etree.ElementTree as ET
-    c = checks['http node-2/client-2 -> node-1/httpd']
+    c = checks['http node-2/client-2 -> node-1/httpd:80']
     rows = verify_report([c, checks['path node-2 -> node-1 eth1']], [dict(
         name=c['name'], passed=False, expected="HTTP 200 containing 'pod httpd'",
         observed='HTTP 500, 3 bytes', reason='expected <200> & "body"', attempts=3,

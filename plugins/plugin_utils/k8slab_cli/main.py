@@ -16,18 +16,21 @@ import signal
 import sys
 
 from ansible_collections.k8slab.podnet.plugins.plugin_utils.k8slab_cli import (
-    capture, drill, graph, heal, nodeexec, playbook, status)
+    capture, drill, graph, heal, logs, nodeexec, playbook, pods, status)
 from ansible_collections.k8slab.podnet.plugins.plugin_utils.k8slab_cli.lab import (
     DEFAULT_INVENTORY)
 
 # The command table, in the help's order.
-SUBCOMMANDS = (playbook.UP, playbook.DOWN, status.STATUS, nodeexec.EXEC, graph.GRAPH,
-               capture.CAPTURE, drill.DRILL, heal.HEAL)
+SUBCOMMANDS = (playbook.UP, playbook.DOWN, status.STATUS, pods.PODS, logs.LOGS,
+               nodeexec.EXEC, graph.GRAPH, capture.CAPTURE, drill.DRILL, heal.HEAL)
 
 DESCRIPTION = 'k8slab - the single-host lab from the command line.'
 EXAMPLES = """
   k8slab exec node-2 -- ip route
   k8slab exec node-2/client-2 -- traceroute -n 10.244.1.2
+  k8slab pods -o wide
+  k8slab logs node-2/test-pod -c lab-web-2
+  k8slab exec node-2/test-pod -c lab-web -- curl -s localhost:8080
 
 Options: --lab NAME (default: $K8SLAB_LAB, else the inventory's lab_name with -i, else the lab
 that is up), -i INVENTORY (default inventories/netns). Anything after `up`/`down` that this

@@ -14,13 +14,15 @@ import sys
 
 from ansible_collections.k8slab.podnet.plugins.module_utils.hostlocal import read_store
 from ansible_collections.k8slab.podnet.plugins.module_utils.netns_lab import NETNS_DIR
+from ansible_collections.k8slab.podnet.plugins.module_utils.pods import RUNTIME_DIR, list_pods
 from ansible_collections.k8slab.podnet.plugins.plugin_utils.k8slab_cli.lab import (
     Lab, Subcommand, pick_lab, print_table, run_json)
 
 
 def status_data(lab):
     """{lab, up, nodes: [{name, netns, up, addresses: {ifname: [cidr]}, pods: [{name, ip,
-    store, pid}]}]} for a Lab."""
+    store, pid, ready, status}]}]} for a Lab; pid is the workload's (old layout) or the
+    sandbox's, ready ('n/m') and status come from the node's pod record (None without)."""
     nodes = []
     for node in lab.nodes():
         entry = {'name': node, 'netns': lab.netns(node), 'up': lab.has_node(node),
@@ -38,13 +40,17 @@ def status_data(lab):
         out = subprocess.run(lab.enter_mount(node) + ['sh', '-c', script],
                              capture_output=True, text=True, check=False).stdout
         store = ipam_store(lab, node)
+        records = dict((r['name'], r) for r in list_pods(lab.node_path(node, RUNTIME_DIR)))
         for line in out.splitlines():
             pod, dummy, addr = line.partition(' ')
             ips = [('%s/%s' % (a['local'], a['prefixlen']))
                    for link in (json.loads(addr) if addr.strip() else [])
                    for a in link.get('addr_info', [])]
+            rec = records.get(pod) or {}
             entry['pods'].append({'name': pod, 'ip': ips[0] if ips else None,
-                                  'store': store.get(pod), 'pid': workload_pid(lab, node, pod)})
+                                  'store': store.get(rec.get('sandbox_id') or pod),
+                                  'pid': workload_pid(lab, node, pod) or rec.get('sandbox_pid'),
+                                  'ready': rec.get('ready'), 'status': rec.get('status')})
     return {'lab': lab.name, 'up': lab.up, 'nodes': nodes}
 
 
@@ -88,11 +94,11 @@ def run(args):
                     + [','.join(n['addresses'].get(i, ['-'])) for i in ifaces])
     print('lab %s' % lab.name)
     print_table(rows)
-    rows = [['NODE/POD', 'IP', 'IPAM STORE', 'WORKLOAD PID']]
+    rows = [['NODE/POD', 'IP', 'IPAM STORE', 'PID', 'READY', 'STATUS']]
     for n in data['nodes']:
         for p in n['pods']:
             rows.append(['%s/%s' % (n['name'], p['name']), p['ip'] or '-', p['store'] or '-',
-                         p['pid'] or '-'])
+                         p['pid'] or '-', p['ready'] or '-', p['status'] or '-'])
     print()
     if len(rows) > 1:
         print_table(rows)
@@ -107,5 +113,5 @@ def arguments(parser):
 
 STATUS = Subcommand(
     'status', 'nodes, addresses, pods',
-    ['k8slab status [--json]            nodes, their addresses, pods and their IPs, read live'],
+    ['k8slab status [--json]            nodes, their addresses, pods, their IPs and ready n/m'],
     run, arguments)

@@ -36,9 +36,9 @@ import subprocess
 import threading
 import time
 
+from ansible_collections.k8slab.podnet.plugins.module_utils import pods as podrt
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
     IprouteError, validate_ifname, validate_netns_name)
-from ansible_collections.k8slab.podnet.plugins.module_utils import pods as podrt
 
 CLONE_NEWNET = 0x40000000
 SOL_IP = 0
@@ -845,6 +845,25 @@ class Dns(Kind):
                 if a not in answers:
                     answers.append(a)
         return dict(answers=answers, seconds=seconds, rc=proc.returncode)
+
+    def judge(self, p, observed):
+        expected = self.expected(p)
+        if observed.get('error'):
+            return False, expected, observed['error'], observed['error']
+        answers = observed.get('answers') or []
+        seconds = observed.get('seconds')
+        found = ', '.join(answers) or (
+            'no answer' if observed.get('rc') is not None else 'timed out')
+        text = '%s in %.2fs' % (found, seconds)
+        reasons = []
+        if p.get('answer') and p['answer'] not in answers:
+            reasons.append('%s did not resolve to %s' % (p['qname'], p['answer']))
+        if seconds > (p.get('max_seconds') or 1.0):
+            reasons.append('took %.2fs, more than %gs (a resolver that cannot be reached?)'
+                           % (seconds, p.get('max_seconds') or 1.0))
+        return not reasons, expected, text, '; '.join(reasons)
+
+
 def _pod_record(p):
     """The pod's record in the node's runtime dir (docs/pods.md), or ProbeError."""
     rec = podrt.read_record(p.get('runtime_dir') or podrt.RUNTIME_DIR, p['pod'])
@@ -892,18 +911,6 @@ class PodNetns(Kind):
         expected = self.expected(p)
         if observed.get('error'):
             return False, expected, observed['error'], observed['error']
-        answers = observed.get('answers') or []
-        seconds = observed.get('seconds')
-        found = ', '.join(answers) or (
-            'no answer' if observed.get('rc') is not None else 'timed out')
-        text = '%s in %.2fs' % (found, seconds)
-        reasons = []
-        if p.get('answer') and p['answer'] not in answers:
-            reasons.append('%s did not resolve to %s' % (p['qname'], p['answer']))
-        if seconds > (p.get('max_seconds') or 1.0):
-            reasons.append('took %.2fs, more than %gs (a resolver that cannot be reached?)'
-                           % (seconds, p.get('max_seconds') or 1.0))
-        return not reasons, expected, text, '; '.join(reasons)
         inodes = (observed['container'], observed['sandbox'], observed['pinned'])
         if len(set(inodes)) == 1:
             text = 'pid %s, pause %s: net:[%s]' % (observed['pid'], observed['sandbox_pid'],

@@ -93,7 +93,7 @@ def stop_server(pid, wait=2.0):
             os.kill(pid, sig)
         except OSError:
             return pid
-        for _ in range(20):
+        for _attempt in range(20):
             if not os.path.exists('/proc/%d' % pid) or _zombie(pid):
                 return pid
             time.sleep(0.01)

@@ -138,7 +138,7 @@ def start_server(sock_path, pidfile, lab_dir, idle, log_path, python=None, timeo
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=log, close_fds=True, start_new_session=True, cwd='/')
     try:
-        ready, _, _ = select.select([proc.stdout], [], [], timeout)
+        ready, _w, _x = select.select([proc.stdout], [], [], timeout)
         line = proc.stdout.readline() if ready else b''
     finally:
         proc.stdout.close()
@@ -217,11 +217,11 @@ class Server(object):
         last = time.monotonic()
         try:
             while not self.stopping:
-                ready, _, _ = select.select([listener], [], [], 1.0)
+                ready, _w, _x = select.select([listener], [], [], 1.0)
                 self._reap()
                 if ready:
                     try:
-                        conn, _ = listener.accept()
+                        conn, _addr = listener.accept()
                     except OSError:
                         continue
                     last = time.monotonic()
@@ -261,7 +261,7 @@ class Server(object):
     def _reap(self):
         while self.handlers:
             try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
+                pid, _status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 self.handlers.clear()
                 return
@@ -342,7 +342,7 @@ class Handler(object):
         for fd in ns_fds + [stdin, out_w, err_w]:
             os.close(fd)
         self._relay(out_r, err_r)
-        _, status = os.waitpid(pid, 0)
+        _pid, status = os.waitpid(pid, 0)
         self.worker = None
         rc = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
         self.conn.sendall(frame(b'R', json.dumps({'rc': rc}).encode()))
@@ -354,7 +354,7 @@ class Handler(object):
         kinds = {out_r: b'O', err_r: b'E'}
         conn = self.conn.fileno()
         while kinds:
-            ready, _, _ = select.select(list(kinds) + [conn], [], [])
+            ready, _w, _x = select.select(list(kinds) + [conn], [], [])
             for fd in ready:
                 if fd == conn:
                     if not self.conn.recv(1, socket.MSG_PEEK):
@@ -386,14 +386,13 @@ class PayloadFirstPath(list):
         for entry in sys.path:
             if entry.endswith('_payload.zip'):
                 yield os.path.join(entry, *self.parts)
-        for entry in list.__iter__(self):
-            yield entry
+        yield from list.__iter__(self)
 
 
 def _payload_first():
     for name, module in list(sys.modules.items()):
         path = getattr(module, '__path__', None)
-        if (name == 'ansible' or name.startswith('ansible.')) and type(path) is list:  # noqa
+        if (name == 'ansible' or name.startswith('ansible.')) and type(path) is list:  # noqa  # pylint: disable=unidiomatic-typecheck
             module.__path__ = PayloadFirstPath(name, path)
 
 

@@ -376,6 +376,8 @@ class Outside(Kind):
                 yield lab.check('outside %s/%s -> %s' % (x, c['name'], opts['outside_ip']),
                                 self.name, '%s/%s' % (x, c['name']), opts['outside_ip'],
                                 port=80, url_path='/', status=200)
+
+
 @register
 class PodNetns(Kind):
     """Every container of a pod is in its sandbox's network namespace (same ``ns/net`` inode as

@@ -86,7 +86,7 @@ def server_pids(lab):
 def stop_servers(lab):
     for pid in server_pids(lab):
         os.kill(pid, signal.SIGTERM)
-    for _ in range(100):
+    for _attempt in range(100):
         if not server_pids(lab):
             return
         time.sleep(0.05)
@@ -328,7 +328,7 @@ def test_crashing_and_hanging_modules_cost_their_task_only(node, tmp_path):
     assert 'timed out' in res.task('hang', NODE)['msg'].lower(), res.task('hang', NODE)
     assert res.task('after', NODE)['ping'] == 'pong'
     assert server_pids(lab) == server
-    for _ in range(50):
+    for _attempt in range(50):
         if not in_netns('%s-%s' % (lab, NODE)):
             break
         time.sleep(0.1)
@@ -344,7 +344,7 @@ def test_the_warm_server_leaves_when_idle(node):
 """, args=('-e', 'k8slab_warm_idle=2'))
     assert res.rc == 0, res
     assert server_pids(lab)
-    for _ in range(100):
+    for _attempt in range(100):
         if not server_pids(lab):
             break
         time.sleep(0.1)

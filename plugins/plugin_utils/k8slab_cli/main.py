@@ -25,7 +25,7 @@ SUBCOMMANDS = (playbook.UP, playbook.DOWN, status.STATUS, pods.PODS, logs.LOGS,
                nodeexec.EXEC, graph.GRAPH, capture.CAPTURE, drill.DRILL, heal.HEAL)
 
 DESCRIPTION = 'k8slab - the single-host lab from the command line.'
-EXAMPLES = """
+USAGE_EXAMPLES = """
   k8slab exec node-2 -- ip route
   k8slab exec node-2/client-2 -- traceroute -n 10.244.1.2
   k8slab pods -o wide
@@ -49,7 +49,7 @@ def parser():
     synopsis = '\n'.join('  ' + line for cmd in SUBCOMMANDS for line in cmd.usage)
     top = argparse.ArgumentParser(prog='k8slab', description=DESCRIPTION,
                                   formatter_class=argparse.RawDescriptionHelpFormatter,
-                                  epilog=synopsis + '\n' + EXAMPLES)
+                                  epilog=synopsis + '\n' + USAGE_EXAMPLES)
     _common(top, None)
     # The options work after the subcommand too; there they only count when given.
     after = argparse.ArgumentParser(add_help=False)

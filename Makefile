@@ -83,7 +83,7 @@ test-galaxy:
 	  python3 -m venv $(GALAXY_VENV) && $(GALAXY_VENV)/bin/pip install -q -r requirements-galaxy.txt 2>&1 \
 	    | { grep -v "is ignored: it is neither a file nor a directory" || true; }; touch $(GALAXY_VENV)/.installed; }
 	rm -rf build/galaxy && mkdir -p build/galaxy/src
-	tar -c --exclude=./build --exclude='./.venv*' --exclude=./.collections --exclude=./.git . | tar -x -C build/galaxy/src
+	tar -c --exclude=./build --exclude='./.venv*' --exclude=./.collections --exclude=./collections --exclude=./.git . | tar -x -C build/galaxy/src
 	@grep -q '^repository:' galaxy.yml || { echo "galaxy.yml names no repository (Galaxy requires one to publish): checking with repository: $(GALAXY_REPOSITORY)"; \
 	  echo 'repository: $(GALAXY_REPOSITORY)' >> build/galaxy/src/galaxy.yml; }
 	$(BIN)/ansible-galaxy collection build --force --output-path build/galaxy build/galaxy/src

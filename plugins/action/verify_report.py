@@ -39,7 +39,8 @@ class ActionModule(ActionBase):
 
         rows = verify_report(args['checks'], args['results'])
         failed = [r for r in rows if not r['passed']]
-        dest = args['dest']
+        # A relative dest is relative to where ansible-playbook runs (the user's directory).
+        dest = os.path.abspath(args['dest'])
         summary = dict(args['info'])
         summary.update(
             generated=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'),
@@ -57,7 +58,7 @@ class ActionModule(ActionBase):
 
         result.update(changed=False, report=report, junit=junit, checks=len(rows),
                       failed_checks=[r['name'] for r in failed],
-                      table=verify_table(rows, args['table_width'] or None))
+                      table=verify_table(rows, args['table_width'] or None).splitlines())
         if failed and args['fail']:
             result['failed'] = True
             result['msg'] = '\n- '.join(
@@ -66,6 +67,7 @@ class ActionModule(ActionBase):
         else:
             result['msg'] = '%d checks: %d passed, %d failed (report: %s)' % (
                 len(rows), len(rows) - len(failed), len(failed), report)
-        # Like debug: show the table even without -v.
+        # Like debug: show the table even without -v; as a list of lines, so that every
+        # callback and result format prints it readably (not as one escaped string).
         result['_ansible_verbose_always'] = True
         return result

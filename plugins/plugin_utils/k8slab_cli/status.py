@@ -12,10 +12,10 @@ import os
 import subprocess
 import sys
 
-from ansible_collections.k8slab.podnet.plugins.module_utils.netns_lab import NETNS_DIR
+from ansible_collections.k8slab.podnet.plugins.module_utils.netns_lab import (
+    NETNS_DIR, running_labs)
 from ansible_collections.k8slab.podnet.plugins.plugin_utils.k8slab_cli.lab import (
     Lab, Subcommand, need_root, pick_lab, print_table, run_json)
-from ansible_collections.k8slab.podnet.plugins.module_utils.netns_lab import running_labs
 
 
 def status_data(lab):
@@ -59,7 +59,7 @@ def ipam_store(lab, node):
             try:
                 with open(os.path.join(top, network, name), newline='') as f:
                     container = f.read().split('\r\n')[0].strip()
-            except (IOError, OSError):
+            except (IOError, OSError, ValueError):  # gone meanwhile, or not text
                 continue
             found[container] = '%s:%s' % (network, name)
     return found

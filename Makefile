@@ -29,6 +29,9 @@ lab: deps
 	@echo "  $(K8SLAB) exec node-2 -- ip route       a command in a node (no command: a shell)"
 	@echo "  $(K8SLAB) exec node-2/client-2 -- traceroute -n 10.244.1.2     ... in a pod"
 	@echo "  make lab-down$(if $(LAB), LAB=$(LAB))                                remove it again"
+	@echo "Ansible is in $(VENV)/bin (not on your PATH): e.g."
+	@echo "  $(BIN)/ansible-playbook -i $(NETNS_INV) playbooks/verify.yml --tags path,http$(if $(LAB), -e lab_name=$(LAB))"
+	@echo "  or first: . $(BIN)/activate"
 
 lab-down: deps
 	$(K8SLAB) down

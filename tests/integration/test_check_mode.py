@@ -18,7 +18,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='needs root')
 
 
 def lab_traces():
-    netns = subprocess.run(['ip', '-j', 'netns', 'list'], capture_output=True, text=True).stdout
+    netns = subprocess.run(['ip', '-j', 'netns', 'list'], capture_output=True, text=True,
+                           check=True).stdout
     names = [n['name'] for n in json.loads(netns or '[]') if n['name'].startswith(LAB + '-')]
     return names + (['/run/k8slab/' + LAB] if os.path.exists('/run/k8slab/' + LAB) else [])
 

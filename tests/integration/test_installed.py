@@ -37,12 +37,12 @@ def installed(tmp_path_factory):
     build, collections, work = base / 'build', base / 'collections', base / 'work'
     for d in (build, collections, work):
         d.mkdir()
-    run = dict(capture_output=True, text=True, check=True)
     subprocess.run([os.path.join(BIN, 'ansible-galaxy'), 'collection', 'build', '--output-path',
-                    str(build), ROOT], **run)
-    tarball = next(build.glob('k8slab-podnet-*.tar.gz'))
+                    str(build), ROOT], capture_output=True, text=True, check=True)
+    tarball = sorted(build.glob('k8slab-podnet-*.tar.gz'))[0]
     subprocess.run([os.path.join(BIN, 'ansible-galaxy'), 'collection', 'install', '-p',
-                    str(collections), str(tarball)], cwd=str(work), **run)
+                    str(collections), str(tarball)], cwd=str(work), capture_output=True,
+                   text=True, check=True)
     inventory = work / 'inventory'
     shutil.copytree(os.path.join(ROOT, 'inventories', 'netns'), str(inventory), symlinks=False)
     lab_yml = inventory / 'group_vars' / 'all' / 'lab.yml'
@@ -104,5 +104,6 @@ def test_down_from_the_installed_copy(installed):
                            '-i', installed['inventory']], cwd=str(installed['work']),
                           env=installed['env'], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    left = subprocess.run(['ip', 'netns', 'list'], capture_output=True, text=True).stdout
+    left = subprocess.run(['ip', 'netns', 'list'], capture_output=True, text=True,
+                          check=True).stdout
     assert not [l for l in left.splitlines() if l.startswith(LAB + '-')], left

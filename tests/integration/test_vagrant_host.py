@@ -67,8 +67,9 @@ def test_vagrant_validate(tmp_path, provider):
         (fake / 'VBoxManage').write_text('#!/bin/sh\necho 7.0.14r161095\n')
         (fake / 'VBoxManage').chmod(0o755)
         env['PATH'] = '%s:%s' % (fake, env['PATH'])
-    elif subprocess.run(['vagrant', 'plugin', 'list'], env=env, capture_output=True,
-                        text=True).stdout.find('vagrant-libvirt') < 0:
+    elif 'vagrant-libvirt' not in subprocess.run(['vagrant', 'plugin', 'list'], env=env,
+                                                 capture_output=True, text=True,
+                                                 check=False).stdout:
         pytest.skip('needs vagrant-libvirt')
     proc = subprocess.run(['vagrant', 'validate'], cwd=str(checkout), env=env,
                           capture_output=True, text=True, timeout=300, check=False)

@@ -41,12 +41,12 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   git ls-files -z --cached --others --exclude-standard \
     | while IFS= read -r -d '' f; do
         # .collections links back here; .ansible is ansible-lint's cache (until it is ignored).
-        case $f in .collections/*|.ansible/*|.venv/*|build/*) continue ;; esac
+        case $f in collections|.collections/*|.ansible/*|.venv/*|build/*) continue ;; esac
         [ -e "$f" ] && printf '%s\0' "$f"
       done \
     | tar --null -T - -cf - | tar -xf - -C "$dest"
 else
-  tar --exclude=./.git --exclude=./.collections --exclude=./.ansible --exclude=./.venv --exclude=./build \
+  tar --exclude=./.git --exclude=./.collections --exclude=./collections --exclude=./.ansible --exclude=./.venv --exclude=./build \
       --exclude=./tests/output --exclude=__pycache__ --exclude=./.pytest_cache -cf - . \
     | tar -xf - -C "$dest"
 fi

@@ -7,7 +7,8 @@
 # run `ansible-playbook site.yml` through the normal inventory (inventories/vagrant), then
 # destroy the VMs and stop the libvirt daemons this script started. Run as root on Debian.
 #
-#   scripts/vagrant-lab.sh [all|deps|box|daemons|up|provision|destroy|check-clean]  (default all)
+#   scripts/vagrant-lab.sh [all|deps|box|daemons|up|provision|destroy|snapshot|check-clean]
+#   (default all; snapshot and check-clean compare the root namespace before and after)
 #
 # Steps alone: `box`, `daemons` and `up` leave libvirtd/virtlogd running (and the VMs, for
 # `up`); `destroy` removes the VMs and their networks and stops the daemons this script started.
@@ -15,9 +16,12 @@
 # Networks: the management network and the host-only network are libvirt networks with
 # forward mode "none" (isolated bridges): nothing a VM sends can leave this machine.
 # See docs/vagrant.md for the variables (K8SLAB_BOX_DIR, K8SLAB_KEEP, K8SLAB_MEMORY, ...).
-set -euo pipefail
+set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
+STEP=${1:-all}
+# Whatever fails says so: the step, the command and its status (make would only say Error N).
+trap 'rc=$?; echo "vagrant-lab.sh $STEP: failed (exit $rc) at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 SUITE=${K8SLAB_BOX_SUITE:-bookworm}
 MIRROR=${K8SLAB_BOX_MIRROR:-http://deb.debian.org/debian}
@@ -36,10 +40,23 @@ export PATH=$REPO/.venv/bin:$PATH
 # small and has the virtio drivers; ifupdown is what Vagrant's Debian guest support configures.
 BOX_PACKAGES=systemd-sysv,udev,dbus,kmod,procps,netbase,ifupdown,isc-dhcp-client,openssh-server,sudo,python3,python3-apt,iproute2,iptables,traceroute,iputils-ping,curl,busybox,linux-image-cloud-amd64,initramfs-tools
 HOST_PACKAGES=(vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients qemu-system-x86
-               qemu-utils debootstrap e2fsprogs dnsmasq-base iptables)
+               qemu-utils debootstrap e2fsprogs dnsmasq-base iptables nftables)
 
 log() { printf '\n=== %s  %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 timed() { local t0=$SECONDS; "$@"; log "$1 took $((SECONDS - t0)) s"; }
+
+# Before anything else: what the script itself needs, with a word when it is not there.
+preflight() {
+  local need=(ip awk sed sort diff) t
+  [ "$(id -u)" = 0 ] || { echo "vagrant-lab.sh: run it as root (it installs packages and starts libvirtd)" >&2; exit 1; }
+  if ! command -v apt-get >/dev/null || ! command -v dpkg-query >/dev/null; then
+    echo "vagrant-lab.sh: needs a Debian or Ubuntu host (apt-get, dpkg-query); elsewhere follow docs/vagrant.md" >&2
+    exit 1
+  fi
+  for t in "${need[@]}"; do
+    command -v "$t" >/dev/null || { echo "vagrant-lab.sh: $t is missing (package: iproute2, gawk/mawk, sed, coreutils, diffutils)" >&2; exit 1; }
+  done
+}
 
 deps() {
   local missing=() p
@@ -259,13 +276,20 @@ remove_libvirt_chains() {
 
 # What must be the same before and after. (Network namespaces are not compared: other labs
 # and tests on this machine make and remove their own; libvirt and Vagrant make none.)
+# A tool that is not installed has nothing to show (a fresh host may lack iptables or nft);
+# the lines say so, and the same before and after.
 snapshot_root() {
-  {
-    echo "## links"; ip -br link | awk '{print $1}' | sort
-    echo "## iptables"; iptables-save 2>/dev/null | sed -e '/^#/d' -e 's/\[[0-9:]*\]//'
-    echo "## ip6tables"; ip6tables-save 2>/dev/null | sed -e '/^#/d' -e 's/\[[0-9:]*\]//'
-    echo "## nft tables"; nft list tables 2>/dev/null | sort
-  }
+  local t
+  echo "## links"; ip -br link | awk '{print $1}' | sort
+  for t in iptables ip6tables; do
+    echo "## $t"
+    if command -v "$t-save" >/dev/null; then
+      { "$t-save" 2>/dev/null || true; } | sed -e '/^#/d' -e 's/\[[0-9:]*\]//'
+    else echo "($t-save not installed)"; fi
+  done
+  echo "## nft tables"
+  if command -v nft >/dev/null; then { nft list tables 2>/dev/null || true; } | sort
+  else echo "(nft not installed)"; fi
 }
 
 check_clean() {
@@ -316,18 +340,24 @@ destroy() {
   lab_env
   vagrant destroy -f || true
   # Anything vagrant-libvirt left behind (an interrupted run): our networks only.
-  local net
+  local net dom used
+  # VMs of other checkouts may still use the shared networks: leave those.
+  used=$(for dom in $(virsh -q list --all --name 2>/dev/null || true); do
+           virsh -q domiflist "$dom" 2>/dev/null | awk '{print $3}'; done | sort -u)
   for net in $(virsh -q net-list --all --name 2>/dev/null | grep '^k8slab-' || true); do
+    if grep -qx "$net" <<<"$used"; then echo "network $net still in use: kept"; continue; fi
     virsh -q net-destroy "$net" >/dev/null 2>&1 || true
     virsh -q net-undefine "$net" >/dev/null 2>&1 || true
   done
 }
 
 all() {
+  # Packages first (nftables among them), then the snapshot: installing packages changes no
+  # links or firewall rules; libvirtd, started after the snapshot, does.
+  deps
   mkdir -p "$STATE"
   snapshot_root > "$STATE/root.before"
-  nft list tables 2>/dev/null > "$STATE/nft-tables.before" || true
-  deps
+  { nft list tables 2>/dev/null || true; } > "$STATE/nft-tables.before"
   local t0=$SECONDS t1 t2 t3 t4 rc=0
   start_daemons
   timed add_box; t1=$SECONDS
@@ -352,6 +382,9 @@ all() {
 
 main() {
   case "${1:-all}" in
+    all|deps|box|daemons|up|provision|destroy) preflight ;;
+  esac
+  case "${1:-all}" in
     all) all ;;
     deps) deps ;;
     box) deps; start_daemons; timed add_box ;;
@@ -359,8 +392,9 @@ main() {
     up) start_daemons; add_box; timed up ;;
     provision) timed provision ;;
     destroy) destroy; stop_daemons; remove_libvirt_chains ;;
+    snapshot) mkdir -p "$STATE"; snapshot_root > "$STATE/root.before"; echo "$STATE/root.before" ;;
     check-clean) check_clean ;;
-    *) echo "usage: $0 [all|deps|box|daemons|up|provision|destroy|check-clean]" >&2; exit 2 ;;
+    *) echo "usage: $0 [all|deps|box|daemons|up|provision|destroy|snapshot|check-clean]" >&2; exit 2 ;;
   esac
 }
 

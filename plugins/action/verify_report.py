@@ -42,7 +42,8 @@ class ActionModule(ActionBase):
 
         rows = verify.report(args['checks'], args['results'])
         failed = [r for r in rows if not r['passed']]
-        dest = args['dest']
+        # A relative dest is relative to where ansible-playbook runs (the user's directory).
+        dest = os.path.abspath(args['dest'])
         summary = dict(args['info'])
         summary.update(
             generated=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'),
@@ -62,7 +63,7 @@ class ActionModule(ActionBase):
         result.update(changed=False, report=path, junit=junit, checks=len(rows),
                       failed_checks=[r['name'] for r in failed],
                       table=verify.table(rows, args['table_width'] or
-                                         verify.table_width() - RESULT_INDENT))
+                                         verify.table_width() - RESULT_INDENT).splitlines())
         if failed and args['fail']:
             result['failed'] = True
             result['msg'] = '\n- '.join(
@@ -71,6 +72,7 @@ class ActionModule(ActionBase):
         else:
             result['msg'] = '%d checks: %d passed, %d failed (report: %s)' % (
                 len(rows), len(rows) - len(failed), len(failed), path)
-        # Like debug: show the table even without -v.
+        # Like debug: show the table even without -v; as a list of lines, so that every
+        # callback and result format prints it readably (not as one escaped string).
         result['_ansible_verbose_always'] = True
         return result

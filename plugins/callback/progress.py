@@ -101,7 +101,8 @@ class CallbackModule(DefaultCallback):
                                                        status, time.monotonic() - self._started),
                               color=color)
         if res.get('table'):
-            self._display.display(res['table'])
+            table = res['table']
+            self._display.display('\n'.join(table) if isinstance(table, list) else table)
         elif res.get('_ansible_verbose_always') and res.get('msg'):
             self._display.display('    %s' % res['msg'])
         self._handle_warnings(res)

@@ -52,6 +52,10 @@ attributes:
     support: full
     platforms: linux
     description: Needs iproute2, procps (C(sysctl)) and iptables, and root.
+notes:
+  - In check mode a namespace that does not exist yet counts as one the play would create,
+    empty (every command for it would run), so a whole play can be checked on a host without
+    the lab.
 author: k8slab.podnet developers (@k8slab)
 '''
 
@@ -74,6 +78,7 @@ import ipaddress
 import shlex
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import Iproute, IprouteError
 
 
 def main():
@@ -89,6 +94,14 @@ def main():
         supports_check_mode=True,
     )
     commands = []
+    # In check mode a namespace that does not exist yet would be made by the play's earlier
+    # tasks, empty: everything it needs counts as a change (`site.yml --check` on a new host).
+    try:
+        missing = set() if not module.check_mode else (
+            set(module.params['endpoints']) | set(r['netns'] for r in module.params['routers'])
+        ) - set(Iproute(module).netns_list())
+    except IprouteError as e:
+        module.fail_json(msg=str(e))
 
     def run(netns, argv, check=True):
         full = ['ip', 'netns', 'exec', netns] + argv
@@ -104,7 +117,7 @@ def main():
             run(netns, argv)
 
     def forwarding(ns, value):
-        rc, out = run(ns, ['sysctl', '-n', 'net.ipv4.ip_forward'])
+        out = '' if ns in missing else run(ns, ['sysctl', '-n', 'net.ipv4.ip_forward'])[1]
         if out.strip() != value:
             change(ns, ['sysctl', '-qw', 'net.ipv4.ip_forward=' + value])
 
@@ -118,8 +131,7 @@ def main():
             module.fail_json(msg='source %r of router %s is not a network: %s' % (r['source'], ns, e))
         forwarding(ns, '1')
         rule = ['POSTROUTING', '-s', source, '-o', r['out_iface'], '-j', 'MASQUERADE']
-        rc, out = run(ns, ['iptables', '-w', '-t', 'nat', '-C'] + rule, check=False)
-        if rc != 0:
+        if ns in missing or run(ns, ['iptables', '-w', '-t', 'nat', '-C'] + rule, check=False)[0] != 0:
             change(ns, ['iptables', '-w', '-t', 'nat', '-A'] + rule)
 
     result = dict(changed=bool(commands), commands=commands)

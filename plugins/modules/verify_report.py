@@ -41,6 +41,7 @@ options:
         lab, into O(dest) itself). A run of some kinds only (O(info)'s C(kinds)) or some checks only
         (O(info)'s C(only), a name pattern) writes C(verify-<kinds>[-only-<hash>].json) instead,
         so it never overwrites the full report.
+      - A relative path is relative to the directory C(ansible-playbook) runs in.
     type: path
     required: true
   info:
@@ -93,13 +94,14 @@ EXAMPLES = r'''
 
 RETURN = r'''
 table:
-  description: The table as text, one line per check and a summary line.
+  description: The table's lines - a header, one line per check and a summary line.
   returned: always
-  type: str
-  sample: |-
-    check                         source        target          expected       observed       result
-    path controlplane -> node-1   controlplane  192.168.56.11   192.168.56.11  192.168.56.11  PASS
-    1 checks: 1 passed, 0 failed
+  type: list
+  elements: str
+  sample:
+    - "check                         source        target          expected       observed       result"
+    - "path controlplane -> node-1   controlplane  192.168.56.11   192.168.56.11  192.168.56.11  PASS"
+    - "1 checks: 1 passed, 0 failed"
 report:
   description: Path of the JSON report (lab info, counts, and one record per check).
   returned: always

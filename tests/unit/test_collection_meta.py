@@ -20,7 +20,7 @@ CONTROLLER_ONLY = {'verify_report'}
 
 def plugin_files():
     out = []
-    for kind in ('modules', 'connection', 'inventory'):
+    for kind in ('modules', 'connection', 'inventory', 'callback'):
         for path in sorted(glob.glob(os.path.join(ROOT, 'plugins', kind, '*.py'))):
             if os.path.basename(path) != '__init__.py':
                 out.append(os.path.relpath(path, ROOT))

@@ -22,6 +22,10 @@ from ansible_collections.k8slab.podnet.plugins.module_utils.netns_lab import (
 # The collection's root (this file is plugins/plugin_utils/k8slab_cli/lab.py in it).
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.realpath(__file__)))))
+# The directory holding ansible_collections/k8slab/podnet as this program was imported: the
+# checkout's .collections, or where the collection is installed. ansible-playbook gets it in
+# ANSIBLE_COLLECTIONS_PATH, so the collection is found wherever it lives.
+COLLECTIONS_PATH = os.path.abspath(os.path.join(os.path.dirname(__file__), *['..'] * 6))
 DEFAULT_LAB = 'k8slab'
 DEFAULT_INVENTORY = os.path.join(ROOT, 'inventories', 'netns')
 
@@ -93,9 +97,20 @@ class Lab(object):
 
 
 def ansible_env():
+    """The environment of the Ansible programs k8slab runs: the collection's ansible.cfg
+    (unless $ANSIBLE_CONFIG names another) and this collection first on the collection path."""
     env = dict(os.environ)
     env.setdefault('ANSIBLE_CONFIG', os.path.join(ROOT, 'ansible.cfg'))
+    env['ANSIBLE_COLLECTIONS_PATH'] = os.pathsep.join(
+        [COLLECTIONS_PATH] + [p for p in env.get('ANSIBLE_COLLECTIONS_PATH', '').split(os.pathsep) if p])
     return env
+
+
+def need_root(what):
+    """Fail unless this process is root: the lab's namespaces and files are root's."""
+    if os.geteuid() != 0:
+        fail('%s needs root (the lab is network namespaces and files only root can read): '
+             'run it with sudo' % what)
 
 
 def ansible_bin(name):

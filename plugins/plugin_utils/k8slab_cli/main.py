@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import argparse
+import os
 import signal
 import sys
 
@@ -74,7 +75,8 @@ def main(argv=None):
     top = parser()
     args, extra = top.parse_known_args(argv)
     args.inventory_given = args.inventory is not None
-    args.inventory = args.inventory or DEFAULT_INVENTORY
+    # Relative to where k8slab runs (Ansible runs there too).
+    args.inventory = os.path.abspath(args.inventory or DEFAULT_INVENTORY)
     cmd = dict((c.name, c) for c in SUBCOMMANDS)[args.cmd]
     if extra and not cmd.forwards:
         top.error('unrecognized arguments: %s' % ' '.join(extra))

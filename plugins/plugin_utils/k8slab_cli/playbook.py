@@ -15,14 +15,14 @@ from ansible_collections.k8slab.podnet.plugins.plugin_utils.k8slab_cli.lab impor
 
 
 def playbook(args, path):
-    """Replace this process with ansible-playbook PATH (relative to the repository)."""
-    argv = [ansible_bin('ansible-playbook'), '-i', args.inventory, path]
+    """Replace this process with ansible-playbook PATH (relative to the collection's root).
+    It runs in the user's directory, so the verification's reports land there."""
+    argv = [ansible_bin('ansible-playbook'), '-i', args.inventory, os.path.join(ROOT, path)]
     if args.lab:
         argv += ['-e', json.dumps({'lab_name': args.lab})]
     argv += args.extra
     if not os.path.exists(argv[0]):
         fail('%s is missing; run `make deps` first' % argv[0])
-    os.chdir(ROOT)
     env = ansible_env()
     # One line per node and layer while the lab builds (plugins/callback/progress.py).
     env.setdefault('ANSIBLE_STDOUT_CALLBACK', 'k8slab.podnet.progress')

@@ -13,10 +13,11 @@ import subprocess
 import sys
 
 from ansible_collections.k8slab.podnet.plugins.module_utils.hostlocal import read_store
-from ansible_collections.k8slab.podnet.plugins.module_utils.netns_lab import NETNS_DIR
+from ansible_collections.k8slab.podnet.plugins.module_utils.netns_lab import (
+    NETNS_DIR, running_labs)
 from ansible_collections.k8slab.podnet.plugins.module_utils.pods import RUNTIME_DIR, list_pods
 from ansible_collections.k8slab.podnet.plugins.plugin_utils.k8slab_cli.lab import (
-    Lab, Subcommand, pick_lab, print_table, run_json)
+    Lab, Subcommand, need_root, pick_lab, print_table, run_json)
 
 
 def status_data(lab):
@@ -77,11 +78,26 @@ def workload_pid(lab, node, pod):
 
 
 def run(args):
-    lab = Lab(pick_lab(args))
-    data = status_data(lab)
+    need_root('k8slab status')
+    # Without --lab, $K8SLAB_LAB or -i, every lab that is up (one, usually).
+    labs = running_labs()
+    if args.lab or os.environ.get('K8SLAB_LAB') or args.inventory_given or len(labs) < 2:
+        labs = [pick_lab(args)]
     if args.json:
-        print(json.dumps(data, indent=2))
-        return 0 if data['up'] else 1
+        data = [status_data(Lab(name)) for name in labs]
+        print(json.dumps(data[0] if len(data) == 1 else data, indent=2))
+        return 0 if all(d['up'] for d in data) else 1
+    status = 0
+    for i, name in enumerate(labs):
+        if i:
+            print()
+        status = show(Lab(name)) or status
+    return status
+
+
+def show(lab):
+    """Print one lab's nodes and pods as tables; 1 when it is not up."""
+    data = status_data(lab)
     if not data['up']:
         print('lab %s is not up (k8slab up builds it)' % lab.name, file=sys.stderr)
         return 1
@@ -113,5 +129,6 @@ def arguments(parser):
 
 STATUS = Subcommand(
     'status', 'nodes, addresses, pods',
-    ['k8slab status [--json]            nodes, their addresses, pods, their IPs and ready n/m'],
+    ['k8slab status [--json]            nodes, their addresses, pods, their IPs and ready n/m',
+     '                                  (every lab that is up, unless --lab picks one)'],
     run, arguments)

@@ -38,7 +38,7 @@ export PATH=$REPO/.venv/bin:$PATH
 
 # Everything the VM needs to be a lab node, from Debian's archive only. The cloud kernel is
 # small and has the virtio drivers; ifupdown is what Vagrant's Debian guest support configures.
-BOX_PACKAGES=systemd-sysv,udev,dbus,kmod,procps,netbase,ifupdown,isc-dhcp-client,openssh-server,sudo,python3,python3-apt,iproute2,iptables,traceroute,iputils-ping,curl,busybox,linux-image-cloud-amd64,initramfs-tools
+BOX_PACKAGES=systemd-sysv,udev,dbus,kmod,procps,netbase,ifupdown,isc-dhcp-client,openssh-server,sudo,python3,python3-apt,iproute2,iptables,traceroute,iputils-ping,curl,busybox,linux-image-cloud-amd64,initramfs-tools,dnsmasq-base
 HOST_PACKAGES=(vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients qemu-system-x86
                qemu-utils debootstrap e2fsprogs dnsmasq-base iptables nftables)
 

@@ -47,7 +47,7 @@ def lab(tmp_path_factory):
     env = dict(os.environ, K8SLAB_ANSIBLE_BIN=BIN, K8SLAB_REPORT_DIR=reports)
     try:
         k8slab('up', env=env, timeout=900)
-        with open(os.path.join(reports, 'verify.json')) as f:
+        with open(os.path.join(reports, LAB, 'verify.json')) as f:
             report = json.load(f)
         status = json.loads(k8slab('status', '--json', env=env).stdout)
         yield dict(env=env, reports=reports, report=report, status=status)
@@ -76,7 +76,7 @@ def edges(path):
 
 def test_graph_shows_the_live_lab_and_every_verified_path(lab, tmp_path):
     svg = str(tmp_path / 'lab.svg')
-    out = k8slab('graph', '-o', svg, '--report', os.path.join(lab['reports'], 'verify.json'),
+    out = k8slab('graph', '-o', svg, '--report', os.path.join(lab['reports'], LAB, 'verify.json'),
                  env=lab['env'])
     assert os.path.getsize(svg) > 0 and os.path.getsize(svg[:-4] + '.png') > 0
     text = svg_text(svg)
@@ -124,7 +124,8 @@ def test_graph_draws_a_broken_path_red_at_the_failing_hop(lab, tmp_path):
     finally:
         k8slab('exec', 'node-2', '--', 'ip', 'route', 'replace', '10.244.1.0/24', 'via',
                '192.168.56.11', 'dev', 'eth1', env=env)
-    with open(os.path.join(str(tmp_path), 'verify.json')) as f:
+    # A run of the path kind only writes verify-path.json (it never overwrites the full report).
+    with open(os.path.join(str(tmp_path), LAB, 'verify-path.json')) as f:
         report = json.load(f)
     broken = [r for r in report['results'] if r['kind'] == 'path' and not r['passed']]
     # client-2 -> node-1's pods, and the way back (node-1's pods -> client-2: the replies

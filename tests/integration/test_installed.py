@@ -70,9 +70,9 @@ def test_site_from_an_unrelated_directory(installed):
     assert re.search(r'^\s+"\d+ checks: \d+ passed, 0 failed"$', out, re.M), out[-4000:]
     assert '\\n' not in ''.join(l for l in out.splitlines() if 'PASS' in l)
     # Reports where the user ran it, none in the installed collection.
-    report = json.loads((work / 'reports' / 'verify.json').read_text())
+    report = json.loads((work / 'reports' / LAB / 'verify.json').read_text())
     assert report['lab'] == LAB and report['checks'] > 0 and report['failed'] == 0
-    assert (work / 'reports' / 'verify.xml').is_file()
+    assert (work / 'reports' / LAB / 'verify.xml').is_file()
     assert not (installed['collection'] / 'reports').exists()
 
 

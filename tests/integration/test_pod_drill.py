@@ -45,7 +45,7 @@ def up(lab, reports, *extra):
     """k8slab up; returns (the run, the verification report's rows by name)."""
     env = dict(os.environ, K8SLAB_REPORT_DIR=str(reports))
     r = k8slab('--lab', lab, 'up', *extra, env=env)
-    with open(os.path.join(str(reports), 'verify.json')) as f:
+    with open(os.path.join(str(reports), lab, 'verify.json')) as f:
         rows = dict((row['name'], row) for row in json.load(f)['results'])
     return r, rows
 
@@ -138,7 +138,8 @@ def test_pod_netns_fails_for_a_process_outside_the_sandbox(lab):
         env = dict(os.environ, K8SLAB_REPORT_DIR=str(lab['reports']))
         r = k8slab('--lab', name, 'up', '--tags', 'pod_netns', '-e', 'verify_fail=false', env=env)
         assert r.returncode == 0, r.stdout[-3000:]
-        with open(os.path.join(str(lab['reports']), 'verify.json')) as f:
+        # A run of one kind writes verify-<kind>.json beside the full report.
+        with open(os.path.join(str(lab['reports']), name, 'verify-pod_netns.json')) as f:
             rows = dict((x['name'], x) for x in json.load(f)['results'])
         assert [n for n, x in rows.items() if not x['passed']] == [
             'pod_netns node-2/test-pod/lab-web'], rows

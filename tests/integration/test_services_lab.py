@@ -8,6 +8,7 @@ inventory (an endpoint pod removed, a service whose selector matches nothing) an
 next run's rules and checks follow.
 """
 
+import glob
 import json
 import os
 import re
@@ -66,15 +67,17 @@ class Lab(object):
 
     def verify(self, kinds=None, **extra):
         """playbooks/verify.yml against this lab: report rows by check name."""
-        report = os.path.join(self.reports, 'verify.json')
-        if os.path.exists(report):
-            os.unlink(report)
+        # Reports go to <dir>/<lab>/, named by the kinds a run selects (verify-<kinds>.json).
+        where = os.path.join(self.reports, self.name)
+        for old in glob.glob(os.path.join(where, '*.json')):
+            os.unlink(old)
         extra_vars = dict(lab_name=self.name, verify_retries=1, verify_fail=False,
                           verify_kinds=kinds or SERVICE_KINDS)
         extra_vars.update(extra)
         res = run_playbook('playbooks/verify.yml', inventory=INVENTORY, extra_vars=extra_vars,
                            env={'K8SLAB_REPORT_DIR': self.reports})
         assert res.rc == 0, res
+        (report,) = glob.glob(os.path.join(where, '*.json'))
         with open(report) as f:
             return dict((r['name'], r) for r in json.load(f)['results'])
 

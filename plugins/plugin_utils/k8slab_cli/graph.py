@@ -160,10 +160,12 @@ def graph_data(lab):
 # ---------------------------------------------------------------- the verification report
 
 def default_report(lab_name):
-    """The lab's verification report: the first of $K8SLAB_REPORT_DIR/verify.json,
-    reports/<lab>/verify.json and reports/verify.json that exists, or None."""
-    dirs = [os.environ.get('K8SLAB_REPORT_DIR'), os.path.join(ROOT, 'reports', lab_name),
-            os.path.join(ROOT, 'reports')]
+    """The lab's verification report (verify_report writes <dir>/<lab>/verify.json): the first
+    of $K8SLAB_REPORT_DIR/<lab>, ./reports/<lab> (where ansible-playbook ran), the checkout's
+    reports/<lab>, and the older flat forms of each, that holds a verify.json, or None."""
+    bases = [os.environ.get('K8SLAB_REPORT_DIR'), os.path.abspath('reports'),
+             os.path.join(ROOT, 'reports')]
+    dirs = [os.path.join(b, lab_name) for b in bases if b] + [b for b in bases if b]
     for d in dirs:
         if d and os.path.isfile(os.path.join(d, 'verify.json')):
             return os.path.join(d, 'verify.json')

@@ -428,7 +428,15 @@ def _graphviz_python():
             python = os.path.join(where or '', 'python3')
             if where and os.access(python, os.X_OK):
                 os.environ['K8SLAB_GRAPH_REEXEC'] = '1'
-                os.execv(python, [python, os.path.join(ROOT, 'scripts', 'k8slab')] + sys.argv[1:])
+                # The same program from the same collection (scripts/k8slab is a shell
+                # launcher): the directory holding ansible_collections/ goes on sys.path.
+                top = os.path.abspath(__file__)
+                for _level in range(7):  # .../ansible_collections/k8slab/podnet/plugins/...
+                    top = os.path.dirname(top)
+                boot = ('import sys; sys.path.insert(0, sys.argv.pop(1)); from ansible_collections'
+                        '.k8slab.podnet.plugins.plugin_utils.k8slab_cli.main import run; '
+                        'sys.exit(run())')
+                os.execv(python, [python, '-c', boot, top] + sys.argv[1:])
     fail('k8slab graph needs the graphviz Python package (make deps puts it in .venv)')
 
 

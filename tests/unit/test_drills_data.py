@@ -24,8 +24,8 @@ REQUIRED = {'hostgw-route-deleted', 'nat-address-gateway', 'pod-veth-down', 'hai
 
 def test_the_issue_s_drills_are_all_there():
     assert REQUIRED <= set(d['name'] for d in DRILLS)
-    assert [d['name'] for d in DRILLS if d['requires']] == ['hairpin-off', 'kube-mark-masq-missing',
-                                                       'masquerade-missing']
+    assert [d['name'] for d in DRILLS if d['requires']] == [
+        'hairpin-off', 'kube-mark-masq-missing', 'masquerade-missing']
 
 
 @pytest.mark.parametrize('d', DRILLS, ids=[d['name'] for d in DRILLS])

@@ -116,10 +116,8 @@ test-oldest:
 test-lint:
 	$(BIN)/ansible-lint --profile production --nocolor
 
-# Two workers, one test file each at a time (a file's lab is module-scoped): most of the time
-# goes to probes waiting for answers, not to the CPU. Every test names its own namespaces.
 test-integration:
-	$(BIN)/pytest -q -n 2 --dist loadfile tests/integration
+	$(BIN)/pytest -q tests/integration
 
 # The benchmark (docs/benchmark.md): not a test. Pass options with BENCH_ARGS, e.g.
 #   make bench BENCH_ARGS="--sizes ref,3x2 --repeat 5"

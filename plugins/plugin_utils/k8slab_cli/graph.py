@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import glob
 import json
 import os
 import shlex
@@ -160,15 +161,17 @@ def graph_data(lab):
 # ---------------------------------------------------------------- the verification report
 
 def default_report(lab_name):
-    """The lab's verification report (verify_report writes <dir>/<lab>/verify.json): the first
-    of $K8SLAB_REPORT_DIR/<lab>, ./reports/<lab> (where ansible-playbook ran), the checkout's
-    reports/<lab>, and the older flat forms of each, that holds a verify.json, or None."""
+    """The lab's last verification report (verify_report writes <dir>/<lab>/verify.json, or
+    verify-<selection>.json for a run of some kinds): the newest verify*.json of the first of
+    $K8SLAB_REPORT_DIR/<lab>, ./reports/<lab> (where ansible-playbook ran), the checkout's
+    reports/<lab>, and the older flat forms of each, that holds one; None when none does."""
     bases = [os.environ.get('K8SLAB_REPORT_DIR'), os.path.abspath('reports'),
              os.path.join(ROOT, 'reports')]
     dirs = [os.path.join(b, lab_name) for b in bases if b] + [b for b in bases if b]
     for d in dirs:
-        if d and os.path.isfile(os.path.join(d, 'verify.json')):
-            return os.path.join(d, 'verify.json')
+        found = glob.glob(os.path.join(d, 'verify*.json'))
+        if found:
+            return max(found, key=os.path.getmtime)
     return None
 
 

@@ -108,6 +108,8 @@ killed:
   elements: str
 '''
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -445,6 +447,19 @@ class Lab(object):
         self.run(['rm', '-rf', '--one-file-system', STATE_DIR])
 
 
+@contextlib.contextmanager
+def host_lock():
+    """An exclusive flock(2) on the directory above STATE_DIR (/run), held while a lab's
+    host-side state is made or removed; the lock is a file descriptor, not a file, so the
+    host keeps nothing of it. Blocks until other labs' module runs let go."""
+    fd = os.open(os.path.dirname(STATE_DIR), os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def validate(lab, nodes, namespaces):
     """Names by the lab's rules (module_utils/netns_lab.py); LabError names the option."""
     error = lab_name_error(lab)
@@ -476,10 +491,13 @@ def main():
     lab = Lab(module)
     try:
         validate(p['lab'], p['nodes'], p['namespaces'])
-        if p['state'] == 'present':
-            lab.present(p['nodes'], p['namespaces'])
-        else:
-            lab.absent(p['nodes'], p['namespaces'])
+        # Labs share /run/k8slab and its host-dirs.json: one lab at a time makes or removes
+        # them, or a lab going away removes what another one is just creating.
+        with host_lock():
+            if p['state'] == 'present':
+                lab.present(p['nodes'], p['namespaces'])
+            else:
+                lab.absent(p['nodes'], p['namespaces'])
     except LabError as e:
         module.fail_json(msg=str(e), commands=lab.commands, killed=lab.killed)
     result = dict(changed=lab.changed, commands=lab.commands, killed=lab.killed)

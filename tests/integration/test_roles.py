@@ -11,18 +11,30 @@ import base64
 import hashlib
 import json
 import os
+import re
 import secrets
 import shlex
 
 import pytest
+import yaml
 
-from conftest import run_playbook, sh
+from conftest import ROOT, run_playbook, sh
 
 INV = 'inventories/netns'
 NODES = {'controlplane': ('192.168.56.10', '10.244.0'), 'node-1': ('192.168.56.11', '10.244.1'),
          'node-2': ('192.168.56.12', '10.244.2')}
-# Pods of the default inventory, in lab_pods order (host-local hands out .2, .3, ... in order).
-PODS = {'controlplane': ['client-0'], 'node-1': ['httpd', 'client-1'], 'node-2': ['client-2']}
+
+
+def _load(path):
+    with open(os.path.join(ROOT, path)) as f:
+        return yaml.safe_load(f)
+
+
+# The default inventory's pods and, per node, their names in lab_pods order (the role makes the
+# sandboxes in that order, so host-local hands them .2, .3, ...).
+DEFAULT_PODS = _load('inventories/topology.yml')['lab_pods']
+PODS = dict((node, [p['name'] for p in DEFAULT_PODS if p['node'] == node]) for node in NODES)
+STORE = '/var/lib/cni/networks/cbr0/'
 
 
 def lab_netns(lab):
@@ -31,6 +43,9 @@ def lab_netns(lab):
 
 
 TOPOLOGY_TASK = 'k8slab.podnet.topology : Check the lab topology before anything is built'
+# validate.yml's own checks before the topology role's (the backend's traits, the inventory's
+# nodes): read from the playbook so a new check there does not need a test change.
+VALIDATE_CHECKS = [t['name'] for t in _load('playbooks/validate.yml')[0]['pre_tasks']]
 
 
 def task_like(res, fragment, host):
@@ -38,6 +53,10 @@ def task_like(res, fragment, host):
     found = [t for t in res.tasks(host) if fragment in t['task']]
     assert len(found) == 1, [t['task'] for t in res.tasks(host)]
     return found[0]
+
+
+def changed_tasks(res, host):
+    return [t['task'] for t in res.tasks(host) if t.get('changed')]
 
 
 def pod_veth(pod):
@@ -77,6 +96,15 @@ class Lab(object):
     def ipj(self, node, args):
         out = self.sh(node, 'ip -j ' + args)
         return json.loads(out) if out.strip() else []
+
+    def record(self, node, pod):
+        """The pod's record on its node, /run/podnet/pods/POD/pod.json (docs/pods.md)."""
+        return json.loads(self.read(node, '/run/podnet/pods/%s/pod.json' % pod))
+
+    def pid(self, node, pod, container=None):
+        """The pid of a container of the pod (the shorthand's one container by default)."""
+        return [c['pid'] for c in self.record(node, pod)['containers']
+                if c['name'] == (container or pod)][0]
 
 
 @pytest.fixture(scope='module')
@@ -127,7 +155,13 @@ def test_bad_topology_fails_before_anything_is_built(bad, fragments):
     msg = res.task(TOPOLOGY_TASK)['msg']
     for fragment in fragments:
         assert fragment in msg, (fragment, msg)
-    assert [t['task'] for t in res.tasks()] == [TOPOLOGY_TASK]
+    # Only validate.yml ran: its earlier checks passed and changed nothing, the role's
+    # argument check aside; the topology check failed last; no task ran on any node.
+    ran = res.tasks()
+    assert ran[-1]['task'] == TOPOLOGY_TASK and ran[-1].get('failed'), ran[-1]
+    assert [t['task'] for t in ran[:-1] if 'validate_args_context' not in t] == VALIDATE_CHECKS
+    assert not [t['task'] for t in ran[:-1] if t.get('failed') or t.get('changed')]
+    assert not [t['task'] for node in NODES for t in res.tasks(node)]
     assert lab_netns(name) == [] and not os.path.exists('/run/k8slab/' + name)
 
 
@@ -138,15 +172,13 @@ def test_nodes_forward_and_carry_flannel_files(built):
         assert cni0['linkinfo']['info_kind'] == 'bridge' and cni0['mtu'] == 1500
         assert [(a['local'], a['prefixlen']) for a in cni0['addr_info']
                 if a['family'] == 'inet'] == [(net + '.1', 24)]
+        # kube-flannel's cni-conf.json (docs/cni.md): bridge, subnet, MTU and masquerading
+        # come from subnet.env at every ADD, so the file is the same on every node.
         conf = json.loads(built.sh(node, 'cat /etc/cni/net.d/10-flannel.conflist'))
         assert conf == {
             'name': 'cbr0', 'cniVersion': '0.3.1',
             'plugins': [
-                {'type': 'bridge', 'bridge': 'cni0', 'isGateway': True, 'isDefaultGateway': True,
-                 'hairpinMode': True, 'ipMasq': False, 'mtu': 1500,
-                 'ipam': {'type': 'host-local', 'ranges': [[{'subnet': net + '.0/24'}]],
-                          'routes': [{'dst': '10.244.0.0/16'}],
-                          'dataDir': '/var/lib/cni/networks'}},
+                {'type': 'flannel', 'delegate': {'hairpinMode': True, 'isDefaultGateway': True}},
                 {'type': 'portmap', 'capabilities': {'portMappings': True}}]}
         assert built.sh(node, 'cat /run/flannel/subnet.env') == (
             'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=%s.1/24\nFLANNEL_MTU=1500\n'
@@ -168,10 +200,12 @@ def test_pods_wired_and_addressed_like_bridge_and_host_local(built):
     for node, pods in PODS.items():
         net = NODES[node][1]
         assert pod_netns(built, node) == sorted(pods)
-        store = '/var/lib/cni/networks/cbr0/'
         for i, pod in enumerate(pods):
             ip = '%s.%d' % (net, i + 2)
-            assert built.read(node, store + ip) == '%s\r\neth0' % pod
+            # The CNI container id is the sandbox's (docs/pods.md), as seed 000 shows.
+            sandbox = built.record(node, pod)['sandbox']
+            assert re.match('^[0-9a-f]{64}$', sandbox['id']), sandbox
+            assert built.read(node, STORE + ip) == '%s\r\neth0' % sandbox['id']
             eth0 = built.ipj(node, '-n %s addr show dev eth0' % pod)[0]
             assert [(a['local'], a['prefixlen']) for a in eth0['addr_info']
                     if a['family'] == 'inet'] == [(ip, 24)]
@@ -185,7 +219,7 @@ def test_pods_wired_and_addressed_like_bridge_and_host_local(built):
             port = [p for p in json.loads(built.sh(node, 'bridge -j -d link show'))
                     if p['ifindex'] == peer]
             assert port and port[0]['master'] == 'cni0' and port[0]['hairpin'] is True, port
-        assert built.read(node, store + 'last_reserved_ip.0') == '%s.%d' % (net, len(pods) + 1)
+        assert built.read(node, STORE + 'last_reserved_ip.0') == '%s.%d' % (net, len(pods) + 1)
 
 
 def test_httpd_serves_from_its_pod(built):
@@ -194,7 +228,7 @@ def test_httpd_serves_from_its_pod(built):
     # From a pod on another node: across host-gw routes, never NATed.
     page = built.sh('node-2', 'ip netns exec client-2 curl -sf --max-time 5 http://10.244.1.2/')
     assert 'pod httpd on node node-1' in page
-    pid = int(built.sh('node-1', 'cat /run/podnet/httpd/pid'))
+    pid = built.pid('node-1', 'httpd')
     assert os.readlink('/proc/%d/ns/net' % pid) == built.sh(
         'node-1', 'ip netns exec httpd readlink /proc/self/ns/net').strip()
 
@@ -211,14 +245,17 @@ def test_check_mode_reports_drift_without_repairing_it(built):
     try:
         res = built.play('playbooks/cluster.yml', check=True)
         assert res.rc == 0 and res.changed == 1, res
-        assert task_like(res, 'host-gw routes', 'node-2')['changed'] is True
+        assert task_like(res, 'k8slab.podnet.hostgw : Make the host-gw routes',
+                         'node-2')['changed'] is True
         assert not built.ipj('node-2', 'route show 10.244.1.0/24')
     finally:
         built.sh('node-2', 'ip route replace 10.244.1.0/24 via 192.168.56.11 dev eth1')
 
 
 def test_drift_is_repaired(built):
-    old_pid = int(built.sh('node-1', 'cat /run/podnet/httpd/pid'))
+    old_pid = built.pid('node-1', 'httpd')
+    old_sandbox = built.record('node-1', 'client-1')['sandbox']
+    last = built.read('node-1', STORE + 'last_reserved_ip.0')
     built.sh('node-1', 'kill %d' % old_pid)
     built.sh('node-1', 'ip netns del client-1')  # takes its veth pair with it
     built.sh('node-2', 'ip route del 10.244.0.0/24; echo 0 > /proc/sys/net/ipv4/ip_forward')
@@ -229,10 +266,17 @@ def test_drift_is_repaired(built):
     assert built.sh('node-2', 'cat /proc/sys/net/ipv4/ip_forward').strip() == '1'
     assert built.ipj('node-2', 'route show 10.244.0.0/24')[0]['gateway'] == '192.168.56.10'
     assert 'FLANNEL_SUBNET=10.244.0.1/24' in built.sh('controlplane', 'cat /run/flannel/subnet.env')
-    # client-1 keeps its address: the store still holds it for the same container.
+    # client-1's sandbox is rebuilt as a kubelet does (docs/pods.md): a new sandbox id, the
+    # old id's address released first, the new one as host-local hands it (round robin).
+    sandbox = built.record('node-1', 'client-1')['sandbox']
+    assert sandbox['id'] != old_sandbox['id']
+    ip = '10.244.1.%d' % (int(last.rsplit('.', 1)[1]) + 1)
     eth0 = built.ipj('node-1', '-n client-1 addr show dev eth0')[0]
-    assert [a['local'] for a in eth0['addr_info'] if a['family'] == 'inet'] == ['10.244.1.3']
-    assert int(built.sh('node-1', 'cat /run/podnet/httpd/pid')) != old_pid
+    assert [a['local'] for a in eth0['addr_info'] if a['family'] == 'inet'] == [ip]
+    assert built.read('node-1', STORE + ip) == '%s\r\neth0' % sandbox['id']
+    assert old_sandbox['ip'].split('/')[0] not in built.sh('node-1', 'ls ' + STORE).split()
+    # The killed httpd container is restarted (restart policy Always) in its sandbox.
+    assert built.pid('node-1', 'httpd') != old_pid
     assert 'pod httpd' in built.sh(
         'node-1', 'ip netns exec client-1 curl -sf --max-time 5 http://10.244.1.2/')
     res = built.play('playbooks/cluster.yml')
@@ -247,13 +291,15 @@ def test_real_plugins_with_the_node_conflist_make_the_same_pod(built):
     play = ('- hosts: node-2\n  gather_facts: false\n  tasks:\n    - name: attach\n'
             '      k8slab.podnet.cni_attachment:\n        state: "{{ st }}"\n'
             '        attachments: [{container_id: cniref, netns: /run/netns/cniref}]\n')
+    # node-2's pods hold .2, .3, ... in lab_pods order: host-local's round robin goes on after.
+    ip = '10.244.2.%d' % (len(PODS['node-2']) + 2)
     built.sh('node-2', 'ip netns add cniref')
     try:
         res = built.play(play, extra={'st': 'present'})
         assert res.rc == 0, res
         result = res.task('attach', host='node-2')['attachments'][0]['result']
-        assert result['ips'][0]['address'] == '10.244.2.3/24', result
-        assert built.read('node-2', '/var/lib/cni/networks/cbr0/10.244.2.3') == 'cniref\r\neth0'
+        assert result['ips'][0]['address'] == ip + '/24', result
+        assert built.read('node-2', STORE + ip) == 'cniref\r\neth0'
 
         def pod_view(pod):
             eth0 = built.ipj('node-2', '-n %s -d link show dev eth0' % pod)[0]
@@ -274,25 +320,41 @@ def test_real_plugins_with_the_node_conflist_make_the_same_pod(built):
 
 
 def test_pod_taken_out_of_the_inventory_is_removed(built):
-    pid = int(built.sh('node-1', 'cat /run/podnet/httpd/pid'))
-    pods = [{'name': 'httpd', 'node': 'node-1', 'workload': 'httpd'},
-            {'name': 'client-2', 'node': 'node-2'}, {'name': 'client-0', 'node': 'controlplane'}]
+    pid = built.pid('node-1', 'httpd')
+    pods = [p for p in DEFAULT_PODS if p['name'] != 'client-1']
     res = built.play('playbooks/cluster.yml', extra={'lab_pods': pods})
-    assert res.rc == 0 and res.changed == 3, res  # workload, address, namespace of client-1
-    assert pod_netns(built, 'node-1') == ['httpd']
-    assert built.sh('node-1', 'ls /run/podnet /var/lib/cni/networks/cbr0').split() == [
-        '/run/podnet:', 'httpd', '/var/lib/cni/networks/cbr0:', '10.244.1.2',
-        'last_reserved_ip.0', 'lock']
-    assert not [l for l in built.ipj('node-1', 'link show') if l['ifname'].startswith('veth')
-                and l['ifname'] != pod_veth('httpd')]
-    assert int(built.sh('node-1', 'cat /run/podnet/httpd/pid')) == pid
+    assert res.rc == 0, res
+    # client-1's sandbox goes (processes, namespace, veth, record), then its address; the
+    # cluster DNS forgets its pod name (new configuration, dnsmasq restarted). Nothing else.
+    assert changed_tasks(res, 'node-1') == [
+        'k8slab.podnet.pods : Keep a sandbox per pod, rebuild broken ones, remove pods taken out '
+        'of the inventory',
+        'k8slab.podnet.pods : Release their addresses in the host-local store'], res
+    assert changed_tasks(res, 'node-2') == [], res
+    assert changed_tasks(res, 'controlplane') == [
+        "k8slab.podnet.services : Write the DNS pod's dnsmasq configuration (the Services' and "
+        "their endpoint pods' names)",
+        "k8slab.podnet.services : Stop the DNS pods' running containers",
+        "k8slab.podnet.services : Start the DNS pods' containers with the new configuration"], res
+    left = sorted(p['name'] for p in pods if p['node'] == 'node-1')
+    assert pod_netns(built, 'node-1') == left
+    assert built.sh('node-1', 'ls /run/podnet/pods').split() == left
+    ips = dict((built.record('node-1', pod)['sandbox']['ip'].split('/')[0], pod) for pod in left)
+    assert built.sh('node-1', 'ls ' + STORE).split() == sorted(ips) + ['last_reserved_ip.0', 'lock']
+    for ip, pod in ips.items():
+        assert built.read('node-1', STORE + ip) == '%s\r\neth0' % built.record(
+            'node-1', pod)['sandbox']['id']
+    assert sorted(l['ifname'] for l in built.ipj('node-1', 'link show')
+                  if l['ifname'].startswith('veth')) == sorted(pod_veth(p) for p in left)
+    assert built.pid('node-1', 'httpd') == pid
     res = built.play('playbooks/cluster.yml', extra={'lab_pods': pods})
     assert res.rc == 0 and res.changed == 0, res
 
 
 def test_teardown_removes_the_pod_network(built):
-    pid = int(built.sh('node-1', 'cat /run/podnet/httpd/pid'))
-    assert alive(pid)
+    httpd = built.record('node-1', 'httpd')
+    pids = [httpd['sandbox']['pid'], httpd['containers'][0]['pid']]
+    assert [pid for pid in pids if alive(pid)] == pids
     res = built.play('playbooks/teardown.yml')
     assert res.rc == 0, res
     for node in NODES:
@@ -305,6 +367,6 @@ def test_teardown_removes_the_pod_network(built):
             '/etc/cni/net.d:', '/run/flannel:', '/run/podnet:']
         assert built.sh(node, 'ls /var/lib/cni/networks/cbr0').split() == [
             'last_reserved_ip.0', 'lock']
-    assert not alive(pid), 'the httpd server %d still runs' % pid
+    assert not [pid for pid in pids if alive(pid)], 'httpd pause/container still run: %s' % pids
     res = built.play('playbooks/teardown.yml')
     assert res.rc == 0 and res.changed == 0, res

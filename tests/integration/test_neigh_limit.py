@@ -41,6 +41,8 @@ def big_inventory(path, nodes=12, pods_per_node=21, lab='hi-big'):
         lab_pods=[{'name': 'p%d' % j, 'node': n, 'workload': 'sleep'}
                   for n in names for j in range(pods_per_node)])
     (group_vars / 'lab.yml').write_text(yaml.safe_dump(lab_vars))
+    # The backend's traits, linked as every inventory links them (docs/backends.md).
+    (group_vars / 'backend.yml').symlink_to(os.path.join(ROOT, 'backends', 'netns.yml'))
     (path / 'hosts.yml').write_text(yaml.safe_dump(inventory))
     return str(path), nodes * pods_per_node
 
@@ -60,11 +62,11 @@ def test_a_lab_too_big_for_the_neighbour_table_fails_before_building(tmp_path):
     assert result.rc != 0, result
     failed = result.task(CHECK)
     assert failed.get('failed'), failed
-    # 12 nodes, 252 pods: 144 + 36 + 12 x (4 x 21 - 2) = 1164 entries.
-    assert 'needs 1164 IPv4 neighbour entries' in failed['msg'], failed['msg']
+    # 12 nodes, 252 pods: 144 + 72 + 12 x (4 x 21 - 2) = 1200 entries.
+    assert 'needs 1200 IPv4 neighbour entries' in failed['msg'], failed['msg']
     assert '(12 nodes, %d pods)' % pods in failed['msg']
     assert 'net.ipv4.neigh.default.gc_thresh3 = %d' % gc_thresh3() in failed['msg']
-    assert 'sysctl -w net.ipv4.neigh.default.gc_thresh3=2328' in failed['msg']
+    assert 'sysctl -w net.ipv4.neigh.default.gc_thresh3=2400' in failed['msg']
     # Nothing was built: no namespace, no lab record, and no node play ran.
     assert lab_namespaces('hi-big') == []
     assert not os.path.exists('/run/k8slab/hi-big')
@@ -78,6 +80,6 @@ def test_the_reference_lab_fits(tmp_path):
     result = run_playbook(UP, inventory=os.path.join(ROOT, 'inventories', 'netns'),
                           check=True, extra_vars={'lab_name': 'hi-ref'})
     ok = result.task(CHECK)
-    assert not ok.get('failed') and ok['msg'] == '28 neighbour entries needed, gc_thresh3 %d' \
+    assert not ok.get('failed') and ok['msg'] == '57 neighbour entries needed, gc_thresh3 %d' \
         % gc_thresh3(), ok
     assert lab_namespaces('hi-ref') == []

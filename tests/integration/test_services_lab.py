@@ -97,7 +97,7 @@ def lab():
         res = run_playbook('site.yml', inventory=INVENTORY, extra_vars={'lab_name': name},
                            env={'K8SLAB_REPORT_DIR': reports})
         assert res.rc == 0, res
-        with open(os.path.join(reports, 'verify.json')) as f:
+        with open(os.path.join(reports, name, 'verify.json')) as f:
             report = json.load(f)
         assert report['failed'] == 0, report
         kinds = set(r['kind'] for r in report['results'])

@@ -51,6 +51,10 @@ SHIM = ('pidf=$1; log=$2; ex=$3; shift 3; '
         'wait $!; echo $? >"$ex.tmp" && mv "$ex.tmp" "$ex"')
 
 
+# Seconds a live shim gets to record the exit status of its ended container.
+SHIM_EXIT_WAIT = 2.0
+
+
 class PodError(Exception):
     """A failure with a message ready for fail_json (or the CLI)."""
 
@@ -204,23 +208,58 @@ def log_tail(path, lines=1):
     return '\n'.join(text.splitlines()[-lines:]) if text else ''
 
 
+def shim_running(pid_file):
+    """True when the shim of the container whose pid file is pid_file still runs: it has yet
+    to record the container's exit status. The shim is found by its argv and its pid file,
+    the same file (st_dev, st_ino) through /proc/<pid>/root, since a lab node's shim names it
+    in the node's mount namespace."""
+    try:
+        want = os.stat(pid_file)
+    except OSError:
+        return False
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        argv = cmdline(int(entry))
+        if argv[:4] != ['/bin/sh', '-c', SHIM, 'shim'] or len(argv) < 5:
+            continue
+        try:
+            st = os.stat('/proc/%s/root%s' % (entry, argv[4]))
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino) and alive(int(entry)):
+            return True
+    return False
+
+
 def container_status(runtime_dir, pod, entry, sandbox_pid):
     """The live state of a recorded container: a copy of entry with pid, state, exit_code,
     reason and message brought up to date from its process and its shim's files.
 
     Running: its pid is alive, runs its argv and is in the sandbox's network namespace.
     Exited: its shim recorded an exit status (reason Completed for 0, else Error; message is
-    the last line of its log). Otherwise Exited/Unknown (it vanished without a status).
+    the last line of its log); a container that just ended while its shim still runs waits
+    up to SHIM_EXIT_WAIT seconds for that status. Otherwise Exited/Unknown (it vanished
+    without a status).
     """
     entry = dict(entry)
     files = container_files(runtime_dir, pod, entry['name'])
     pid = entry.get('pid')
-    if (isinstance(pid, int) and alive(pid) and cmdline(pid) == entry.get('argv')
-            and sandbox_pid and net_inode('/proc/%d/ns/net' % pid)
-            == net_inode('/proc/%d/ns/net' % sandbox_pid)):
+    runs = isinstance(pid, int) and alive(pid) and cmdline(pid) == entry.get('argv')
+    if runs and sandbox_pid and net_inode('/proc/%d/ns/net' % pid) == \
+            net_inode('/proc/%d/ns/net' % sandbox_pid):
         entry.update(state='Running', exit_code=None, reason='', message='')
         return entry
     code = read_pid(files['exit'])
+    if code is None and isinstance(pid, int) and not runs:
+        # Ended (exiting, a zombie or reaped) before its shim wrote the status: while the
+        # shim runs, the status is still to come. Read it after the shim is seen gone (it
+        # writes, then ends), so a status written during the look is not missed.
+        deadline = time.time() + SHIM_EXIT_WAIT
+        while (not os.path.exists(files['exit']) and time.time() < deadline
+               and shim_running(files['pid'])):
+            time.sleep(0.02)
+        code = read_pid(files['exit'])
     if code is None:
         entry.update(state='Exited', exit_code=None, reason='Unknown',
                      message=entry.get('message') or 'the process is gone')

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -191,6 +192,33 @@ def test_dead_container_is_reported_then_restarted(pod):
     assert res['started'] == [name + '/echo'], res
     rec = P.read_record(runtime, name)
     assert rec['ready'] == '2/2' and rec['containers'][0]['restarts'] == 1
+
+
+def test_exit_status_written_late_by_the_shim_is_waited_for(pod):
+    """A container read after it ended but before its shim recorded the status (the shim held
+    stopped to make the window wide) is reported with that status, not Exited/Unknown."""
+    name, runtime = pod
+    run_module(SANDBOX, sandbox(name, runtime))
+    run_module(CONTAINER, containers(name, runtime, [{'name': 'nap', 'workload': 'sleep'}]))
+    pid = P.read_record(runtime, name)['containers'][0]['pid']
+    with open('/proc/%d/stat' % pid) as f:
+        shim = int(f.read().rsplit(')', 1)[1].split()[1])  # its parent
+    assert P.cmdline(shim)[3:4] == ['shim'], P.cmdline(shim)
+    os.kill(shim, signal.SIGSTOP)
+    resume = threading.Timer(0.5, os.kill, (shim, signal.SIGCONT))
+    try:
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.time() + 5
+        while alive(pid) and time.time() < deadline:  # a zombie its stopped shim cannot reap
+            time.sleep(0.02)
+        resume.start()
+        row = P.list_pods(runtime)[0]
+    finally:
+        resume.cancel()
+        os.kill(shim, signal.SIGCONT)
+    c = row['containers'][0]
+    assert (c['state'], c['reason'], c['exit_code'], row['status']) == (
+        'Exited', 'Error', 137, 'Error'), row
 
 
 def _echo(netns, kind):

@@ -3,8 +3,9 @@
 Every command runs through Ansible (testinfra's ansible backend with force_ansible), so it
 enters the node through the k8slab.podnet.netns connection, exactly as the roles do. The
 expectations are read from the inventory data (inventories/netns/group_vars/all/lab.yml), the
-observations from the kernel (`ip -j`) and the node's host-local store files. One command per
-node gathers everything, because every Ansible run costs a second or two.
+observations from the kernel (`ip -j`), the node's host-local store files and its pod records
+(/run/podnet/pods/<pod>/pod.json: the store names a pod by its sandbox's id, as in seed 000).
+One command per node gathers everything, because every Ansible run costs a second or two.
 """
 
 import ipaddress
@@ -31,6 +32,9 @@ NODES = LAB['lab_nodes']
 PODS = LAB['lab_pods']
 STORE = os.path.join(LAB.get('cni_data_dir', '/var/lib/cni/networks'), LAB['cni_network'])
 PREFIX = ipaddress.ip_network(LAB['hostonly_cidr']).prefixlen
+RECORDS = '/run/podnet/pods'
+# The pod that serves HTTP on port 80 (seed 001's httpd).
+WEB = next(p for p in PODS if p.get('workload') == 'httpd')
 
 testinfra_hosts = ['k8s_cluster']
 
@@ -60,12 +64,15 @@ def observe(host):
              "print(json.dumps(dict((f, open(os.path.join(d, f), newline=\"\").read()) "
              "for f in os.listdir(d))))' %s" % STORE)
     cmd = ' && '.join(['ip -j addr show', 'ip -j -4 route show', store] +
-                      ['ip -n %s -j addr show dev eth0' % p for p in pods])
+                      ['ip -n %s -j addr show dev eth0' % p for p in pods] +
+                      ['tr -d "\\n" < %s/%s/pod.json; echo' % (RECORDS, p) for p in pods])
     lines = sh(host, cmd).splitlines()
-    assert len(lines) == 3 + len(pods), lines
+    assert len(lines) == 3 + 2 * len(pods), lines
     data = dict(addr=json.loads(lines[0]), routes=json.loads(lines[1]),
                 store=json.loads(lines[2]),
-                pods=dict((p, json.loads(line)) for p, line in zip(pods, lines[3:])))
+                pods=dict((p, json.loads(line)) for p, line in zip(pods, lines[3:])),
+                sandbox=dict((p, json.loads(line)['sandbox']['id'])
+                             for p, line in zip(pods, lines[3 + len(pods):])))
     _cache[node] = data
     return data
 
@@ -76,6 +83,18 @@ def v4(links, name):
             return ['%s/%s' % (a['local'], a['prefixlen'])
                     for a in link.get('addr_info', []) if a['family'] == 'inet']
     raise AssertionError('no link %s in %s' % (name, [l['ifname'] for l in links]))
+
+
+def web_ip(host):
+    """The web pod's address, as its node's store gives it to the pod's sandbox."""
+    import testinfra
+    web_host = testinfra.get_host('ansible://%s' % WEB['node'], force_ansible=True,
+                                  ansible_inventory=host.backend.ansible_inventory)
+    data = observe(web_host)
+    owner = '%s\r\neth0' % data['sandbox'][WEB['name']]
+    found = [ip for ip, text in data['store'].items() if text == owner]
+    assert len(found) == 1, (owner, data['store'])
+    return found[0]
 
 
 def test_interfaces_hold_the_inventory_addresses(host):
@@ -105,8 +124,11 @@ def test_pods_are_numbered_from_two_as_the_store_says(host):
     for pod, addr in got.items():
         ip = addr.split('/')[0]
         assert addr.endswith('/%d' % net.prefixlen)
-        # host-local's file format: '<container id>\r\n<ifname>', no trailing newline.
-        assert data['store'].get(ip) == '%s\r\neth0' % pod, (pod, ip, data['store'])
+        # host-local's file format: '<container id>\r\n<ifname>', no trailing newline; the
+        # container id is the pod sandbox's (64 hex), as the runtime passes it in CNI_CONTAINERID.
+        sandbox = data['sandbox'][pod]
+        assert len(sandbox) == 64 and int(sandbox, 16) >= 0, (pod, sandbox)
+        assert data['store'].get(ip) == '%s\r\neth0' % sandbox, (pod, ip, data['store'])
     assert 'lock' in data['store']
     assert [k for k in data['store'] if k.startswith('last_reserved_ip.')]
 
@@ -128,12 +150,8 @@ def test_hostgw_routes_go_over_eth1_never_eth0(host):
 
 
 def test_httpd_answers_from_every_node_and_pod(host):
-    import testinfra
-    web = next(p for p in PODS if p['workload'] == 'httpd')
-    web_host = testinfra.get_host('ansible://%s' % web['node'], force_ansible=True,
-                                  ansible_inventory=host.backend.ansible_inventory)
-    ip = next(ip for ip, owner in observe(web_host)['store'].items()
-              if owner.startswith(web['name'] + '\r\n'))
+    web = WEB
+    ip = web_ip(host)
     node = node_of(host)
     curl = 'curl -sS --max-time 5 http://%s/' % ip
     cmds = [curl] + ['ip netns exec %s %s' % (p['name'], curl)
@@ -145,16 +163,12 @@ def test_httpd_answers_from_every_node_and_pod(host):
 def test_seed_path_with_the_real_traceroute(host):
     """The seed's exercise with traceroute(8) itself, not the collection's probe: a pod on
     every other node reaches httpd through its own cni0 gateway and node-1's eth1."""
-    import testinfra
     node = node_of(host)
-    web = next(p for p in PODS if p['workload'] == 'httpd')
+    web = WEB
     client = next((p for p in PODS if p['node'] == node and p['name'] != web['name']), None)
     if node == web['node'] or client is None:
         pytest.skip('the seed traces from a pod on another node')
-    web_host = testinfra.get_host('ansible://%s' % web['node'], force_ansible=True,
-                                  ansible_inventory=host.backend.ansible_inventory)
-    ip = next(ip for ip, owner in observe(web_host)['store'].items()
-              if owner.startswith(web['name'] + '\r\n'))
+    ip = web_ip(host)
     out = sh(host, 'ip netns exec %s traceroute -n -q 1 -w 1 -m 5 %s' % (client['name'], ip))
     # ' 1  10.244.2.1  0.067 ms': the hop number, then the address (or '*').
     hops = [line.split()[1] for line in out.splitlines()[1:] if line.split()]

@@ -217,8 +217,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def parse(self, inventory, loader, path, cache=True):
         super(InventoryModule, self).parse(inventory, loader, path, cache)
-        self._read_config_data(path)
-        cwd = self._vagrant_cwd(path)
+        config = self._read_config_data(path)
+        cwd = self._vagrant_cwd(path, config)
 
         cache_key = self.get_cache_key(path)
         use_cache = self.get_option('cache') and cache
@@ -240,13 +240,15 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             self._cache[cache_key] = data
         self._populate(data)
 
-    def _vagrant_cwd(self, path):
+    def _vagrant_cwd(self, path, config):
         base = os.path.dirname(os.path.abspath(path))
         # type str, not path: Ansible would make a relative path absolute against the
-        # current directory before we could join it to the file's directory
-        cwd, origin = self.get_option_and_origin('vagrant_cwd')
+        # current directory before we could join it to the file's directory. Where the value
+        # came from is read off the file itself (ansible-core before 2.19 reports no origin
+        # for a value set in the file).
+        cwd = self.get_option('vagrant_cwd')
         if cwd:
-            relative_to = os.getcwd() if str(origin).startswith('env') else base
+            relative_to = base if (config or {}).get('vagrant_cwd') else os.getcwd()
             cwd = os.path.normpath(os.path.join(relative_to, os.path.expanduser(cwd)))
             if not os.path.isfile(os.path.join(cwd, 'Vagrantfile')):
                 raise AnsibleParserError('vagrant_cwd %s has no Vagrantfile' % cwd)

@@ -223,7 +223,9 @@ def test_relative_vagrant_cwd_is_relative_to_the_file_from_anywhere(fake, monkey
     (inv / 'vagrant.yml').write_text(json.dumps({'plugin': 'k8slab.podnet.vagrant',
                                                  'vagrant_cwd': '../nowhere'}))
     proc, data = fake(inv / 'vagrant.yml', unparsed_failed=True)
-    assert proc.returncode != 0 and str(env / 'inventories' / 'nowhere') in proc.stderr
+    # (older ansible-core wraps the warning at any '-': compare without whitespace)
+    assert proc.returncode != 0
+    assert str(env / 'inventories' / 'nowhere') in ''.join(proc.stderr.split()), proc.stderr
 
 
 def test_not_running_machines_reported_not_dropped(fake):

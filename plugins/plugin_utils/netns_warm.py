@@ -290,7 +290,7 @@ class Handler(object):
 
     def __init__(self, conn, setns):
         self.conn, self.setns = conn, setns
-        self.worker = None
+        self.worker = 0  # the worker process group (0: none yet)
 
     def run(self):
         code = 0
@@ -343,7 +343,7 @@ class Handler(object):
             os.close(fd)
         self._relay(out_r, err_r)
         _pid, status = os.waitpid(pid, 0)
-        self.worker = None
+        self.worker = 0
         rc = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
         self.conn.sendall(frame(b'R', json.dumps({'rc': rc}).encode()))
         self.conn.close()

@@ -200,10 +200,10 @@ def test_neigh_limit():
     assert bench.neigh_limit(lab) is None
     lab, _label = topology.topology(REPO, '20x20')
     why = bench.neigh_limit(lab)
-    if limit >= 2080:
+    if limit >= 2084:
         assert why is None
     else:
-        assert why == ("20 nodes, 400 pods need 2080 IPv4 neighbour entries, more than this "
+        assert why == ("20 nodes, 401 pods need 2084 IPv4 neighbour entries, more than this "
                        "host's net.ipv4.neigh.default.gc_thresh3 = %d: the lab refuses it "
                        "before building" % limit)
 
@@ -213,3 +213,17 @@ def test_read_verify_report(tmp_path):
     assert bench.read_verify_report(str(path)) == {}
     path.write_text(json.dumps({'checks': 142, 'failed': 1, 'results': []}))
     assert bench.read_verify_report(str(path)) == dict(checks=142, checks_failed=1)
+
+
+def test_scaled_topology_keeps_the_cluster_dns():
+    lab, label = topology.topology(REPO, '3x2')
+    assert label == '3 nodes x 2 pods (+ kube-dns)'
+    pods = lab['lab_pods']
+    assert [p['name'] for p in pods[:6]] == ['n0p0', 'n0p1', 'n1p0', 'n1p1', 'n2p0', 'n2p1']
+    assert pods[2]['workload'] == 'httpd'
+    dns = pods[6:]
+    assert [(p['name'], p['node'], p['namespace']) for p in dns] == \
+        [('kube-dns', 'controlplane', 'kube-system')]
+    assert dns[0]['containers'][0]['command'][0] == 'dnsmasq'
+    ref, _label = topology.topology(REPO, 'ref')
+    assert [p for p in ref['lab_pods'] if p['name'] == 'kube-dns'][0] == dns[0]

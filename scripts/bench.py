@@ -19,7 +19,12 @@ generates an inventory in a temporary directory (lab name `kebench`) and times, 
 and, for the same topology, the command-per-step playbook (`cmd`, lab prefix `kbcmd`) and the
 plain shell script (`shell`, prefix `kbsh`) from bench/baseline.py, each proven with a ping.
 Wall time and CPU time (user + system of every waited-for child process) are reported as
-min/median; a table is printed and the raw samples are written as JSON.
+min/median; a table is printed and the raw samples are written as JSON. Each run of a step that
+verifies records its report's number of checks (the verify-time curve: verify wall against
+checks, with a least-squares line), and after each `build` and `site` the lab's processes are
+measured (RSS and PSS of every sandbox, container, shim and the lab's other processes, from
+/proc: bench/memory.py). A size whose lab needs more IPv4 neighbour entries than the host's
+gc_thresh3 is skipped with the count, as the lab would refuse it.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -383,8 +388,10 @@ def memory_table(rows, order):
         mem = chosen[size]
         stats = mem['sandbox'] or {}
         pss = mem['sandbox_pss'] or {}
-        containers = '; '.join('%s (%d) %s / %s' % (w, st['n'], memory.mib(st['median']),
-                                                     memory.mib(st['max']))
+        per_lab = mem.get('samples') or 1  # pooled over that many builds
+        containers = '; '.join('%s x %g: %s / %s' % (w, st['n'] / per_lab,
+                                                      memory.mib(st['median']),
+                                                      memory.mib(st['max']))
                                for w, st in sorted(mem['containers'].items()) if st)
         roles = mem['roles']
         rest = '; '.join('%s %g x %s' % (role, e['n'], memory.mib(e['rss'] / e['n']))
@@ -427,8 +434,9 @@ def curve_table(result, skipped=()):
         lines.append('| %s | - | not built | | | %s |' % (size, why))
     if result['fit']:
         lines.append('')
-        lines.append('wall = %.2f s + %.1f ms x checks (r^2 = %.3f)' % (
-            result['fit']['intercept_s'], 1000 * result['fit']['s_per_check'], result['fit']['r2']))
+        lines.append('least squares over %d sizes: wall = %.2f s + %.1f ms x checks (r^2 = %.3f)'
+                     % (len(result['points']), result['fit']['intercept_s'],
+                        1000 * result['fit']['s_per_check'], result['fit']['r2']))
     return '\n'.join(lines)
 
 

@@ -184,11 +184,11 @@ def test_verify_curve_and_tables():
     text = bench.curve_table(result, [('20x20', 'too big')])
     assert '| ref | 50 | 3.00 s | 4.00 s | 16.7 | 60.0 |' in text
     assert '| 20x20 | - | not built |' in text
-    assert 'wall = 2.00 s + 20.0 ms x checks (r^2 = 1.000)' in text
+    assert 'over 2 sizes: wall = 2.00 s + 20.0 ms x checks (r^2 = 1.000)' in text
     mem = bench.memory_table(rows, ['ref', '3x2'])
     line = mem.splitlines()[2]
     assert line.startswith('| ref | 2 | 7 | 1.1 MiB (1.2 MiB) | 0.1 MiB |')
-    assert 'http (1) 17.6 MiB / 17.6 MiB; sleep (2) 1.8 MiB / 1.9 MiB' in line
+    assert 'http x 1: 17.6 MiB / 17.6 MiB; sleep x 2: 1.8 MiB / 1.9 MiB' in line
     assert 'warm-server 1 x 24.4 MiB' in line
     assert line.endswith('| 49.1 MiB | 26.1 MiB |')
 

@@ -203,6 +203,17 @@ def _stats(values):
                 min=min(values))
 
 
+def pod_rss(rows):
+    """Each pod's RSS in KiB (its sandbox, shims and containers summed), one value per pod of
+    the rows of one measurement."""
+    pods = {}
+    for r in rows:
+        if r['pod'] is not None:
+            key = (r['node'], r['pod'])
+            pods[key] = pods.get(key, 0) + r['rss']
+    return list(pods.values())
+
+
 def summarize(rows):
     """Memory figures of lab_processes rows, in KiB:
     {processes, pods, rss_total, pss_total (None if any pss is missing),
@@ -211,11 +222,7 @@ def summarize(rows):
      per_pod: stats of each pod's RSS (sandbox + shims + containers),
      containers: {workload: stats of RSS}, containers_pss: {workload: stats of PSS},
      roles: {role: {n, rss, pss}} summed}."""
-    pods = {}
-    for r in rows:
-        if r['pod'] is not None:
-            key = (r['node'], r['pod'])
-            pods[key] = pods.get(key, 0) + r['rss']
+    pods = pod_rss(rows)
     by_role = {}
     for r in rows:
         entry = by_role.setdefault(r['role'], dict(n=0, rss=0, pss=0))
@@ -233,7 +240,7 @@ def summarize(rows):
         sandbox=_stats([r['rss'] for r in sandboxes]),
         sandbox_pss=_stats([r['pss'] for r in sandboxes]),
         shim=_stats([r['rss'] for r in rows if r['role'] == 'shim']),
-        per_pod=_stats(list(pods.values())),
+        per_pod=_stats(pods),
         containers=dict((w, _stats([r['rss'] for r in containers if r['workload'] == w]))
                         for w in workloads),
         containers_pss=dict((w, _stats([r['pss'] for r in containers if r['workload'] == w]))
@@ -256,6 +263,7 @@ def pooled(samples):
         return None
     result = summarize([r for rows in samples for r in rows])
     totals = [summarize(rows) for rows in samples]
+    result['per_pod'] = _stats([v for rows in samples for v in pod_rss(rows)])
     for key in ('processes', 'pods', 'rss_total', 'pss_total'):
         values = [t[key] for t in totals]
         result[key] = None if None in values else statistics.median(values)

@@ -149,6 +149,8 @@ def test_pooled():
     assert mem['samples'] == 3
     assert mem['rss_total'] == 50300          # the median of 50300, 2200, 50300
     assert mem['sandbox']['n'] == 6
+    # A pod's RSS is one measurement's (not its processes of every measurement summed).
+    assert mem['per_pod'] == dict(n=6, median=4800, max=20500, min=1000)
     assert mem['roles']['sandbox']['n'] == 2  # per measurement
     assert mem['roles']['warm-server']['rss'] == pytest.approx(25000 * 2 / 3)
 

@@ -389,10 +389,10 @@ def memory_table(rows, order):
         stats = mem['sandbox'] or {}
         pss = mem['sandbox_pss'] or {}
         per_lab = mem.get('samples') or 1  # pooled over that many builds
-        containers = '; '.join('%s x %g: %s / %s' % (w, st['n'] / per_lab,
-                                                      memory.mib(st['median']),
-                                                      memory.mib(st['max']))
-                               for w, st in sorted(mem['containers'].items()) if st)
+        containers = '; '.join(
+            '%s x %g: %s / %s' % (w, st['n'] / per_lab, memory.mib(st['median']),
+                                  memory.mib(st['max']))
+            for w, st in sorted(mem['containers'].items()) if st)
         roles = mem['roles']
         rest = '; '.join('%s %g x %s' % (role, e['n'], memory.mib(e['rss'] / e['n']))
                          for role, e in sorted(roles.items())

@@ -18,8 +18,8 @@ import curve  # noqa: E402
 import memory  # noqa: E402
 import topology  # noqa: E402
 
-SPEC = importlib.util.spec_from_file_location('bench_script', os.path.join(REPO, 'scripts',
-                                                                             'bench.py'))
+SPEC = importlib.util.spec_from_file_location('bench_script',
+                                              os.path.join(REPO, 'scripts', 'bench.py'))
 bench = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(bench)
 
@@ -57,7 +57,8 @@ def test_processes_sees_this_one():
     table = memory.processes()
     me = table[os.getpid()]
     assert me['ppid'] == os.getppid()
-    assert me['net'] == memory.ns_id('/proc/self/ns/net') is not None
+    assert me['net'] is not None
+    assert me['net'] == memory.ns_id('/proc/self/ns/net')
     assert me['mnt'] == memory.ns_id('/proc/self/ns/mnt')
 
 
@@ -78,7 +79,7 @@ def fake_lab(tmp_path, monkeypatch):
     shim = subprocess.Popen(['sh', '-c', 'sleep 60 & echo $! > "$0"; wait', str(tmp_path / 'c')])
     gone = subprocess.Popen(['true'])
     gone.wait()
-    for _ in range(100):
+    for _attempt in range(100):
         if (tmp_path / 'c').exists() and (tmp_path / 'c').read_text().strip():
             break
         time.sleep(0.05)

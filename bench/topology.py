@@ -42,7 +42,9 @@ def scaled(lab, nodes, pods_per_node):
     """Lab data for `nodes` nodes with `pods_per_node` pods each.
 
     Pod 0 of node-1 (of the control plane when there is only one node) runs httpd, as in the
-    reference lab; every other pod runs nothing (workload sleep).
+    reference lab; every other pod runs nothing (workload sleep). The reference lab's cluster
+    add-ons (its pods in namespace kube-system: the cluster DNS, which the Services and the DNS
+    checks need) are kept as they are, on the control plane, in addition to the N x M pods.
     """
     if not 1 <= nodes <= 200 or pods_per_node < 0 or pods_per_node > 250:
         raise ValueError('size %dx%d is out of range' % (nodes, pods_per_node))
@@ -55,7 +57,9 @@ def scaled(lab, nodes, pods_per_node):
     lab['lab_pods'] = [
         {'name': 'n%dp%d' % (i, j), 'node': name,
          'workload': 'httpd' if (name == httpd_node and j == 0) else 'sleep'}
-        for i, name in enumerate(names) for j in range(pods_per_node)]
+        for i, name in enumerate(names) for j in range(pods_per_node)] + [
+            dict(pod, node=names[0]) for pod in lab.get('lab_pods') or []
+            if pod.get('namespace') == 'kube-system']
     return lab
 
 
@@ -69,7 +73,10 @@ def topology(repo, size):
     if not match:
         raise ValueError("size must be 'ref' or NxM (nodes x pods per node), got %r" % size)
     nodes, pods = int(match.group(1)), int(match.group(2))
-    return scaled(lab, nodes, pods), '%d nodes x %d pods' % (nodes, pods)
+    lab = scaled(lab, nodes, pods)
+    addons = [p['name'] for p in lab['lab_pods'] if p.get('namespace') == 'kube-system']
+    return lab, '%d nodes x %d pods%s' % (nodes, pods,
+                                          ' (+ %s)' % ', '.join(addons) if addons else '')
 
 
 def write_inventory(repo, lab, lab_name, dest):

@@ -19,7 +19,12 @@ generates an inventory in a temporary directory (lab name `kebench`) and times, 
 and, for the same topology, the command-per-step playbook (`cmd`, lab prefix `kbcmd`) and the
 plain shell script (`shell`, prefix `kbsh`) from bench/baseline.py, each proven with a ping.
 Wall time and CPU time (user + system of every waited-for child process) are reported as
-min/median; a table is printed and the raw samples are written as JSON.
+min/median; a table is printed and the raw samples are written as JSON. Each run of a step that
+verifies records its report's number of checks (the verify-time curve: verify wall against
+checks, with a least-squares line), and after each `build` and `site` the lab's processes are
+measured (RSS and PSS of every sandbox, container, shim and the lab's other processes, from
+/proc: bench/memory.py). A size whose lab needs more IPv4 neighbour entries than the host's
+gc_thresh3 is skipped with the count, as the lab would refuse it.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -29,6 +34,7 @@ __metaclass__ = type
 import argparse
 import fcntl
 import glob
+import importlib.util
 import json
 import os
 import platform
@@ -49,6 +55,8 @@ if __name__ == '__main__' and os.path.exists(VENV_PYTHON) and \
 sys.path.insert(0, os.path.join(REPO, 'bench'))
 
 import baseline  # noqa: E402  pylint: disable=wrong-import-position
+import curve  # noqa: E402  pylint: disable=wrong-import-position
+import memory  # noqa: E402  pylint: disable=wrong-import-position
 import topology  # noqa: E402  pylint: disable=wrong-import-position
 
 LAB_NAME = 'kebench'
@@ -58,6 +66,26 @@ BIN = os.path.join(REPO, '.venv', 'bin')
 RECAP_RE = re.compile(r'^\S+\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)',
                       re.M)
 LAB_STEPS = ['build', 'verify', 'idempotent', 'check', 'teardown', 'site']
+# Steps after which the lab's processes are measured (the lab has just been built).
+MEMORY_STEPS = ('build', 'site')
+GC_THRESH3 = '/proc/sys/net/ipv4/neigh/default/gc_thresh3'
+
+
+def neigh_limit(lab):
+    """None when the lab fits the host's IPv4 neighbour table, else why not (the lab's own
+    check, plugins/filter/neigh.py, refuses it before building anything)."""
+    spec = importlib.util.spec_from_file_location(
+        'k8slab_neigh', os.path.join(REPO, 'plugins', 'filter', 'neigh.py'))
+    neigh = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(neigh)
+    need = neigh.neigh_entries(list(lab['lab_nodes']), lab.get('lab_pods'))
+    with open(GC_THRESH3) as f:
+        limit = int(f.read())
+    if need['entries'] <= limit:
+        return None
+    return ("%d nodes, %d pods need %d IPv4 neighbour entries, more than this host's "
+            'net.ipv4.neigh.default.gc_thresh3 = %d: the lab refuses it before building'
+            % (need['nodes'], need['pods'], need['entries'], limit))
 
 
 def warm_server_cpu(lab):
@@ -122,7 +150,12 @@ class Bench:
         sample = dict(size=size, label=label, what=what, repeat=rep, wall=round(wall, 3),
                       cpu=round(cpu, 3), **extra)
         self.results.append(sample)
-        notes = ''.join('  %s=%s' % kv for kv in sorted(extra.items()) if kv[0] != 'profile')
+        notes = ''.join('  %s=%s' % kv for kv in sorted(extra.items())
+                        if kv[0] not in ('profile', 'memory'))
+        if extra.get('memory'):
+            mem = memory.summarize(extra['memory'])
+            notes += '  memory: %d processes, RSS %s, PSS %s' % (
+                mem['processes'], memory.mib(mem['rss_total']), memory.mib(mem['pss_total']))
         print('  %-6s %-11s #%d  wall %7.2f s  cpu %7.2f s%s' % (size, what, rep, wall, cpu, notes),
               flush=True)
 
@@ -165,13 +198,25 @@ class Bench:
                 for n, (what, playbooks, extra) in enumerate(sequence):
                     if what not in self.args.lab_steps:
                         continue
+                    report = self.clear_verify_report()
                     wall, cpu, out, tasks = self.playbook(
                         inv, playbooks, self.log(size, '%s-%d-%d' % (what, rep, n)), *extra)
                     ok, changed, _failed = recap(out)
-                    self.record(size, label, what, rep, wall, cpu, tasks=ok, changed=changed,
-                                profile=tasks)
+                    more = dict(tasks=ok, changed=changed, profile=tasks)
+                    more.update(read_verify_report(report))
+                    if what in MEMORY_STEPS:
+                        more['memory'] = memory.lab_processes(LAB_NAME)
+                    self.record(size, label, what, rep, wall, cpu, **more)
         finally:
             self.playbook(inv, down, self.log(size, 'final-teardown'))
+
+    def clear_verify_report(self):
+        """Remove the lab's last verification report, so that one found after a step is the
+        step's own; return its path."""
+        path = os.path.join(self.env['K8SLAB_REPORT_DIR'], LAB_NAME, 'verify.json')
+        if os.path.exists(path):
+            os.remove(path)
+        return path
 
     # -- the baselines ---------------------------------------------------------------------
 
@@ -211,7 +256,12 @@ class Bench:
         for size in self.args.sizes:
             lab, label = topology.topology(REPO, size)
             print('%s: %s' % (size, label), flush=True)
+            too_big = neigh_limit(lab) if 'lab' in self.args.parts else None
             for part in self.args.parts:
+                if part == 'lab' and too_big:
+                    print('  %s lab SKIPPED: %s' % (size, too_big), flush=True)
+                    self.results.append(dict(size=size, label=label, what=part, skipped=too_big))
+                    continue
                 try:
                     if part == 'lab':
                         self.lab(size, label, lab)
@@ -223,6 +273,16 @@ class Bench:
                     if not self.args.keep_going:
                         return False
         return not any('error' in r for r in self.results)
+
+
+def read_verify_report(path):
+    """{checks, checks_failed} of a verify.json report (verify_report's format), {} if none."""
+    try:
+        with open(path) as f:
+            report = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return dict(checks=report.get('checks'), checks_failed=report.get('failed'))
 
 
 def prove(lab, prefix):
@@ -247,7 +307,7 @@ def summary(results):
     """Rows of (size, label, what, n, wall min, wall median, cpu min, cpu median, extra)."""
     groups = {}
     for r in results:
-        if 'error' not in r:
+        if 'error' not in r and 'skipped' not in r:
             groups.setdefault((r['size'], r['what']), []).append(r)
     rows = []
     for (size, what), samples in groups.items():
@@ -259,6 +319,12 @@ def summary(results):
                          changed=max(s.get('changed', 0) for s in samples),
                          tasks=samples[0].get('tasks'), commands=samples[0].get('commands'),
                          ping=all(s.get('ping', True) is not False for s in samples)))
+        checks = [s['checks'] for s in samples if s.get('checks') is not None]
+        if checks:
+            rows[-1].update(checks=statistics.median(checks),
+                            checks_failed=max(s.get('checks_failed') or 0 for s in samples))
+        if any(s.get('memory') for s in samples):
+            rows[-1]['memory'] = memory.pooled([s.get('memory') for s in samples])
         median = sorted(samples, key=lambda s: s['wall'])[(len(samples) - 1) // 2]
         if median.get('profile'):
             rows[-1]['profile'] = sorted(median['profile'], key=lambda t: -t[1])[:8]
@@ -294,6 +360,8 @@ def table(rows, order):
         notes = []
         if r['what'] in ('idempotent', 'check'):
             notes.append('changed=%d' % r['changed'])
+        if r.get('checks'):
+            notes.append('%g checks, %d failed' % (r['checks'], r['checks_failed']))
         if r['commands']:
             notes.append('%d ip commands' % r['commands'])
         if r['what'] in ('cmd', 'shell'):
@@ -302,6 +370,78 @@ def table(rows, order):
                      % (r['size'], r['what'], r['n'], r['wall_min'], r['wall_median'],
                         r['cpu_min'], r['cpu_median'], ', '.join(notes)))
     return '\n'.join(lines)
+
+
+def memory_table(rows, order):
+    """Markdown: per size, the lab's processes after the build (the `build` samples, else
+    `site`): median and max RSS of a pod's sandbox and of its containers by workload, the rest
+    of the lab by role, and the totals."""
+    lines = ['| size | pods | processes | sandbox RSS median (max) | sandbox PSS median '
+             '| containers RSS median / max | shims RSS median | rest of the lab (RSS) '
+             '| total RSS | total PSS |',
+             '|---|---|---|---|---|---|---|---|---|---|']
+    chosen = {}
+    for r in rows:
+        if r.get('memory') and (r['size'] not in chosen or r['what'] == 'build'):
+            chosen[r['size']] = r['memory']
+    for size in [s for s in order if s in chosen]:
+        mem = chosen[size]
+        stats = mem['sandbox'] or {}
+        pss = mem['sandbox_pss'] or {}
+        per_lab = mem.get('samples') or 1  # pooled over that many builds
+        containers = '; '.join(
+            '%s x %g: %s / %s' % (w, st['n'] / per_lab, memory.mib(st['median']),
+                                  memory.mib(st['max']))
+            for w, st in sorted(mem['containers'].items()) if st)
+        roles = mem['roles']
+        rest = '; '.join('%s %g x %s' % (role, e['n'], memory.mib(e['rss'] / e['n']))
+                         for role, e in sorted(roles.items())
+                         if role not in ('sandbox', 'container', 'shim') and e['n'])
+        lines.append('| %s | %s | %s | %s (%s) | %s | %s | %s | %s | %s | %s |' % (
+            size, _num(mem['pods']), _num(mem['processes']), memory.mib(stats.get('median')),
+            memory.mib(stats.get('max')), memory.mib(pss.get('median')), containers or '-',
+            memory.mib((mem['shim'] or {}).get('median')),
+            rest or '-', memory.mib(mem['rss_total']), memory.mib(mem['pss_total'])))
+    return '\n'.join(lines)
+
+
+def _num(value):
+    return '-' if value is None else '%g' % value
+
+
+def verify_curve(rows):
+    """The `verify` step's median wall and CPU against its checks, per size, and the
+    least-squares line through them: {points: [{size, checks, wall, cpu, checks_per_s}],
+    fit: {intercept_s, s_per_check, r2} or None}."""
+    points = [dict(size=r['size'], checks=r['checks'], wall=r['wall_median'], cpu=r['cpu_median'],
+                   checks_per_s=round(r['checks'] / r['wall_median'], 1))
+              for r in rows if r['what'] == 'verify' and r.get('checks')]
+    points.sort(key=lambda p: p['checks'])
+    fit = curve.linear_fit([(p['checks'], p['wall']) for p in points])
+    return dict(points=points, fit=None if fit is None else dict(
+        intercept_s=round(fit[0], 3), s_per_check=round(fit[1], 5), r2=round(fit[2], 4)))
+
+
+def curve_table(result, skipped=()):
+    """Markdown of verify_curve(): one line per size, the fit, and the sizes not built."""
+    lines = ['| size | checks | verify wall median | verify CPU median | checks/s (wall) '
+             '| ms per check (wall) |', '|---|---|---|---|---|---|']
+    for p in result['points']:
+        lines.append('| %s | %d | %.2f s | %.2f s | %.1f | %.1f |' % (
+            p['size'], p['checks'], p['wall'], p['cpu'], p['checks_per_s'],
+            1000.0 * p['wall'] / p['checks']))
+    for size, why in skipped:
+        lines.append('| %s | - | not built | | | %s |' % (size, why))
+    if result['fit']:
+        lines.append('')
+        lines.append('least squares over %d sizes: wall = %.2f s + %.1f ms x checks (r^2 = %.3f)'
+                     % (len(result['points']), result['fit']['intercept_s'],
+                        1000 * result['fit']['s_per_check'], result['fit']['r2']))
+    return '\n'.join(lines)
+
+
+def skipped_sizes(results):
+    return [(r['size'], r['skipped']) for r in results if 'skipped' in r]
 
 
 def machine():
@@ -354,16 +494,40 @@ def merge(args, argv):
         samples.extend(report['samples'])
         commands.append(report['command'])
         order.extend(s['size'] for s in report['samples'] if s['size'] not in order)
-    rows = summary(samples)
-    report = dict(command=' '.join(['scripts/bench.py'] + argv), commands=commands,
-                  machine=machine(), summary=rows, ratios=ratios(rows), samples=samples)
+    report = make_report(argv, samples, commands=commands)
     with open(args.json, 'w') as f:
         json.dump(report, f, indent=2)
     order = [s for s in args.sizes if s in order] + [s for s in order if s not in args.sizes]
+    print_report(report, order)
+    return 0
+
+
+def make_report(argv, samples, **extra):
+    """The JSON report of samples: the command, the machine, the summary rows (with their
+    memory), the ratios, the verification curve, the sizes not built, and every sample."""
+    rows = summary(samples)
+    return dict(command=' '.join(['scripts/bench.py'] + argv), machine=machine(),
+                summary=rows, ratios=ratios(rows), verify_curve=verify_curve(rows),
+                skipped=skipped_sizes(samples), samples=samples, **extra)
+
+
+def print_report(report, order):
+    rows = report['summary']
     print(table(rows, order))
+    for r in rows:
+        if r['what'] in ('build', 'site') and r.get('profile'):
+            print('%s %s, slowest tasks of the median run: %s' % (
+                r['size'], r['what'], '; '.join('%s %.1f s' % (n, t) for n, t in r['profile'])))
     for size, entry in report['ratios'].items():
         print('%s: %s' % (size, ', '.join('%s %.2fx' % kv for kv in sorted(entry.items()))))
-    return 0
+    if any(r.get('memory') for r in rows):
+        print()
+        print('Memory of the lab after the build:')
+        print(memory_table(rows, order))
+    if report['verify_curve']['points'] or report['skipped']:
+        print()
+        print('Verification time against checks:')
+        print(curve_table(report['verify_curve'], report['skipped']))
 
 
 def main(argv):
@@ -381,24 +545,20 @@ def main(argv):
     workdir = tempfile.mkdtemp(prefix='k8slab-bench-')
     bench = Bench(args, workdir)
     started = time.monotonic()
+    load_start = os.getloadavg()
     try:
         ok = bench.run()
     finally:
-        rows = summary(bench.results)
-        report = dict(command=' '.join(['scripts/bench.py'] + argv), machine=machine(),
-                      seconds=round(time.monotonic() - started, 1), summary=rows,
-                      ratios=ratios(rows), samples=bench.results)
+        report = make_report(argv, bench.results, loadavg_start=load_start,
+                             seconds=round(time.monotonic() - started, 1))
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:
             json.dump(report, f, indent=2)
         print()
-        print(table(rows, args.sizes))
-        for r in rows:
-            if r['what'] in ('build', 'site') and r.get('profile'):
-                print('%s %s, slowest tasks of the median run: %s' % (
-                    r['size'], r['what'], '; '.join('%s %.1f s' % (n, t) for n, t in r['profile'])))
-        for size, entry in report['ratios'].items():
-            print('%s: %s' % (size, ', '.join('%s %.2fx' % kv for kv in sorted(entry.items()))))
+        print_report(report, args.sizes)
+        print('load average at the start %s, at the end %s' % (
+            ' '.join('%.2f' % x for x in load_start),
+            ' '.join('%.2f' % x for x in report['machine']['loadavg'])))
         print('JSON: %s' % args.json)
         if args.keep:
             print('work dir: %s' % workdir)

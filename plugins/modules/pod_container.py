@@ -162,12 +162,16 @@ from ansible_collections.k8slab.podnet.plugins.module_utils.files import read_te
 
 # The http and echo workloads. A bind() failure is reported as the kernel's errno and text.
 WORKLOAD = r'''"""Workloads of k8slab.podnet containers: http PORT POD CONTAINER NODE | echo PORT."""
-import http.server
 import os
 import socket
 import socketserver
 import sys
 import threading
+
+# Plain HTTP only: without ssl (which http.server's http.client would load) a web container
+# stays at ~13 MiB RSS instead of ~17.5 MiB (docs/benchmark.md, memory).
+sys.modules['ssl'] = None
+import http.server  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def bind(sock, port):

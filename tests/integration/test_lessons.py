@@ -67,7 +67,7 @@ def lab():
 def shown(step):
     """The command as the page shows it (a shell line needs sh -c)."""
     command = step['run']
-    if re.search(r'[|;&$<>()]', command):
+    if re.search(r'[|;&$<>()]', command) or re.match(r'[A-Za-z_][A-Za-z0-9_]*=', command):
         if re.search(r'["$`\\]', command):
             command = "sh -c '%s'" % command.replace("'", "'\\''")
         else:

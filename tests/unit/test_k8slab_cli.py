@@ -16,7 +16,8 @@ from ansible_collections.k8slab.podnet.plugins.plugin_utils.k8slab_cli.lab impor
 
 
 def test_the_table_holds_todays_subcommands():
-    assert [c.name for c in main.SUBCOMMANDS][:6] == ['up', 'down', 'status', 'pods', 'logs', 'exec']
+    assert [c.name for c in main.SUBCOMMANDS][:7] == ['up', 'down', 'verify', 'status', 'pods',
+                                                     'logs', 'exec']
     assert {'graph', 'capture', 'drill', 'heal'} <= set(c.name for c in main.SUBCOMMANDS)
 
 
@@ -45,6 +46,20 @@ def test_forwarding_subcommands_get_unknown_options(monkeypatch):
     monkeypatch.setattr(main, 'SUBCOMMANDS', (fwd,))
     main.main(['hcfwd', '-v', '--', '--tags', 'lab'])
     assert seen[0].extra == ['-v', '--tags', 'lab']
+
+
+def test_verify_runs_the_verify_play_on_the_named_lab(monkeypatch):
+    """`k8slab verify --tags path` is ansible-playbook verify.yml with the lab's name and the
+    options passed on; the process is replaced (execve), so it is caught here."""
+    from ansible_collections.k8slab.podnet.plugins.plugin_utils.k8slab_cli import playbook
+    seen = []
+    monkeypatch.setattr(playbook.os, 'execve', lambda path, argv, env: seen.append((argv, env)))
+    monkeypatch.setattr(playbook.os.path, 'exists', lambda path: True)
+    main.main(['--lab', 'hcv', 'verify', '--tags', 'path'])
+    argv, env = seen[0]
+    assert argv[-5:] == [os.path.join(playbook.ROOT, 'playbooks', 'verify.yml'),
+                         '-e', '{"lab_name": "hcv"}', '--tags', 'path']
+    assert env['ANSIBLE_STDOUT_CALLBACK'] == 'k8slab.podnet.progress'
 
 
 def test_the_launcher_runs_from_the_repository():

@@ -22,7 +22,7 @@ from ansible_collections.k8slab.podnet.plugins.plugin_utils.k8slab_cli.lab impor
     DEFAULT_INVENTORY)
 
 # The command table, in the help's order.
-SUBCOMMANDS = (playbook.UP, playbook.DOWN, status.STATUS, pods.PODS, logs.LOGS,
+SUBCOMMANDS = (playbook.UP, playbook.DOWN, playbook.VERIFY, status.STATUS, pods.PODS, logs.LOGS,
                nodeexec.EXEC, graph.GRAPH, capture.CAPTURE, drill.DRILL, heal.HEAL)
 
 DESCRIPTION = 'k8slab - the single-host lab from the command line.'

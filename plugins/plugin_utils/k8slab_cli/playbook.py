@@ -37,3 +37,8 @@ DOWN = Subcommand(
     'down', 'remove the lab',
     ['k8slab down                       remove it, processes and all'],
     lambda args: playbook(args, os.path.join('playbooks', 'netns_lab_down.yml')), forwards=True)
+VERIFY = Subcommand(
+    'verify', 'verify the built lab again (playbooks/verify.yml)',
+    ['k8slab verify                     every check again; --tags path,http or',
+     '                                  -e verify_only=httpd picks some'],
+    lambda args: playbook(args, os.path.join('playbooks', 'verify.yml')), forwards=True)

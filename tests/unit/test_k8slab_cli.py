@@ -16,8 +16,8 @@ from ansible_collections.k8slab.podnet.plugins.plugin_utils.k8slab_cli.lab impor
 
 
 def test_the_table_holds_todays_subcommands():
-    assert [c.name for c in main.SUBCOMMANDS][:7] == ['up', 'down', 'verify', 'status', 'pods',
-                                                     'logs', 'exec']
+    first = ['up', 'down', 'verify', 'status', 'pods', 'logs', 'exec']
+    assert [c.name for c in main.SUBCOMMANDS][:7] == first
     assert {'graph', 'capture', 'drill', 'heal'} <= set(c.name for c in main.SUBCOMMANDS)
 
 

@@ -32,8 +32,17 @@ import glob
 import json
 import os
 import statistics
+import sys
 
-STATE_DIR = '/run/k8slab'
+# The lab's layout, pod records and file helpers are the collection's own (one place for each
+# fact): module_utils is plain Python, importable through the checkout's .collections link.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                '.collections'))
+# pylint: disable=wrong-import-position
+from ansible_collections.k8slab.podnet.plugins.module_utils import netns_lab  # noqa: E402
+from ansible_collections.k8slab.podnet.plugins.module_utils import netns_warm  # noqa: E402
+from ansible_collections.k8slab.podnet.plugins.module_utils import pods  # noqa: E402
+from ansible_collections.k8slab.podnet.plugins.module_utils.files import read_text  # noqa: E402
 
 
 def kib_field(text, field):
@@ -48,22 +57,14 @@ def kib_field(text, field):
     return None
 
 
-def _read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except (OSError, IOError):
-        return None
-
-
 def memory(pid, proc='/proc'):
     """{rss, pss} in KiB of a live process (pss None without smaps_rollup), or None when pid
     does not exist (any more) or is a zombie (no memory)."""
-    status = _read('%s/%d/status' % (proc, pid))
+    status = read_text('%s/%d/status' % (proc, pid))
     rss = kib_field(status, 'VmRSS') if status else None
     if rss is None:
         return None
-    rollup = _read('%s/%d/smaps_rollup' % (proc, pid))
+    rollup = read_text('%s/%d/smaps_rollup' % (proc, pid))
     return dict(rss=rss, pss=kib_field(rollup, 'Pss') if rollup else None)
 
 
@@ -83,7 +84,7 @@ def processes(proc='/proc'):
     for entry in os.listdir(proc):
         if not entry.isdigit():
             continue
-        stat = _read('%s/%s/stat' % (proc, entry))
+        stat = read_text('%s/%s/stat' % (proc, entry))
         if not stat:
             continue
         head, _sep, tail = stat.rpartition(')')
@@ -94,26 +95,16 @@ def processes(proc='/proc'):
     return table
 
 
-def _pidfile(path):
-    text = _read(path)
-    try:
-        return int(text.strip()) if text else None
-    except ValueError:
-        return None
-
-
 def pod_records(lab):
     """[(node, record)] of every pod record of the lab's nodes."""
-    pattern = os.path.join(STATE_DIR, lab, 'nodes', '*', 'run', 'podnet', 'pods', '*',
-                           'pod.json')
     records = []
-    for path in sorted(glob.glob(pattern)):
-        node = path[len(os.path.join(STATE_DIR, lab, 'nodes')) + 1:].split(os.sep)[0]
-        text = _read(path)
-        try:
-            records.append((node, json.loads(text)))
-        except (TypeError, ValueError):
-            continue
+    for path in sorted(glob.glob(netns_lab.node_dir(lab, '*'))):
+        node = os.path.basename(path)
+        runtime = netns_lab.node_dir(lab, node, pods.RUNTIME_DIR)
+        for name in pods.record_names(runtime):
+            record = pods.read_record(runtime, name)
+            if record is not None:
+                records.append((node, record))
     return records
 
 
@@ -131,7 +122,7 @@ def lab_processes(lab, table=None):
     [{pid, role, comm, node, pod, container, workload, rss, pss}] (absent keys: None; rss and
     pss in KiB). A process that ends while being read is left out."""
     table = processes() if table is None else table
-    base = os.path.join(STATE_DIR, lab)
+    base = netns_lab.lab_dir(lab)
     roles = {}
 
     def claim(pid, role, **what):
@@ -155,10 +146,11 @@ def lab_processes(lab, table=None):
             if parent in table and parent != 1 and table[parent]['net'] == table[pid]['net']:
                 claim(parent, 'shim', container=container.get('name'), **pod)
     for node_dir in sorted(glob.glob(os.path.join(base, 'dns', '*'))):
-        claim(_pidfile(os.path.join(node_dir, 'dnsmasq.pid')), 'node-dns',
+        claim(pods.read_pid(os.path.join(node_dir, 'dnsmasq.pid')), 'node-dns',
               node=os.path.basename(node_dir))
-    claim(_pidfile(os.path.join(base, 'outside', 'http.pid')), 'outside-http')
-    servers = set(p for p in (_pidfile(f) for f in glob.glob(os.path.join(base, 'warm', '*.pid')))
+    claim(pods.read_pid(os.path.join(netns_lab.outside_dir(lab), 'http.pid')), 'outside-http')
+    servers = set(p for p in (pods.read_pid(f)
+                              for f in glob.glob(os.path.join(netns_warm.warm_dir(lab), '*.pid')))
                   if p in table)
     for pid in servers:
         claim(pid, 'warm-server')
@@ -166,13 +158,13 @@ def lab_processes(lab, table=None):
         if info['ppid'] in servers:
             claim(pid, 'warm-server')
 
-    record = _read(os.path.join(base, 'lab.json'))
+    record = read_text(netns_lab.record_file(lab))
     try:
         names = json.loads(record).get('namespaces', []) if record else []
     except ValueError:
         names = []
-    nets.update(ns_id(os.path.join('/run/netns', n)) for n in names)
-    mnts = set(ns_id(p) for p in glob.glob(os.path.join(base, 'mnt', '*')))
+    nets.update(ns_id(os.path.join(netns_lab.NETNS_DIR, n)) for n in names)
+    mnts = set(ns_id(p) for p in glob.glob(os.path.join(netns_lab.mount_ns_dir(lab), '*')))
     # The lab's namespaces are never the host's (where this runs): a record whose pause runs in
     # the host's namespace must not make every process on the host the lab's.
     nets -= {None, ns_id('/proc/self/ns/net')}

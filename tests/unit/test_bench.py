@@ -74,7 +74,8 @@ def fake_lab(tmp_path, monkeypatch):
     """A lab tree under tmp_path as /run/k8slab/<lab> has it, whose pod runs real processes:
     a pause (sleep), a container (sleep) under its shim (sh), a node resolver pidfile, an
     outside HTTP pidfile pointing at a process that has ended."""
-    monkeypatch.setattr(memory, 'STATE_DIR', str(tmp_path))
+    monkeypatch.setattr(memory.netns_lab, 'STATE_DIR', str(tmp_path))
+    monkeypatch.setattr(memory.netns_warm, 'STATE_DIR', str(tmp_path))
     pause = subprocess.Popen(['sleep', '60'])
     shim = subprocess.Popen(['sh', '-c', 'sleep 60 & echo $! > "$0"; wait', str(tmp_path / 'c')])
     gone = subprocess.Popen(['true'])

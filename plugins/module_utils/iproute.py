@@ -19,6 +19,8 @@ import json
 import os
 import re
 
+from ansible_collections.k8slab.podnet.plugins.module_utils import command
+
 IFNAME_MAX = 15  # IFNAMSIZ - 1
 # fullmatch, never `$`: `$` also matches before a final newline ("lab\n" would pass)
 _NETNS_RE = re.compile(r'[A-Za-z0-9_.][A-Za-z0-9_.\-]*')
@@ -247,8 +249,7 @@ class Iproute(object):
 
     # ---- reading -----------------------------------------------------------------
     def run(self, argv, data=None, check=True):
-        rc, out, err = self.module.run_command(argv, data=data, binary_data=True,
-                                               environ_update={'LC_ALL': 'C'})
+        rc, out, err = command.run(argv, data=data)
         if check and rc != 0:
             raise IprouteError('%s failed (rc=%d): %s' % (' '.join(argv), rc, (err or out).strip()))
         return rc, out, err

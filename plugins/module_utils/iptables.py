@@ -24,6 +24,8 @@ __metaclass__ = type
 
 import shlex
 
+from ansible_collections.k8slab.podnet.plugins.module_utils import command
+
 BUILTIN = {
     'filter': ('INPUT', 'FORWARD', 'OUTPUT'),
     'nat': ('PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'),
@@ -145,11 +147,11 @@ def netns_prefix(netns):
     return ['ip', 'netns', 'exec', netns] if netns else []
 
 
-def save(module, netns, tables):
+def save(netns, tables):
     """Parsed ``iptables-save -t <table>`` of each table (absent tables are empty)."""
     saved = {}
     for table in tables:
-        rc, out, err = module.run_command(netns_prefix(netns) + ['iptables-save', '-t', table])
+        rc, out, err = command.run(netns_prefix(netns) + ['iptables-save', '-t', table])
         if rc != 0:
             # A table no rule ever used may not exist yet (nf_tables backend): it is empty.
             if 'does not exist' in err or "can't initialize" in err.lower():
@@ -160,12 +162,12 @@ def save(module, netns, tables):
     return saved
 
 
-def restore(module, netns, lines):
+def restore(netns, lines):
     """Run one ``iptables-restore --noflush`` with ``lines``; raise IptablesError on failure
     (the kernel then has none of the changes)."""
     data = '\n'.join(lines) + '\n'
-    rc, out, err = module.run_command(netns_prefix(netns) + ['iptables-restore', '--noflush'],
-                                      data=data, binary_data=True)
+    rc, out, err = command.run(netns_prefix(netns) + ['iptables-restore', '--noflush'],
+                               data=data)
     if rc != 0:
         raise IptablesError('iptables-restore --noflush failed (rc=%d): %s\ninput:\n%s'
                             % (rc, err.strip(), data))
@@ -180,7 +182,7 @@ def sync(module, netns, prefix, desired):
     the kernel, and an IptablesError is raised if it differs from the desired state.
     """
     tables = sorted(desired)
-    saved = save(module, netns, tables)
+    saved = save(netns, tables)
     current = dict((t, owned_view(saved, t, prefix)) for t in tables)
     lines = []
     for t in tables:
@@ -188,8 +190,8 @@ def sync(module, netns, prefix, desired):
     before = [x for t in tables for x in listing(current[t], t)]
     after = [x for t in tables for x in listing(desired[t], t)]
     if lines and not module.check_mode:
-        restore(module, netns, lines)
-        saved = save(module, netns, tables)
+        restore(netns, lines)
+        saved = save(netns, tables)
         got = dict((t, owned_view(saved, t, prefix)) for t in tables)
         for t in tables:
             if not same(got[t], desired[t]):

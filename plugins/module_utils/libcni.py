@@ -27,8 +27,8 @@ import ipaddress
 import json
 import os
 import re
-import subprocess
 
+from ansible_collections.k8slab.podnet.plugins.module_utils import command
 from ansible_collections.k8slab.podnet.plugins.module_utils.files import read_text, write_atomic
 
 CACHE_KIND = 'cniCacheV1'          # libcni's cache format tag
@@ -294,7 +294,7 @@ class Runtime(object):
 
     cni_path: list of directories; cache_dir: libcni's CacheDir (results under
     ``<cache_dir>/results``); run(argv, env, stdin_bytes) -> (rc, stdout, stderr) runs a
-    process (injected so the module's run_command is used)."""
+    process (default: module_utils.command.run, bytes out)."""
 
     def __init__(self, conf, conf_bytes, cni_path, cache_dir, run=None):
         self.conf = conf
@@ -460,8 +460,7 @@ def cache_entry(network, conf_bytes, attachment, result):
 
 
 def _subprocess_run(argv, env, data):
-    proc = subprocess.run(argv, input=data, env=env, capture_output=True, check=False)
-    return proc.returncode, proc.stdout, proc.stderr
+    return command.run(argv, data=data, env=env, binary=True)
 
 
 # ---- drift: the cached result against the kernel ------------------------------------------

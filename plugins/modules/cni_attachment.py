@@ -188,6 +188,7 @@ import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.k8slab.podnet.plugins.module_utils import command
 from ansible_collections.k8slab.podnet.plugins.module_utils import libcni
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import validate_ifname
 
@@ -232,7 +233,7 @@ class Kernel(object):
 
     def _json(self, netns, args):
         argv = ([self.nsenter, '--net=%s' % netns] if netns else []) + [self.ip, '-j'] + args
-        rc, out, err = self.module.run_command(argv, environ_update={'LC_ALL': 'C'})
+        rc, out, err = command.run(argv)
         if rc != 0:
             return None
         return json.loads(out) if out.strip() else []
@@ -284,10 +285,7 @@ def main():
         with open(conf_path, 'rb') as f:
             conf_bytes = f.read()
         conf = libcni.parse_conflist(conf_bytes, conf_path)
-        runtime = libcni.Runtime(conf, conf_bytes, p['cni_path'], p['cache_dir'],
-                                 run=lambda argv, env, data: module.run_command(
-                                     argv, data=data, binary_data=True, environ_update=env,
-                                     encoding=None))
+        runtime = libcni.Runtime(conf, conf_bytes, p['cni_path'], p['cache_dir'])
     except (libcni.CNIError, IOError, OSError) as e:
         module.fail_json(msg=str(e))
 

@@ -82,6 +82,7 @@ import signal
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.k8slab.podnet.plugins.module_utils import command
 from ansible_collections.k8slab.podnet.plugins.module_utils.clusterdns import dnsmasq_conf
 from ansible_collections.k8slab.podnet.plugins.module_utils.files import read_text, write_atomic
 
@@ -139,7 +140,7 @@ def main():
         ipaddress.ip_address(p['address'])
     except ValueError:
         module.fail_json(msg='address %r is not an IP address' % p['address'])
-    rc, out, err = module.run_command(['ip', '-j', '-n', p['netns'], 'addr', 'show'], check_rc=True)
+    out = command.run_ok(module, ['ip', '-j', '-n', p['netns'], 'addr', 'show'])
     local = [a['local'] for link in json.loads(out) for a in link.get('addr_info', [])]
     if p['address'] not in local:
         module.fail_json(msg='address %s is not an address of network namespace %s'
@@ -157,8 +158,8 @@ def main():
             stop(pid)
         # dnsmasq daemonizes (closing its inherited descriptors) after it bound its socket,
         # so a zero exit status means it serves.
-        module.run_command(['ip', 'netns', 'exec', p['netns'], 'dnsmasq',
-                            '--conf-file=' + p['conf']], check_rc=True)
+        command.run_ok(module, ['ip', 'netns', 'exec', p['netns'], 'dnsmasq',
+                                '--conf-file=' + p['conf']])
         pid = running(p['pidfile'], p['netns'])
         if pid is None:
             module.fail_json(msg='dnsmasq in %s did not start; see %s' % (p['netns'], p['conf']))

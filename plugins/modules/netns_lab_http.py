@@ -83,6 +83,7 @@ import sys
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.k8slab.podnet.plugins.module_utils import command
 
 
 def running(pidfile, netns):
@@ -157,13 +158,11 @@ def main():
                 f.write(p['index'])
 
     # Local connections (the probe below, a curl from inside) need the namespace's lo up.
-    rc, out, err = module.run_command(['ip', '-j', '-n', p['netns'], 'link', 'show', 'dev', 'lo'],
-                                      check_rc=True)
+    out = command.run_ok(module, ['ip', '-j', '-n', p['netns'], 'link', 'show', 'dev', 'lo'])
     if 'UP' not in json.loads(out)[0]['flags']:
         changed = True
         if not module.check_mode:
-            module.run_command(['ip', '-n', p['netns'], 'link', 'set', 'dev', 'lo', 'up'],
-                               check_rc=True)
+            command.run_ok(module, ['ip', '-n', p['netns'], 'link', 'set', 'dev', 'lo', 'up'])
 
     if pid is None:
         changed = True
@@ -179,7 +178,7 @@ def main():
             for dummy in range(50):
                 if os.waitpid(pid, os.WNOHANG)[0] == pid:
                     module.fail_json(msg='the HTTP server in %s exited; see %s' % (p['netns'], log))
-                if module.run_command(probe)[0] == 0:
+                if command.run(probe)[0] == 0:
                     break
                 time.sleep(0.1)
             else:

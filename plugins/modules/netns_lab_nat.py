@@ -78,6 +78,7 @@ import ipaddress
 import shlex
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.k8slab.podnet.plugins.module_utils import command
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import Iproute, IprouteError
 
 
@@ -105,7 +106,7 @@ def main():
 
     def run(netns, argv, check=True):
         full = ['ip', 'netns', 'exec', netns] + argv
-        rc, out, err = module.run_command(full)
+        rc, out, err = command.run(full)
         if check and rc != 0:
             module.fail_json(msg='%s failed (rc=%d): %s' % (' '.join(full), rc, err.strip()),
                              commands=commands)

@@ -118,6 +118,7 @@ import signal
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.k8slab.podnet.plugins.module_utils import command
 from ansible_collections.k8slab.podnet.plugins.module_utils.files import read_text, write_atomic
 from ansible_collections.k8slab.podnet.plugins.module_utils.netns_lab import (
     HOST_DIRS_FILE, NETNS_DIR, STATE_DIR, lab_dir, lab_name_error, mount_ns_dir, mount_ns_file,
@@ -184,7 +185,7 @@ class Lab(object):
             self.commands.append(' '.join(shlex.quote(a) for a in argv))
             if self.check:
                 return ''
-        rc, out, err = self.module.run_command(argv, data=data, environ_update={'LC_ALL': 'C'})
+        rc, out, err = command.run(argv, data=data)
         if rc != 0:
             raise LabError('%s failed (rc=%d): %s' % (' '.join(argv), rc, (err or out).strip()))
         return out

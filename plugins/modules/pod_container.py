@@ -155,6 +155,7 @@ import sys
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.k8slab.podnet.plugins.module_utils import command
 
 from ansible_collections.k8slab.podnet.plugins.module_utils import pods as P
 from ansible_collections.k8slab.podnet.plugins.module_utils.clusterdns import pod_resolv_conf
@@ -301,12 +302,12 @@ class Runtime(object):
         mount = (['unshare', '--mount', '--propagation', 'private', '/bin/sh', '-ec',
                   'mount --bind "$1" /etc/resolv.conf; shift; exec "$@"', 'sh', resolv]
                  if self.m.params['cluster_dns'] and os.path.exists(resolv) else [])
-        self.m.run_command(
-            ['/bin/sh', '-c', '"$@" </dev/null >/dev/null 2>&1 &', 'sh',
-             self.m.get_bin_path('setsid', required=True),
-             self.m.get_bin_path('nsenter', required=True), '--net=/proc/%d/ns/net' % sandbox_pid]
-            + mount + ['/bin/sh', '-c', P.SHIM, 'shim', files['pid'], files['log'], files['exit']] + argv,
-            check_rc=True)
+        command.run_ok(self.m, [
+            '/bin/sh', '-c', '"$@" </dev/null >/dev/null 2>&1 &', 'sh',
+            self.m.get_bin_path('setsid', required=True),
+            self.m.get_bin_path('nsenter', required=True), '--net=/proc/%d/ns/net' % sandbox_pid]
+            + mount + ['/bin/sh', '-c', P.SHIM, 'shim', files['pid'], files['log'], files['exit']]
+            + argv)
         deadline = time.time() + START_TIMEOUT
         pid = None
         while time.time() < deadline:
@@ -413,8 +414,8 @@ class Runtime(object):
 
     def pod_ip(self, name):
         """eth0's first IPv4 address in the pod (what the pod really holds), or None."""
-        rc, out, _err = self.m.run_command([self.m.get_bin_path('ip', required=True), '-j',
-                                            '-n', name, 'addr', 'show', 'dev', 'eth0'])
+        rc, out, _err = command.run([self.m.get_bin_path('ip', required=True), '-j',
+                                     '-n', name, 'addr', 'show', 'dev', 'eth0'])
         try:
             for link in json.loads(out) if rc == 0 else []:
                 for a in link.get('addr_info', []):

@@ -136,6 +136,7 @@ import shutil
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.k8slab.podnet.plugins.module_utils import command
 
 from ansible_collections.k8slab.podnet.plugins.module_utils import pods as P
 
@@ -156,7 +157,7 @@ class Sandboxes(object):
         self.result = dict(sandboxes=[], created=[], removed=[], released=[], stopped=[])
 
     def run(self, argv, ok_missing=False):
-        rc, out, err = self.m.run_command(argv)
+        rc, out, err = command.run(argv)
         if rc != 0 and not (ok_missing and ('Cannot find' in err or 'No such file' in err)):
             raise P.PodError('%s failed (rc=%d): %s' % (' '.join(argv), rc, err.strip()))
         return out
@@ -202,7 +203,7 @@ class Sandboxes(object):
                 os.unlink(pause)
             os.symlink(self.m.get_bin_path('sleep', required=True), pause)
             # setsid and nsenter exec in place: the pid the shell prints is the pause's own.
-            rc, out, err = self.m.run_command(
+            rc, out, err = command.run(
                 ['/bin/sh', '-c', '"$@" </dev/null >/dev/null 2>&1 & echo $!', 'sh',
                  self.m.get_bin_path('setsid', required=True),
                  self.m.get_bin_path('nsenter', required=True), '--net=%s' % netns,

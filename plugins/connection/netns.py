@@ -21,6 +21,9 @@ description:
     C(/etc/cni/net.d/10-flannel.conflist)).
   - A node that does not exist makes the host unreachable with a message that says to run
     C(playbooks/netns_lab_up.yml) first.
+  - With O(on_host) it enters no namespace at all and is the C(local) connection whose
+    pipelined modules go through the lab's warm module server too; the C(netns_lab) role
+    builds the lab's machines this way.
 author: k8slab.podnet developers (@k8slab)
 options:
   lab_name:
@@ -30,6 +33,18 @@ options:
     default: k8slab
     vars:
       - name: lab_name
+      - name: k8slab_lab_name
+  on_host:
+    description:
+      - Run on the lab's host itself, in the namespaces of the process that runs Ansible, as
+        the C(local) connection does; O(node), O(netns), O(mount_ns) and O(uts_ns) are then
+        not used. Pipelined modules still take the warm path (O(warm)) once the lab's
+        directory exists, so the tasks that build the lab's machines on the host cost what a
+        node's tasks cost.
+    type: bool
+    default: false
+    vars:
+      - name: k8slab_on_host
   node:
     description:
       - Name of the node in the lab.
@@ -201,7 +216,9 @@ class Connection(LocalConnection):
         return node, os.path.join(NETNS_DIR, netns), mount_ns, uts_ns
 
     def _connect(self):
-        if not self._connected:
+        if not self._connected and self.get_option('on_host'):
+            self._enter, self._ns_files = [], []
+        elif not self._connected:
             node, netns_file, mount_ns, uts_ns = self._node_paths()
             missing = [p for p in (netns_file, mount_ns) if pinned(p) is None]
             if missing:
@@ -227,6 +244,8 @@ class Connection(LocalConnection):
             result = self._warm_exec(warm[0], in_data)
             if result is not None:
                 return result
+        if not self._enter:
+            return super(Connection, self).exec_command(cmd, in_data=in_data, sudoable=sudoable)
         argv = self._enter + ['--', shell, '-c', to_text(cmd)]
         wrapped = ' '.join(shlex.quote(a) for a in argv)
         return super(Connection, self).exec_command(wrapped, in_data=in_data, sudoable=sudoable)
@@ -238,6 +257,10 @@ class Connection(LocalConnection):
 
     def put_file(self, in_path, out_path):
         """Copy a file of the controller to a path as the node sees it."""
+        self._connect()
+        if not self._enter:
+            super(Connection, self).put_file(in_path, out_path)
+            return
         ConnectionBase.put_file(self, in_path, out_path)
         in_path = unfrackpath(in_path, basedir=self.cwd)
         out_path = unfrackpath(out_path, basedir=self.cwd)
@@ -253,6 +276,10 @@ class Connection(LocalConnection):
 
     def fetch_file(self, in_path, out_path):
         """Copy a file as the node sees it to the controller."""
+        self._connect()
+        if not self._enter:
+            super(Connection, self).fetch_file(in_path, out_path)
+            return
         ConnectionBase.fetch_file(self, in_path, out_path)
         display.vvv(u'FETCH {0} TO {1}'.format(in_path, out_path),
                     host=self._play_context.remote_addr)

@@ -261,6 +261,7 @@ POD_OPTIONS = dict(
     containers=dict(type='list', elements='dict', required=True, options=CONTAINER_OPTIONS),
 )
 START_TIMEOUT = 10.0
+SETTLE = 0.3  # seconds a container without a port must stay up to count as started
 # The workloads need only the standard library: the system's Python when there is one, so a
 # container's argv does not point into a virtualenv that may change under it.
 SYSTEM_PYTHON = '/usr/bin/python3'
@@ -275,6 +276,7 @@ class Runtime(object):
         self.program = os.path.join(self.runtime_dir, 'workload.py')
         self.python = SYSTEM_PYTHON if os.access(SYSTEM_PYTHON, os.X_OK) else sys.executable
         self.result = dict(pods=[], started=[], stopped=[], not_ready={})
+        self.started = []  # (entry, files) of the containers this run started
 
     def argv(self, pod, c):
         workload = P.WORKLOAD_ALIASES.get(c['workload'], c['workload'])
@@ -288,8 +290,8 @@ class Runtime(object):
         return list(c['command'])
 
     def start(self, pod, c, argv, sandbox_pid):
-        """Starts one container under its shim; waits until it listens on its port (http,
-        echo) or has run a moment (others), or exited. Returns its record entry."""
+        """Starts one container under its shim and returns at once: (record entry, pid
+        still None; its files). wait_started waits for every container started in the run."""
         files = P.container_files(self.runtime_dir, pod['name'], c['name'])
         for path in (files['pid'], files['exit']):
             if os.path.exists(path):
@@ -308,24 +310,36 @@ class Runtime(object):
             self.m.get_bin_path('nsenter', required=True), '--net=/proc/%d/ns/net' % sandbox_pid]
             + mount + ['/bin/sh', '-c', P.SHIM, 'shim', files['pid'], files['log'], files['exit']]
             + argv)
-        deadline = time.time() + START_TIMEOUT
-        pid = None
-        while time.time() < deadline:
-            pid = pid or P.read_pid(files['pid'])
-            if os.path.exists(files['exit']):
-                break
-            if pid and P.alive(pid):
-                if c.get('port') and c['workload'] in ('http', 'httpd', 'echo'):
-                    if P.listens(pid, c['port']):
-                        break
-                elif time.time() > deadline - START_TIMEOUT + 0.3:
-                    break
-            time.sleep(0.03)
         workload = P.WORKLOAD_ALIASES.get(c['workload'], c['workload'])
-        return dict(name=c['name'], workload=workload, port=c.get('port'), argv=argv, pid=pid,
-                    log=files['log'])
+        return dict(name=c['name'], workload=workload, port=c.get('port'), argv=argv, pid=None,
+                    log=files['log']), files
 
-    def pod(self, pod, before, after):
+    @staticmethod
+    def wait_started(started):
+        """Waits for the containers started in this run, all at once (START_TIMEOUT seconds
+        in all): each until it listens on its port (http, echo), has run SETTLE seconds
+        (others) or has exited. started: list of (entry, files) from start; fills each
+        entry's pid. One wait for a node's containers, not one per container: twenty sleep
+        pods cost SETTLE once, not twenty times."""
+        t0 = time.time()
+        waiting = list(started)
+        while waiting and time.time() < t0 + START_TIMEOUT:
+            for item in list(waiting):
+                entry, files = item
+                entry['pid'] = entry['pid'] or P.read_pid(files['pid'])
+                pid = entry['pid']
+                if os.path.exists(files['exit']):
+                    waiting.remove(item)
+                elif pid and P.alive(pid) and (
+                        P.listens(pid, entry['port']) if entry['port'] and entry['workload']
+                        in ('http', 'echo') else time.time() > t0 + SETTLE):
+                    waiting.remove(item)
+            if waiting:
+                time.sleep(0.03)
+
+    def pod(self, pod, before):
+        """Stops what must go and starts what must run for one pod, without waiting for
+        what it started; returns the state finish() completes once wait_started has run."""
         name = pod['name']
         rec = P.read_record(self.runtime_dir, name)
         spid = P.pause_pid(self.runtime_dir, rec)
@@ -356,7 +370,7 @@ class Runtime(object):
                     for stale in (path, path + '.previous'):
                         if os.path.exists(stale):
                             os.unlink(stale)
-        entries = []
+        entries, fresh = [], []
         for c in pod['containers']:
             argv = self.argv(pod, c)
             cur = old.get(c['name'])
@@ -381,9 +395,19 @@ class Runtime(object):
                 entries.append(dict(name=c['name'], workload=c['workload'], port=c.get('port'),
                                     argv=argv, state='Running', pid=None))
                 continue
-            entry = self.start(pod, c, argv, spid)
+            entry, files = self.start(pod, c, argv, spid)
             entry['restarts'] = restarts + 1 if cur else 0
-            entries.append(P.container_status(self.runtime_dir, name, entry, spid))
+            self.started.append((entry, files))
+            entries.append(entry)
+            fresh.append(entry['name'])
+        return dict(name=name, rec=rec, entries=entries, fresh=fresh, spid=spid,
+                    changed=resolv_changed)
+
+    def finish(self, state, after):
+        """The pod's record from what its started containers did; True when it changed."""
+        name, rec, spid = state['name'], state['rec'], state['spid']
+        entries = [P.container_status(self.runtime_dir, name, e, spid)
+                   if e['name'] in state['fresh'] else e for e in state['entries']]
         rec['containers'] = entries
         rec['ready'] = P.ready_text(entries)
         if spid and not self.check:
@@ -396,7 +420,7 @@ class Runtime(object):
         if changed and not self.check:
             P.write_record(self.runtime_dir, rec)
         self.result['pods'].append(rec)
-        return changed or resolv_changed
+        return changed or state['changed']
 
     def resolv_conf(self, name, namespace):
         """Writes the pod's resolv.conf (kubelet's, for dnsPolicy ClusterFirst) when
@@ -462,8 +486,10 @@ def main():
         rt.program_changed = False
         if uses_program:
             changed |= rt.write_program()
-        for pod in p['pods']:
-            changed |= rt.pod(pod, before, after)
+        states = [rt.pod(pod, before) for pod in p['pods']]
+        rt.wait_started(rt.started)
+        for state in states:
+            changed |= rt.finish(state, after)
     except (P.PodError, OSError, IOError) as e:
         module.fail_json(msg=str(e), **rt.result)
     changed |= bool(rt.result['started'] or rt.result['stopped'])

@@ -351,3 +351,39 @@ def test_the_warm_server_leaves_when_idle(node):
     assert server_pids(lab) == []
     assert glob.glob('/run/k8slab/%s/warm/*.sock' % lab) == []
     assert glob.glob('/run/k8slab/%s/warm/*.pid' % lab) == []
+
+
+def test_on_host_runs_in_the_hosts_namespaces_through_the_warm_server(node, tmp_path):
+    """k8slab_on_host (the netns_lab role's tasks): no namespace entered, files and commands
+    as the local connection has them, pipelined modules through the lab's warm server."""
+    lab = node['lab']
+    stop_servers(lab)
+    dest = tmp_path / 'on-host.txt'
+    tasks = """
+    - name: where
+      ansible.builtin.command: sh -c 'readlink /proc/self/ns/net /proc/self/ns/mnt; hostname'
+      changed_when: false
+      register: where
+    - name: copy
+      ansible.builtin.copy: {content: kd-on-host, dest: %s}
+    - name: slurp
+      ansible.builtin.slurp: {src: %s}
+""" % (dest, dest)
+    text = ('- hosts: localhost\n  gather_facts: false\n  vars:\n'
+            '    ansible_connection: k8slab.podnet.netns\n    k8slab_on_host: true\n'
+            '    k8slab_lab_name: %s\n    ansible_python_interpreter: "{{ ansible_playbook_python }}"\n'
+            '  tasks:\n' % lab) + tasks
+    host = [os.readlink('/proc/self/ns/net'), os.readlink('/proc/self/ns/mnt'),
+            open('/proc/sys/kernel/hostname').read().strip()]
+    for warm in ('false', 'true'):
+        dest.unlink(missing_ok=True)
+        res = run_playbook(text, env={'K8SLAB_WARM': warm})
+        assert res.rc == 0, res
+        got = {t['task']: t for t in res.tasks('localhost')}
+        assert got['where']['stdout_lines'] == host, (warm, got['where'])
+        assert dest.read_text() == 'kd-on-host'
+        assert got['slurp']['content'] == 'a2Qtb24taG9zdA=='
+        # the cold run starts no server; the warm one does, in the host's namespaces
+        assert bool(server_pids(lab)) == (warm == 'true'), (warm, server_pids(lab))
+    for pid in server_pids(lab):
+        assert os.readlink('/proc/%d/ns/net' % pid) == host[0]

@@ -66,6 +66,13 @@ options:
     description: TTL of the answers, seconds.
     type: int
     default: 5
+  force:
+    description:
+      - V(false) writes O(dest) only when it does not exist yet and leaves an existing file
+        as it is (as M(ansible.builtin.copy)'s C(force)): the first configuration a DNS pod
+        starts with, before its endpoints are known.
+    type: bool
+    default: true
 attributes:
   platform:
     support: full
@@ -118,6 +125,7 @@ def main():
             cluster_cidr=dict(type='str', default='10.244.0.0/16'),
             upstream=dict(type='list', elements='str', default=[]),
             ttl=dict(type='int', default=5),
+            force=dict(type='bool', default=True),
         ),
         supports_check_mode=True,
     )
@@ -138,6 +146,8 @@ def main():
     text = cluster_dnsmasq_conf(services, p['pods'], p['domain'], p['service_cidr'],
                                 p['cluster_cidr'], p['upstream'], p['ttl'])
     current = read_text(p['dest'])
+    if current is not None and not p['force']:
+        text = current
     changed = current != text
     if changed and not module.check_mode:
         write_atomic(p['dest'], text, makedirs=True)

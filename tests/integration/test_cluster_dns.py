@@ -91,6 +91,14 @@ def test_cluster_dns_through_the_kube_dns_service(lab):
         'search test001.svc.cluster.local svc.cluster.local cluster.local\n'
         'nameserver 10.96.0.10\noptions ndots:5\n')
     assert not run_module('k8slab.podnet.cluster_dns', args)[0]['changed']
+    # force: false (the first configuration, written before the pods are known) leaves an
+    # existing file alone, in check mode too; force: true (the default) rewrites it.
+    written = open(conf).read()
+    first = dict(args, pods=[], force=False)
+    for check in (True, False):
+        res = run_module('k8slab.podnet.cluster_dns', first, check=check)[0]
+        assert not res['changed'] and open(conf).read() == written, res
+    assert run_module('k8slab.podnet.cluster_dns', dict(first, force=True), check=True)[0]['changed']
 
     lab['procs'].append(subprocess.Popen(
         ['ip', 'netns', 'exec', lab['d'], 'dnsmasq', '--keep-in-foreground', '--conf-file=' + conf],

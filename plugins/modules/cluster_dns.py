@@ -69,8 +69,8 @@ options:
   force:
     description:
       - V(false) writes O(dest) only when it does not exist yet and leaves an existing file
-        as it is (as M(ansible.builtin.copy)'s C(force)): the first configuration a DNS pod
-        starts with, before its endpoints are known.
+        as it is, as C(force) of M(ansible.builtin.copy) does. The services role writes the
+        first configuration a DNS pod starts with this way, before its endpoints are known.
     type: bool
     default: true
 attributes:

@@ -59,7 +59,7 @@ ROLES := $(notdir $(wildcard roles/*))
 FILTER_CHECK := import json, sys; d = json.load(sys.stdin); bad = sorted(n for n, s in d.items() if s == "UNDOCUMENTED"); print("filters without documentation:", *bad) if bad or not d else print("ansible-doc: %d filters documented" % len(d)); sys.exit(bool(bad) or not d)
 ROLE_CHECK := import json, os, sys; d = json.load(sys.stdin); bad = [r for r in sys.argv[1:] if "main" not in d.get("k8slab.podnet." + r, {}).get("entry_points", {}) or not os.path.isfile("roles/%s/README.md" % r)]; print("roles without meta/argument_specs.yml (main) or README.md:", *bad) if bad else print("ansible-doc: %d roles documented" % len(sys.argv[1:])); sys.exit(bool(bad))
 test-doc:
-	@n=0; for t in module connection inventory strategy; do \
+	@n=0; for t in module connection inventory callback; do \
 	  d=$$t; [ $$t != module ] || d=modules; \
 	  names=$$(for f in plugins/$$d/*.py; do [ -e "$$f" ] && echo k8slab.podnet.$$(basename "$$f" .py); done); \
 	  [ -n "$$names" ] || continue; \

@@ -117,8 +117,8 @@ removed:
 released:
   description:
     - CNI container ids whose addresses should be released now - ids of sandboxes that were
-      rebuilt or removed, and the pod name of a pod that had no record (the container id of
-      pods made before records existed).
+      rebuilt or removed, and the pod name of a pod whose namespace exists without a record
+      (the container id of pods made before records existed). A new pod releases nothing.
   returned: always
   type: list
   elements: str
@@ -242,8 +242,10 @@ class Sandboxes(object):
             return changed
         # Rebuild: a kubelet makes a new sandbox (new id) when the old one is not ready.
         self.result['created'].append(name)
-        old_id = (rec or {}).get('sandbox', {}).get('id') if rec else None
-        self.result['released'].append(old_id or name)
+        if rec or P.net_inode(netns) is not None:
+            # A recorded sandbox, or a namespace without a record (a pod made before records:
+            # its container id was its name), may hold an address; a new pod holds none.
+            self.result['released'].append(((rec or {}).get('sandbox') or {}).get('id') or name)
         self.result['stopped'].extend(self.teardown(name, rec, pod.get('veth')))
         sid = P.new_sandbox_id()
         new_pid = None

@@ -21,6 +21,7 @@ from ansible_collections.k8slab.podnet.plugins.filter.topology import pod_contai
 from ansible_collections.k8slab.podnet.plugins.module_utils.clusterdns import dashed
 from ansible_collections.k8slab.podnet.plugins.module_utils.kubeproxy import (
     CLUSTER_DOMAIN, normalize_services, selects)
+from ansible_collections.k8slab.podnet.plugins.module_utils.probe import ICMP_BURST
 from ansible_collections.k8slab.podnet.plugins.plugin_utils.verify_registry import (
     Kind, register, with_prefix)
 
@@ -33,6 +34,25 @@ def _pick_source(lab, node, target):
     one (as in the seed), never the target itself."""
     pods = [p for p in lab.pods_on(node) if p['name'] != target['name']]
     return next((p for p in pods if p.get('workload') != 'httpd'), pods[0] if pods else None)
+
+
+def _path_sources(lab, node, targets):
+    """The source pod of each pod -> pod trace from node: {target node: pod}. targets is
+    {target node: target pod}. The first choice is _pick_source's (the seed's client); a
+    source takes at most ICMP_BURST traces to other nodes before the next pod of the node
+    takes over, because the node's gateway answers every trace of one source at TTL 1 and
+    the kernel lets it answer one destination ICMP_BURST times at once, then once a second
+    (probe.HopPacer): ten traces from one pod wait four seconds, from two pods none."""
+    pods = sorted(lab.pods_on(node), key=lambda p: p.get('workload') == 'httpd')
+    used, sources = {}, {}
+    for y, target in targets.items():
+        source = _pick_source(lab, node, target)
+        if y != node and source is not None:
+            source = next((p for p in pods if p['name'] != target['name']
+                           and used.get(p['name'], 0) < ICMP_BURST), source)
+            used[source['name']] = used.get(source['name'], 0) + 1
+        sources[y] = source
+    return sources
 
 
 def _pick_target(lab, node):
@@ -87,10 +107,12 @@ class Path(Kind):
                     yield lab.check('path %s -> %s %s' % (x, y, lab.public), self.name, x,
                                     lab.eth1(y), resolved=lab.eth1(y), hops=[lab.eth1(y)])
         # pod -> pod, one per ordered node pair (and within a node): the seed's results.
+        targets = dict((y, _pick_target(lab, y)) for y in lab.order)
+        targets = dict((y, t) for y, t in targets.items() if t is not None)
         for x in lab.order:
+            sources = _path_sources(lab, x, targets)
             for y in lab.order:
-                target = _pick_target(lab, y)
-                source = target and _pick_source(lab, x, target)
+                target, source = targets.get(y), sources.get(y)
                 if source is None:
                     continue
                 hops = ['@target'] if x == y else [lab.gateway(x), lab.eth1(y), '@target']

@@ -276,3 +276,31 @@ def test_mtu_checks_every_pod_and_the_node_links():
     assert probe == dict(name=c['name'], kind='mtu', netns='httpd', dev='eth0', mtu=1450)
     # No planned MTU, no mtu checks (expectations come from the inventory only).
     assert not [c for c in verify_checks(LAB, FACTS) if c['kind'] == 'mtu']
+
+
+def test_cross_node_traces_share_a_source_at_most_icmp_burst_times():
+    """Ten nodes of two pods: a pod's gateway answers its traces at TTL 1, at most ICMP_BURST
+    at once (then once a second), so the nine cross-node traces of a node are split between
+    its pods; every ordered node pair is still traced, and a three-node lab keeps the seed's
+    client as its only source."""
+    from ansible_collections.k8slab.podnet.plugins.module_utils.probe import ICMP_BURST
+    names = ['n%d' % i for i in range(10)]
+    nodes = dict((n, {'eth1_ip': '192.168.56.%d' % (10 + i), 'pod_cidr': '10.244.%d.0/24' % i})
+                 for i, n in enumerate(names))
+    pods = [dict(name='%sp%d' % (n, j), node=n, workload='sleep') for n in names for j in (0, 1)]
+    facts = dict((n, {'ipam': dict(('10.244.%d.%d' % (i, 2 + j), {
+        'container_id': '%sp%d' % (n, j), 'ifname': 'eth0'}) for j in (0, 1))})
+        for i, n in enumerate(names))
+    checks = verify_checks(dict(nodes=nodes, node_order=names, pods=pods), facts)
+    cross = [c for c in checks if c['kind'] == 'path' and '/' in c['source']
+             and c['node'] != c['to'].split('/')[0]]
+    assert sorted((c['node'], c['to'].split('/')[0]) for c in cross) == \
+        sorted((x, y) for x in names for y in names if x != y)
+    per_source = {}
+    for c in cross:
+        per_source[c['source']] = per_source.get(c['source'], 0) + 1
+    assert max(per_source.values()) <= ICMP_BURST, per_source
+    assert per_source['n0/n0p0'] == ICMP_BURST and per_source['n0/n0p1'] == 9 - ICMP_BURST
+    seed = [c['source'] for c in verify_checks(LAB, FACTS) if c['kind'] == 'path'
+            and c['node'] == 'node-1' and '/' in c['source']]
+    assert set(seed) == {'node-1/client-1'}, seed

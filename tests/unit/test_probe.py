@@ -337,3 +337,39 @@ def test_localhost_is_http_to_loopback():
     with pytest.raises(ProbeInputError, match='kind store needs pod, store and dev'):
         validate_probes([dict(name='s', kind='store', pod='test-pod', dev='eth0')])
     assert evaluate(ok, dict(status=200, length=60, body='... container lab-web-2'))[0]
+
+
+def test_reads_are_shared_by_first_attempts_and_fresh_for_retries():
+    """probe.Reads: one read per key for the probes' first attempts (concurrent askers wait
+    for it), a copy each (no probe sees another's changes), a new read for a retry, and a
+    failed read fails every asker."""
+    import threading
+    import time as _time
+    from ansible_collections.k8slab.podnet.plugins.module_utils import probe as PR
+    reads = PR.Reads()
+    calls = []
+
+    def read():
+        calls.append(1)
+        _time.sleep(0.05)
+        return [{'ifname': 'eth0', 'mtu': 1500}]
+
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(reads.get(('ip', 'x', ()), read)))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(got) == 8 and all(g == got[0] for g in got)
+    got[0][0]['mtu'] = 9000
+    assert reads.get(('ip', 'x', ()), read)[0]['mtu'] == 1500 and len(calls) == 1
+    reads.local.fresh = True
+    assert reads.get(('ip', 'x', ()), read) and len(calls) == 2
+    reads.local.fresh = False
+
+    def broken():
+        raise OSError('no such namespace')
+    for _ in range(2):
+        with pytest.raises(OSError):
+            reads.get(('ip', 'y', ()), broken)

@@ -37,6 +37,7 @@ import subprocess
 import threading
 import time
 
+from ansible_collections.k8slab.podnet.plugins.module_utils import command
 from ansible_collections.k8slab.podnet.plugins.module_utils import pods as podrt
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
     IprouteError, validate_ifname, validate_netns_name)
@@ -400,11 +401,9 @@ def ip_json(ip_bin, netns, args):
 
 def _ip_json(ip_bin, netns, args):
     argv = [ip_bin, '-j'] + (['-n', netns] if netns else []) + list(args)
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=dict(os.environ, LC_ALL='C'))
-    out, err = proc.communicate()
-    if proc.returncode != 0:
-        raise ProbeError('ip %s: %s' % (' '.join(args), err.decode('utf-8', 'replace').strip()))
+    rc, out, err = command.run(argv)
+    if rc != 0:
+        raise ProbeError('ip %s: %s' % (' '.join(args), err.strip()))
     out = out.strip()
     return json.loads(out) if out else []
 

@@ -156,7 +156,6 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8slab.podnet.plugins.module_utils import command
-
 from ansible_collections.k8slab.podnet.plugins.module_utils import pods as P
 from ansible_collections.k8slab.podnet.plugins.module_utils.clusterdns import pod_resolv_conf
 from ansible_collections.k8slab.podnet.plugins.module_utils.files import read_text, write_atomic

@@ -137,7 +137,6 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8slab.podnet.plugins.module_utils import command
-
 from ansible_collections.k8slab.podnet.plugins.module_utils import pods as P
 
 SUBOPTIONS = dict(

@@ -71,7 +71,6 @@ SEED000 = [{'name': 'lab-web', 'workload': 'http', 'port': 80},
            {'name': 'lab-web-2', 'workload': 'http', 'port': 8080}]
 
 
-
 def test_a_namespace_without_record_releases_the_pod_name(pod):
     """A pod made before records existed (its namespace, no record) may hold an address under
     its name, host-local's container id then: the rebuild releases it; a new pod releases
@@ -80,6 +79,7 @@ def test_a_namespace_without_record_releases_the_pod_name(pod):
     sh('ip netns add %s' % name)
     res = run_module(SANDBOX, sandbox(name, runtime))[0]
     assert res['created'] == [name] and res['released'] == [name], res
+
 
 def test_sandbox_is_a_small_pause_holding_the_netns_and_stable(pod):
     name, runtime = pod

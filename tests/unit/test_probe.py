@@ -356,7 +356,7 @@ def test_reads_are_shared_by_first_attempts_and_fresh_for_retries():
 
     got = []
     threads = [threading.Thread(target=lambda: got.append(reads.get(('ip', 'x', ()), read)))
-               for _ in range(8)]
+               for _n in range(8)]
     for t in threads:
         t.start()
     for t in threads:
@@ -370,6 +370,6 @@ def test_reads_are_shared_by_first_attempts_and_fresh_for_retries():
 
     def broken():
         raise OSError('no such namespace')
-    for _ in range(2):
+    for _n in range(2):
         with pytest.raises(OSError):
             reads.get(('ip', 'y', ()), broken)

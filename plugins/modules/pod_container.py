@@ -290,7 +290,8 @@ class Runtime(object):
 
     def start(self, pod, c, argv, sandbox_pid):
         """Starts one container under its shim and returns at once: (record entry, pid
-        still None; its files). wait_started waits for every container started in the run."""
+        still None; its files). wait_started waits for it (pod() before the pod's next
+        container, main() for the last containers of all pods at once)."""
         files = P.container_files(self.runtime_dir, pod['name'], c['name'])
         for path in (files['pid'], files['exit']):
             if os.path.exists(path):
@@ -369,7 +370,7 @@ class Runtime(object):
                     for stale in (path, path + '.previous'):
                         if os.path.exists(stale):
                             os.unlink(stale)
-        entries, fresh = [], []
+        entries, fresh, pending = [], [], []
         for c in pod['containers']:
             argv = self.argv(pod, c)
             cur = old.get(c['name'])
@@ -394,11 +395,18 @@ class Runtime(object):
                 entries.append(dict(name=c['name'], workload=c['workload'], port=c.get('port'),
                                     argv=argv, state='Running', pid=None))
                 continue
+            if pending:
+                # One pod's containers start in their order, each once the one before has
+                # started (so of two servers on one port the second is the one that fails);
+                # different pods start together and are waited for at once.
+                self.wait_started(pending)
+                pending = []
             entry, files = self.start(pod, c, argv, spid)
             entry['restarts'] = restarts + 1 if cur else 0
-            self.started.append((entry, files))
+            pending.append((entry, files))
             entries.append(entry)
             fresh.append(entry['name'])
+        self.started.extend(pending)
         return dict(name=name, rec=rec, entries=entries, fresh=fresh, spid=spid,
                     changed=resolv_changed)
 

@@ -21,19 +21,50 @@ description:
     time (docs/benchmark.md).
   - This callback imports the collection's node connection and its filters in Ansible's main
     process when the playbook starts, so every worker forked after it inherits them.
+  - It also keeps the AnsiballZ payloads of the collection's and ansible-core's modules between
+    runs (O(ansiballz_cache)). ansible-core builds a module's payload once per run (~0.15 s of
+    controller time per distinct module, while the task's other hosts wait for it) and throws
+    it away at the end; a lab build runs some twenty modules once each. The stored payloads are
+    linked into the run's own cache before any worker starts, and read by ansible-core as its
+    own. They are kept under a fingerprint of their sources (ansible-core's version, path and
+    module files, the collection's modules and module_utils, the Python version), so an edit to
+    any of them makes a new fingerprint, never a stale payload.
   - The collection's C(ansible.cfg) (C(make lab), C(k8slab), CI) enables it; elsewhere add
     C(k8slab.podnet.warm) to C(callbacks_enabled) in C(ansible.cfg) or to
     E(ANSIBLE_CALLBACKS_ENABLED).
 author: k8slab.podnet developers (@k8slab)
 requirements:
   - enabled in the configuration (C(callbacks_enabled))
+options:
+  ansiballz_cache:
+    description:
+      - Keep the AnsiballZ payloads of this collection's and ansible-core's modules between
+        runs, in C(k8slab-ansiballz/) beside Ansible's per-run temporary directories (the
+        C(local_tmp) setting, C(~/.ansible/tmp) by default), the four most recently used
+        fingerprints.
+      - Set to V(false) to build every payload afresh in each run, as ansible-core does.
+    type: bool
+    default: true
+    env:
+      - name: K8SLAB_ANSIBALLZ_CACHE
+    ini:
+      - section: callback_k8slab_warm
+        key: ansiballz_cache
 notes:
+  - The store holds pickles that ansible-core loads; it is used only when it is a directory
+    owned by the user running Ansible and not writable by others.
   - A plugin that cannot be imported here is left to the worker that needs it, which reports
     the error as it would without this callback.
 '''
 
+import os
+
+import ansible
+from ansible import constants as C
 from ansible.plugins.callback import CallbackBase
 from ansible.plugins.loader import connection_loader, filter_loader
+from ansible.release import __version__ as ANSIBLE_VERSION
+from ansible_collections.k8slab.podnet.plugins.plugin_utils import ansiballz_cache
 
 # What a lab task's worker imports: the node connection (with its warm-path helpers) and,
 # through any one of the collection's filters, every filter file of the collection.
@@ -61,14 +92,29 @@ def preload():
 
 
 class CallbackModule(CallbackBase):
-    """Calls preload() as the playbook starts, in Ansible's main process."""
+    """As the playbook starts, in Ansible's main process: preload() and seed the run's
+    AnsiballZ cache; at its end, store the run's new payloads."""
 
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = 'aggregate'
     CALLBACK_NAME = 'k8slab.podnet.warm'
     CALLBACK_NEEDS_ENABLED = True
 
+    def __init__(self, *args, **kwargs):
+        super(CallbackModule, self).__init__(*args, **kwargs)
+        self._ansiballz_key = None
+
     def v2_playbook_on_start(self, playbook):
         missing = preload()
         if missing:
             self._display.vvv('k8slab.podnet.warm: not preloaded: %s' % ', '.join(missing))
+        if self.get_option('ansiballz_cache'):
+            self._ansiballz_key = ansiballz_cache.fingerprint(os.path.dirname(ansible.__file__),
+                                                              ANSIBLE_VERSION)
+            seeded = ansiballz_cache.seed(C.DEFAULT_LOCAL_TMP, self._ansiballz_key)
+            self._display.vvv('k8slab.podnet.warm: %d stored AnsiballZ payloads' % len(seeded))
+
+    def v2_playbook_on_stats(self, stats):
+        if self._ansiballz_key:
+            stored = ansiballz_cache.store(C.DEFAULT_LOCAL_TMP, self._ansiballz_key)
+            self._display.vvv('k8slab.podnet.warm: stored %d AnsiballZ payloads' % len(stored))

@@ -3,11 +3,15 @@ process, so every task's worker inherits them instead of compiling them again
 (docs/benchmark.md). Seen from inside a worker: an action plugin reports which of the
 collection's modules the worker already had before it ran."""
 
+import os
+import re
+import stat
+import subprocess
 import textwrap
 
 import pytest
 
-from conftest import run_playbook
+from conftest import BIN, ROOT, ansible_env, run_playbook
 
 ACTION = textwrap.dedent('''
     import sys
@@ -54,3 +58,58 @@ def test_workers_inherit_the_preloaded_plugins(enabled, tmp_path):
         assert set(WANTED) <= set(loaded), loaded
     else:
         assert not set(WANTED) & set(loaded), loaded
+
+
+# ---- the AnsiballZ payloads kept between runs -------------------------------------------------
+PAYLOADS = '''
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: ping
+      ansible.builtin.ping:
+    - name: stat
+      ansible.builtin.stat:
+        path: /
+'''
+
+
+def _stored(local_tmp):
+    """{file name: path} of the payloads in the store under local_tmp (Ansible's local_tmp
+    setting; each run's own directory is beside the store), of its one fingerprint."""
+    root = local_tmp / 'k8slab-ansiballz'
+    keys = [d for d in root.iterdir() if d.is_dir()]
+    assert len(keys) == 1, keys
+    return {p.name: p for p in keys[0].iterdir()}
+
+
+def _built_and_reused(playbook, env):
+    """Run playbook with ansible-core's debug log on (it goes to stdout, so not through
+    run_playbook's JSON): (payloads built, payloads read from the cache), by module."""
+    path = playbook.parent / 'payloads.yml'
+    path.write_text(PAYLOADS)
+    proc = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '-i', 'localhost,', str(path)],
+                          cwd=ROOT, env=ansible_env(ANSIBLE_DEBUG='1',
+                                                    ANSIBLE_STDOUT_CALLBACK='default', **env),
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    return (proc.stdout.count('ANSIBALLZ: Creating module'),
+            sorted(set(re.findall(r'ANSIBALLZ: using cached module: \S*/(ansible\.modules\.\w+)',
+                                  proc.stdout))))
+
+
+def test_payloads_are_kept_between_runs(tmp_path):
+    # A private local_tmp: the store sits in it, away from other runs'.
+    local_tmp = tmp_path / 'local_tmp'
+    env = {'ANSIBLE_LOCAL_TEMP': str(local_tmp)}
+    first = run_playbook(PAYLOADS, env=env)
+    assert first.rc == 0, first
+    assert first.task('ping')['ping'] == 'pong'
+    stored = _stored(local_tmp)
+    assert {n.split('-')[0] for n in stored} == {'ansible.modules.ping', 'ansible.modules.stat'}
+    assert stat.S_IMODE(stored['ansible.modules.ping-ZIP_DEFLATED-none'].parent.stat().st_mode) \
+        == 0o700
+    # The next run builds nothing: ansible-core finds both payloads in its run's cache.
+    assert _built_and_reused(tmp_path, env) == (0, ['ansible.modules.ping', 'ansible.modules.stat'])
+    # Switched off: each built afresh, as ansible-core does.
+    assert _built_and_reused(tmp_path, dict(env, K8SLAB_ANSIBALLZ_CACHE='false')) == (2, [])

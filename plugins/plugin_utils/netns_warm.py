@@ -42,6 +42,7 @@ import signal
 import socket
 import struct
 import sys
+import tempfile
 import time
 
 HEADER = struct.Struct('>cI')
@@ -239,7 +240,7 @@ class Server(object):
                 if not os.path.isdir(self.lab_dir) or _ino(self.sock_path) != sock_ino:
                     break
         except Stopped:
-            pass
+            tempfile.tempdir = None
         finally:
             listener.close()
             if _ino(self.sock_path) == sock_ino:
@@ -431,6 +432,8 @@ class Worker(object):
                 os.close(fd)
             os.environ.clear()
             os.environ.update(self.env)
+            # The task's TMPDIR, as a fresh Python reads it (tempfile caches the first answer).
+            tempfile.tempdir = None
             sys.argv = ['']
             _payload_first()
             main = types.ModuleType('__main__')

@@ -15,6 +15,7 @@ import glob
 import json
 import os
 import secrets
+import shutil
 import signal
 import stat
 import tempfile
@@ -266,6 +267,7 @@ def test_warm_path_gives_the_results_of_the_nsenter_path(node):
 
 CRASHER = """#!/usr/bin/python
 import os
+import shutil
 import signal
 import sys
 import time
@@ -300,11 +302,20 @@ def test_crashing_and_hanging_modules_cost_their_task_only(node, tmp_path):
       kd_crash: {how: %s}
       ignore_errors: true
 """ % (how, how) for how in ('exit', 'raise', '_exit', 'segv', 'ok'))
-    results = {}
+    # A module that dies leaves its AnsiballZ payload directory behind (its wrapper's cleanup
+    # never runs): in this test's own TMPDIR, as a cold Python would use it, not in /tmp.
+    tmpdir = tmp_path / 'tmp'
+    tmpdir.mkdir()
+    env = {'ANSIBLE_LIBRARY': str(tmp_path), 'TMPDIR': str(tmpdir)}
+    results, left = {}, {}
     for warm in ('false', 'true'):
-        res = play(node, tasks, env={'K8SLAB_WARM': warm, 'ANSIBLE_LIBRARY': str(tmp_path)})
+        res = play(node, tasks, env=dict(env, K8SLAB_WARM=warm))
         assert res.rc == 0, res
         results[warm] = {t['task']: t for t in res.tasks(NODE)}
+        left[warm] = sorted(p.name for p in tmpdir.iterdir())
+        for path in tmpdir.iterdir():
+            shutil.rmtree(path)
+    assert len(left['false']) == len(left['true']) == 2, left  # _exit and segv
     server = server_pids(lab)
     assert len(server) == 1
     for how in ('exit', 'raise', '_exit', 'segv'):
@@ -323,7 +334,7 @@ def test_crashing_and_hanging_modules_cost_their_task_only(node, tmp_path):
       ignore_errors: true
     - name: after
       ansible.builtin.ping:
-""", env={'ANSIBLE_LIBRARY': str(tmp_path)})
+""", env=env)
     assert res.rc == 0, res
     assert 'timed out' in res.task('hang', NODE)['msg'].lower(), res.task('hang', NODE)
     assert res.task('after', NODE)['ping'] == 'pong'

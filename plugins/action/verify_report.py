@@ -32,6 +32,9 @@ class ActionModule(ActionBase):
         _valid, args = self.validate_argument_spec(argument_spec=dict(
             checks=dict(type='list', elements='dict', required=True),
             results=dict(type='list', elements='dict', default=[]),
+            registered=dict(type='dict', options=dict(
+                var=dict(type='str', required=True),
+                hosts=dict(type='list', elements='str', required=True))),
             dest=dict(type='path', required=True),
             info=dict(type='dict', default={}),
             table_width=dict(type='int', default=0),
@@ -40,7 +43,8 @@ class ActionModule(ActionBase):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
 
-        rows = verify.report(args['checks'], args['results'])
+        rows = verify.report(args['checks'], self._registered(args['registered'], task_vars)
+                             + args['results'])
         failed = [r for r in rows if not r['passed']]
         # A relative dest is relative to where ansible-playbook runs (the user's directory).
         dest = os.path.abspath(args['dest'])
@@ -76,3 +80,15 @@ class ActionModule(ActionBase):
         # callback and result format prints it readably (not as one escaped string).
         result['_ansible_verbose_always'] = True
         return result
+
+    @staticmethod
+    def _registered(where, task_vars):
+        """The results registered as where['var'] by each of where['hosts'] (list of dicts, in
+        host order), read from the hosts' variables: not templated as an argument would be."""
+        results = []
+        if where:
+            hostvars = task_vars.get('hostvars') or {}
+            for host in where['hosts']:
+                probed = (hostvars[host] if host in hostvars else {}).get(where['var']) or {}
+                results.extend(probed.get('results') or [])
+        return results

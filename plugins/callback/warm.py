@@ -27,8 +27,9 @@ description:
     it away at the end; a lab build runs some twenty modules once each. The stored payloads are
     linked into the run's own cache before any worker starts, and read by ansible-core as its
     own. They are kept under a fingerprint of their sources (ansible-core's version, path and
-    module files, the collection's modules and module_utils, the Python version), so an edit to
-    any of them makes a new fingerprint, never a stale payload.
+    module files, the collection's modules, module_utils and routing, any module_utils
+    directory of the playbook, its roles or E(ANSIBLE_MODULE_UTILS), the Python version), so
+    an edit to any of them makes a new fingerprint, never a stale payload.
   - The collection's C(ansible.cfg) (C(make lab), C(k8slab), CI) enables it; elsewhere add
     C(k8slab.podnet.warm) to C(callbacks_enabled) in C(ansible.cfg) or to
     E(ANSIBLE_CALLBACKS_ENABLED).
@@ -51,8 +52,11 @@ options:
       - section: callback_k8slab_warm
         key: ansiballz_cache
 notes:
-  - The store holds pickles that ansible-core loads; it is used only when it is a directory
-    owned by the user running Ansible and not writable by others.
+  - The store holds pickles that ansible-core loads; its directories and files are read only
+    when they are owned by the user running Ansible and not writable by others, and each file
+    only when its content matches the sha256 it was stored with (a damaged file is removed).
+  - A run that includes a role with a C(module_utils/) directory of its own after the playbook
+    started stores no payload.
   - A plugin that cannot be imported here is left to the worker that needs it, which reports
     the error as it would without this callback.
 '''
@@ -62,9 +66,11 @@ import os
 import ansible
 from ansible import constants as C
 from ansible.plugins.callback import CallbackBase
-from ansible.plugins.loader import connection_loader, filter_loader
+from ansible.plugins.loader import connection_loader, filter_loader, module_utils_loader
 from ansible.release import __version__ as ANSIBLE_VERSION
 from ansible_collections.k8slab.podnet.plugins.plugin_utils import ansiballz_cache
+
+ANSIBLE_DIR = os.path.dirname(ansible.__file__)
 
 # What a lab task's worker imports: the node connection (with its warm-path helpers) and,
 # through any one of the collection's filters, every filter file of the collection.
@@ -103,18 +109,33 @@ class CallbackModule(CallbackBase):
     def __init__(self, *args, **kwargs):
         super(CallbackModule, self).__init__(*args, **kwargs)
         self._ansiballz_key = None
+        self._user_utils = None
+
+    @staticmethod
+    def _module_utils_dirs():
+        """The module_utils directories besides ansible-core's that Ansible searches now (a
+        playbook's or role's module_utils/, ANSIBLE_MODULE_UTILS): they shadow its files."""
+        return ansiballz_cache.user_module_utils(
+            module_utils_loader.print_paths().split(os.pathsep), ANSIBLE_DIR)
 
     def v2_playbook_on_start(self, playbook):
         missing = preload()
         if missing:
             self._display.vvv('k8slab.podnet.warm: not preloaded: %s' % ', '.join(missing))
         if self.get_option('ansiballz_cache'):
-            self._ansiballz_key = ansiballz_cache.fingerprint(os.path.dirname(ansible.__file__),
-                                                              ANSIBLE_VERSION)
+            self._user_utils = self._module_utils_dirs()
+            self._ansiballz_key = ansiballz_cache.fingerprint(
+                ANSIBLE_DIR, ANSIBLE_VERSION, user_utils=self._user_utils)
             seeded = ansiballz_cache.seed(C.DEFAULT_LOCAL_TMP, self._ansiballz_key)
             self._display.vvv('k8slab.podnet.warm: %d stored AnsiballZ payloads' % len(seeded))
 
     def v2_playbook_on_stats(self, stats):
-        if self._ansiballz_key:
-            stored = ansiballz_cache.store(C.DEFAULT_LOCAL_TMP, self._ansiballz_key)
-            self._display.vvv('k8slab.podnet.warm: stored %d AnsiballZ payloads' % len(stored))
+        if not self._ansiballz_key:
+            return
+        # A role included during the run may have brought module_utils the key does not cover.
+        if self._module_utils_dirs() != self._user_utils:
+            self._display.vvv('k8slab.podnet.warm: module_utils directories changed during '
+                              'the run; no AnsiballZ payload stored')
+            return
+        stored = ansiballz_cache.store(C.DEFAULT_LOCAL_TMP, self._ansiballz_key)
+        self._display.vvv('k8slab.podnet.warm: stored %d AnsiballZ payloads' % len(stored))

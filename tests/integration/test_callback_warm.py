@@ -74,19 +74,24 @@ PAYLOADS = '''
 '''
 
 
+def _keys(local_tmp):
+    """The fingerprint directories of the store under local_tmp (Ansible's local_tmp setting;
+    each run's own directory is beside the store)."""
+    return sorted(d for d in (local_tmp / 'k8slab-ansiballz').iterdir() if d.is_dir())
+
+
 def _stored(local_tmp):
-    """{file name: path} of the payloads in the store under local_tmp (Ansible's local_tmp
-    setting; each run's own directory is beside the store), of its one fingerprint."""
-    root = local_tmp / 'k8slab-ansiballz'
-    keys = [d for d in root.iterdir() if d.is_dir()]
+    """{module name: path} of the payloads in the store's one fingerprint directory."""
+    keys = _keys(local_tmp)
     assert len(keys) == 1, keys
-    return {p.name: p for p in keys[0].iterdir()}
+    return {p.name.split('-')[0]: p for p in keys[0].iterdir()}
 
 
-def _built_and_reused(playbook, env):
-    """Run playbook with ansible-core's debug log on (it goes to stdout, so not through
-    run_playbook's JSON): (payloads built, payloads read from the cache), by module."""
-    path = playbook.parent / 'payloads.yml'
+def _built_and_reused(project, env):
+    """Run PAYLOADS from the directory project with ansible-core's debug log on (it goes to
+    stdout, so not through run_playbook's JSON): (payloads built, payloads read from the
+    cache), by module."""
+    path = project / 'payloads.yml'
     path.write_text(PAYLOADS)
     proc = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '-i', 'localhost,', str(path)],
                           cwd=ROOT, env=ansible_env(ANSIBLE_DEBUG='1',
@@ -106,10 +111,30 @@ def test_payloads_are_kept_between_runs(tmp_path):
     assert first.rc == 0, first
     assert first.task('ping')['ping'] == 'pong'
     stored = _stored(local_tmp)
-    assert {n.split('-')[0] for n in stored} == {'ansible.modules.ping', 'ansible.modules.stat'}
-    assert stat.S_IMODE(stored['ansible.modules.ping-ZIP_DEFLATED-none'].parent.stat().st_mode) \
-        == 0o700
+    assert sorted(stored) == ['ansible.modules.ping', 'ansible.modules.stat']
+    assert stat.S_IMODE(stored['ansible.modules.ping'].parent.stat().st_mode) == 0o700
     # The next run builds nothing: ansible-core finds both payloads in its run's cache.
     assert _built_and_reused(tmp_path, env) == (0, ['ansible.modules.ping', 'ansible.modules.stat'])
     # Switched off: each built afresh, as ansible-core does.
     assert _built_and_reused(tmp_path, dict(env, K8SLAB_ANSIBALLZ_CACHE='false')) == (2, [])
+
+
+def test_a_playbooks_own_module_utils_get_payloads_of_their_own(tmp_path):
+    # module_utils/ beside a playbook can shadow ansible-core's (its basic.py, say): a payload
+    # built with them must never serve a playbook without them, nor the other way round.
+    local_tmp = tmp_path / 'local_tmp'
+    env = {'ANSIBLE_LOCAL_TEMP': str(local_tmp)}
+    plain, own = tmp_path / 'plain', tmp_path / 'own'
+    for project in (plain, own):
+        project.mkdir()
+        (project / 'site.yml').write_text(PAYLOADS)
+    (own / 'module_utils').mkdir()
+    (own / 'module_utils' / 'kd_helper.py').write_text('X = 1\n')
+    assert run_playbook(str(plain / 'site.yml'), env=env).rc == 0
+    first = _keys(local_tmp)
+    assert len(first) == 1
+    assert run_playbook(str(own / 'site.yml'), env=env).rc == 0
+    assert len(_keys(local_tmp)) == 2
+    # The same playbook again finds its own payloads.
+    assert _built_and_reused(own, env) == (0, ['ansible.modules.ping', 'ansible.modules.stat'])
+    assert len(_keys(local_tmp)) == 2

@@ -1,6 +1,7 @@
 """The AnsiballZ payloads kept between runs (plugins/plugin_utils/ansiballz_cache.py): the
 fingerprint of their sources, which files are kept, where, and who may have written them."""
 
+import hashlib
 import os
 import sys
 
@@ -35,16 +36,51 @@ def test_fingerprint_follows_every_source_but_not_bytecode(tmp_path):
     assert cache.fingerprint(ansible_dir, '2.19.0', coll) == key
     assert cache.fingerprint(ansible_dir, '2.19.1', coll) != key
     seen = {key}
-    for rel in ('ansible/module_utils/basic.py', 'ansible/modules/ping.py',
-                'coll/plugins/modules/bridge.py', 'coll/plugins/module_utils/iproute.py'):
+    # ansible-core's files (a release's) by size and mtime; the collection's by content.
+    for rel in ('ansible/module_utils/basic.py', 'ansible/modules/ping.py'):
         path = tmp_path / rel
         st = path.stat()
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))  # same size, touched
         now = cache.fingerprint(ansible_dir, '2.19.0', coll)
         assert now not in seen, rel
         seen.add(now)
+    for rel in ('coll/plugins/modules/bridge.py', 'coll/plugins/module_utils/iproute.py'):
+        path = tmp_path / rel
+        os.utime(path)
+        assert cache.fingerprint(ansible_dir, '2.19.0', coll) == now, rel
+        path.write_text(path.read_text() + '# edited\n')
+        now = cache.fingerprint(ansible_dir, '2.19.0', coll)
+        assert now not in seen, rel
+        seen.add(now)
     (tmp_path / 'coll/plugins/module_utils/new.py').write_text('')
-    assert cache.fingerprint(ansible_dir, '2.19.0', coll) not in seen
+    now = cache.fingerprint(ansible_dir, '2.19.0', coll)
+    assert now not in seen
+    seen.add(now)
+    # The collection's files by content: an edit of the same size with its old mtime restored
+    # (cp -p, tar) is still seen; so is its routing.
+    util = tmp_path / 'coll/plugins/module_utils/iproute.py'
+    st = util.stat()
+    util.write_text(util.read_text().upper())
+    os.utime(util, ns=(st.st_atime_ns, st.st_mtime_ns))
+    now = cache.fingerprint(ansible_dir, '2.19.0', coll)
+    assert now not in seen
+    seen.add(now)
+    (tmp_path / 'coll/meta').mkdir()
+    (tmp_path / 'coll/meta/runtime.yml').write_text('plugin_routing: {}\n')
+    now = cache.fingerprint(ansible_dir, '2.19.0', coll)
+    assert now not in seen
+    seen.add(now)
+    # A playbook's own module_utils (they shadow ansible-core's), by content too.
+    mine = tmp_path / 'play/module_utils'
+    mine.mkdir(parents=True)
+    (mine / 'basic.py').write_text('# mine\n')
+    utils = cache.user_module_utils([str(mine), str(tmp_path / 'nowhere'),
+                                     str(tmp_path / 'ansible/module_utils')], ansible_dir)
+    assert utils == [str(mine)]
+    now = cache.fingerprint(ansible_dir, '2.19.0', coll, utils)
+    assert now not in seen
+    (mine / 'basic.py').write_text('# MINE\n')
+    assert cache.fingerprint(ansible_dir, '2.19.0', coll, utils) != now
 
 
 def _run_cache(local_tmp, names):
@@ -53,6 +89,11 @@ def _run_cache(local_tmp, names):
     for name in names:
         (run / name).write_bytes(name.encode())
     return run
+
+
+def _stored(store):
+    """{run cache name: store entry} of a store directory."""
+    return dict((e.rpartition('~')[0], e) for e in os.listdir(store))
 
 
 def test_store_keeps_finished_payloads_of_covered_modules_and_seed_links_them(tmp_path):
@@ -65,7 +106,9 @@ def test_store_keeps_finished_payloads_of_covered_modules_and_seed_links_them(tm
     store = tmp_path / 'tmp' / cache.STORE_DIR
     assert oct(store.stat().st_mode & 0o777) == oct(0o700)
     assert oct((store / 'k1').stat().st_mode & 0o777) == oct(0o700)
-    assert sorted(os.listdir(store / 'k1')) == sorted([OURS, CORE])
+    entries = _stored(store / 'k1')
+    assert sorted(entries) == sorted([OURS, CORE])
+    assert entries[OURS] == OURS + '~' + hashlib.sha256(OURS.encode()).hexdigest()
     assert cache.store(str(local_tmp), 'k1') == []  # already there
     # A later run: seeded before its workers start, its own files left alone.
     later = tmp_path / 'tmp' / 'ansible-local-2def'
@@ -77,16 +120,44 @@ def test_store_keeps_finished_payloads_of_covered_modules_and_seed_links_them(tm
     assert cache.seed(str(later), 'other-key') == []
 
 
-def test_a_store_others_can_write_is_not_read(tmp_path):
+def test_a_damaged_payload_is_removed_not_read_and_stored_again(tmp_path):
     local_tmp = tmp_path / 'tmp' / 'ansible-local-1abc'
-    _run_cache(local_tmp, [OURS])
-    assert cache.store(str(local_tmp), 'k1') == [OURS]
+    _run_cache(local_tmp, [OURS, CORE])
+    cache.store(str(local_tmp), 'k1')
+    store = tmp_path / 'tmp' / cache.STORE_DIR / 'k1'
+    (store / _stored(store)[OURS]).write_bytes(b'')  # truncated by a crash, say
     later = tmp_path / 'tmp' / 'ansible-local-2def'
     (later / cache.RUN_CACHE_DIR).mkdir(parents=True)
-    os.chmod(tmp_path / 'tmp' / cache.STORE_DIR, 0o777)
+    assert cache.seed(str(later), 'k1') == [CORE]
+    assert sorted(_stored(store)) == [CORE]
+    # The next run builds it and stores it afresh.
+    assert cache.store(str(local_tmp), 'k1') == [OURS]
+    assert sorted(_stored(store)) == sorted([OURS, CORE])
+
+
+def test_what_others_can_write_is_not_read(tmp_path):
+    local_tmp = tmp_path / 'tmp' / 'ansible-local-1abc'
+    _run_cache(local_tmp, [OURS, CORE])
+    assert cache.store(str(local_tmp), 'k1') == sorted([OURS, CORE])
+    root = tmp_path / 'tmp' / cache.STORE_DIR
+    later = tmp_path / 'tmp' / 'ansible-local-2def'
+    (later / cache.RUN_CACHE_DIR).mkdir(parents=True)
+    # A file others may write, a file of another user's: not read.
+    os.chmod(root / 'k1' / _stored(root / 'k1')[OURS], 0o666)
+    os.chown(root / 'k1' / _stored(root / 'k1')[CORE], 65534, 65534)
+    assert cache.seed(str(later), 'k1') == []
+    # A fingerprint directory, or the store, others may write: not read.
+    os.chmod(root / 'k1' / _stored(root / 'k1')[OURS], 0o644)
+    os.chown(root / 'k1' / _stored(root / 'k1')[CORE], os.geteuid(), os.getegid())
+    os.chmod(root / 'k1', 0o777)
+    assert cache.seed(str(later), 'k1') == []
+    os.chmod(root / 'k1', 0o700)
+    os.chmod(root, 0o777)
     assert cache.seed(str(later), 'k1') == []
     assert not os.listdir(later / cache.RUN_CACHE_DIR)
     assert cache.store(str(local_tmp), 'k2') == []
+    os.chmod(root, 0o700)
+    assert cache.seed(str(later), 'k1') == sorted([OURS, CORE])
 
 
 def test_store_prunes_to_the_most_recently_used_fingerprints(tmp_path):

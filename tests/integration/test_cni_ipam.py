@@ -11,7 +11,6 @@ import json
 import os
 import random
 import secrets
-import time
 
 import pytest
 
@@ -209,7 +208,6 @@ def test_parallel_module_and_plugin_share_one_store(tmp_path):
     jobs += [('list', ['kbl%d-%d' % (j, k) for k in range(8)]) for j in range(5)]
     jobs += [('api', ['kba%02d' % i]) for i in range(30)]
     random.Random(7).shuffle(jobs)
-    started = time.monotonic()
     procs = []
     for kind, ids in jobs:
         if kind == 'plugin':
@@ -232,7 +230,6 @@ def test_parallel_module_and_plugin_share_one_store(tmp_path):
             assert r['ok'] and r['changed'], r
             for alloc in r['allocations']:
                 got[alloc['container_id']] = alloc['ip']
-    elapsed = time.monotonic() - started
     assert len(got) == 140
     ips = sorted(ip.split('/')[0] for ip in got.values())
     assert len(set(ips)) == 140, 'duplicate addresses handed out'
@@ -244,7 +241,6 @@ def test_parallel_module_and_plugin_share_one_store(tmp_path):
     assert NET + '1' not in addr_files
     assert files['last_reserved_ip.0'][0].decode() in addr_files
     assert files['lock'][0] == b''
-    assert elapsed < 90, elapsed
 
 
 # ---- through Ansible -------------------------------------------------------------------------

@@ -6,7 +6,6 @@ lab passes the check. Needs root (the playbook runs as the lab would)."""
 import json
 import os
 import subprocess
-import time
 
 import pytest
 import yaml
@@ -56,9 +55,7 @@ def lab_namespaces(lab):
 @pytest.mark.skipif(gc_thresh3() >= 2048, reason='this host already raised gc_thresh3')
 def test_a_lab_too_big_for_the_neighbour_table_fails_before_building(tmp_path):
     inventory, pods = big_inventory(tmp_path)
-    started = time.monotonic()
     result = run_playbook(SITE, inventory=inventory)
-    took = time.monotonic() - started
     assert result.rc != 0, result
     failed = result.task(CHECK)
     assert failed.get('failed'), failed
@@ -71,7 +68,6 @@ def test_a_lab_too_big_for_the_neighbour_table_fails_before_building(tmp_path):
     assert lab_namespaces('hi-big') == []
     assert not os.path.exists('/run/k8slab/hi-big')
     assert all(not result.tasks(host) for host in ('node-0', 'node-11'))
-    assert took < 60, took
 
 
 def test_the_reference_lab_fits(tmp_path):

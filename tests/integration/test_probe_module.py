@@ -98,10 +98,18 @@ def test_seed_paths_and_friends_pass_concurrently(mini):
     assert results['n2 -> n1']['hops'] == ['192.168.56.11']
     assert results['p2 reaches p1']['observed'] == 'reply from 10.244.1.2'
     assert results['p2 -> p1']['attempts'] == 1
-    # Concurrent: the whole call takes about the slowest probe (the 1 s unreach wait), not
-    # the sum of all of them.
-    assert res['duration'] < 2.5, res['duration']
     assert res['changed'] is False
+
+
+def test_probes_run_concurrently(mini):
+    # Three silent targets, each waited for a full second: together, not one after the other
+    # (the call takes less than its probes' own durations added up).
+    probes = [dict(name='nobody at .9%d' % n, kind='unreach', netns=mini + '-p2',
+                   target='10.244.1.9%d' % n) for n in range(3)]
+    results, res = probe(dict(netns=mini + '-n2', probes=probes, wait=1.0))
+    assert res['failed_probes'] == [], res
+    own = sum(r['duration'] for r in results.values())
+    assert own >= 3.0 and res['duration'] < own - 1.0, (res['duration'], own)
 
 
 def test_missing_hostgw_route_fails_at_hop_two(mini):
@@ -201,13 +209,13 @@ def test_mtu_checks_the_pod_and_its_veth_end_and_catches_a_change(mini):
 def test_twenty_paths_through_one_hop_pass_despite_the_icmp_rate_limit(mini):
     # Issue 14: the kernel answers a source with ICMP errors about once a second after a burst
     # of 6; 20 traces from one pod through its gateway used to fail 9 to 14 of them at hop 1
-    # (retries 0: 14). Paced per responding hop, all pass, in about 15 s.
+    # (retries 0: 14). Paced per responding hop, all pass (in about 15 s: the benchmark's
+    # business, not this test's).
     hops = ['10.244.2.1', '192.168.56.11', '10.244.1.2']
     probes = [dict(name='p%d' % n, kind='path', netns=mini + '-p2', target='10.244.1.2',
                    hops=hops) for n in range(20)]
     results, res = probe(dict(netns=mini + '-n2', retries=0, probes=probes))
     assert not res['failed_probes'], [r['reason'] for r in results.values() if not r['passed']]
-    assert 10 <= res['duration'] < 30, res['duration']
 
 
 def test_a_hop_that_stays_silent_says_so(mini):

@@ -55,8 +55,10 @@ notes:
   - The store holds pickles that ansible-core loads; its directories and files are read only
     when they are owned by the user running Ansible and not writable by others, and each file
     only when its content matches the sha256 it was stored with (a damaged file is removed).
-  - A run that includes a role with a C(module_utils/) directory of its own after the playbook
-    started stores no payload.
+  - A playbook stores only the payloads built while it ran (the playbooks of one
+    C(ansible-playbook) command share its cache, and a later one's roles may bring
+    module_utils); one that includes a role with a C(module_utils/) directory of its own after
+    it started stores none.
   - A plugin that cannot be imported here is left to the worker that needs it, which reports
     the error as it would without this callback.
 '''
@@ -110,6 +112,7 @@ class CallbackModule(CallbackBase):
         super(CallbackModule, self).__init__(*args, **kwargs)
         self._ansiballz_key = None
         self._user_utils = None
+        self._had = set()
 
     @staticmethod
     def _module_utils_dirs():
@@ -127,6 +130,9 @@ class CallbackModule(CallbackBase):
             self._ansiballz_key = ansiballz_cache.fingerprint(
                 ANSIBLE_DIR, ANSIBLE_VERSION, user_utils=self._user_utils)
             seeded = ansiballz_cache.seed(C.DEFAULT_LOCAL_TMP, self._ansiballz_key)
+            # One run may hold several playbooks (each with its start and stats) and one
+            # payload cache: what an earlier playbook built is not this fingerprint's to store.
+            self._had = ansiballz_cache.run_cache_names(C.DEFAULT_LOCAL_TMP)
             self._display.vvv('k8slab.podnet.warm: %d stored AnsiballZ payloads' % len(seeded))
 
     def v2_playbook_on_stats(self, stats):
@@ -137,5 +143,5 @@ class CallbackModule(CallbackBase):
             self._display.vvv('k8slab.podnet.warm: module_utils directories changed during '
                               'the run; no AnsiballZ payload stored')
             return
-        stored = ansiballz_cache.store(C.DEFAULT_LOCAL_TMP, self._ansiballz_key)
+        stored = ansiballz_cache.store(C.DEFAULT_LOCAL_TMP, self._ansiballz_key, skip=self._had)
         self._display.vvv('k8slab.podnet.warm: stored %d AnsiballZ payloads' % len(stored))

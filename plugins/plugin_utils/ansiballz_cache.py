@@ -207,18 +207,26 @@ def seed(local_tmp, key):
     return seeded
 
 
-def store(local_tmp, key, keep=KEEP):
-    """Copy the run's finished payloads (of the kept modules) that the store of fingerprint key
-    lacks into it, as '<name>~<sha256>' (written to a temporary name, synced, renamed). Prunes
-    the store to the keep most recently used fingerprints. Returns the file names stored (list
-    of str). Never raises OSError."""
+def run_cache_names(local_tmp):
+    """The file names in the run's cache under local_tmp (a set; empty when there is none)."""
+    try:
+        return set(os.listdir(os.path.join(local_tmp, RUN_CACHE_DIR)))
+    except OSError:
+        return set()
+
+
+def store(local_tmp, key, keep=KEEP, skip=()):
+    """Copy the run's finished payloads (of the kept modules, other than the names in skip:
+    those the run had before the sources key stands for applied) that the store of fingerprint
+    key lacks into it, as '<name>~<sha256>' (written to a temporary name, synced, renamed).
+    Prunes the store to the keep most recently used fingerprints. Returns the file names
+    stored (list of str). Never raises OSError."""
     run_cache = os.path.join(local_tmp, RUN_CACHE_DIR)
     store_dir = store_path(local_tmp, key)
-    try:
-        names = sorted(n for n in os.listdir(run_cache) if _kept(n))
-    except OSError:
+    names = sorted(n for n in run_cache_names(local_tmp) if _kept(n) and n not in skip)
+    if not names:
         return []
-    if not names or not _private_dir(os.path.dirname(store_dir)) or not _private_dir(store_dir):
+    if not _private_dir(os.path.dirname(store_dir)) or not _private_dir(store_dir):
         return []
     try:
         have = set(_stored_name(e)[0] for e in os.listdir(store_dir))

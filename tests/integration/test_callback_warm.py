@@ -74,6 +74,9 @@ PAYLOADS = '''
 '''
 
 
+BOTH = ['ansible.modules.ping', 'ansible.modules.stat']
+
+
 def _keys(local_tmp):
     """The fingerprint directories of the store under local_tmp (Ansible's local_tmp setting;
     each run's own directory is beside the store)."""
@@ -87,13 +90,11 @@ def _stored(local_tmp):
     return {p.name.split('-')[0]: p for p in keys[0].iterdir()}
 
 
-def _built_and_reused(project, env):
-    """Run PAYLOADS from the directory project with ansible-core's debug log on (it goes to
-    stdout, so not through run_playbook's JSON): (payloads built, payloads read from the
-    cache), by module."""
-    path = project / 'payloads.yml'
-    path.write_text(PAYLOADS)
-    proc = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '-i', 'localhost,', str(path)],
+def _built_and_reused(playbook, env):
+    """Run the playbook file with ansible-core's debug log on (it goes to stdout, so not
+    through run_playbook's JSON): (payloads built, payloads read from the cache), by module."""
+    proc = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '-i', 'localhost,',
+                           str(playbook)],
                           cwd=ROOT, env=ansible_env(ANSIBLE_DEBUG='1',
                                                     ANSIBLE_STDOUT_CALLBACK='default', **env),
                           capture_output=True, text=True, timeout=300, check=False)
@@ -114,14 +115,16 @@ def test_payloads_are_kept_between_runs(tmp_path):
     assert sorted(stored) == ['ansible.modules.ping', 'ansible.modules.stat']
     assert stat.S_IMODE(stored['ansible.modules.ping'].parent.stat().st_mode) == 0o700
     # The next run builds nothing: ansible-core finds both payloads in its run's cache.
-    assert _built_and_reused(tmp_path, env) == (0, ['ansible.modules.ping', 'ansible.modules.stat'])
+    playbook = tmp_path / 'payloads.yml'
+    playbook.write_text(PAYLOADS)
+    assert _built_and_reused(playbook, env) == (0, BOTH)
     # Switched off: each built afresh, as ansible-core does.
-    assert _built_and_reused(tmp_path, dict(env, K8SLAB_ANSIBALLZ_CACHE='false')) == (2, [])
+    assert _built_and_reused(playbook, dict(env, K8SLAB_ANSIBALLZ_CACHE='false')) == (2, [])
 
 
-def test_a_playbooks_own_module_utils_get_payloads_of_their_own(tmp_path):
-    # module_utils/ beside a playbook can shadow ansible-core's (its basic.py, say): a payload
-    # built with them must never serve a playbook without them, nor the other way round.
+def test_own_module_utils_get_payloads_of_their_own(tmp_path):
+    # module_utils/ beside a playbook or in a role can shadow ansible-core's (its basic.py,
+    # say): a payload built without them must never serve a playbook with them.
     local_tmp = tmp_path / 'local_tmp'
     env = {'ANSIBLE_LOCAL_TEMP': str(local_tmp)}
     plain, own = tmp_path / 'plain', tmp_path / 'own'
@@ -130,11 +133,23 @@ def test_a_playbooks_own_module_utils_get_payloads_of_their_own(tmp_path):
         (project / 'site.yml').write_text(PAYLOADS)
     (own / 'module_utils').mkdir()
     (own / 'module_utils' / 'kd_helper.py').write_text('X = 1\n')
-    assert run_playbook(str(plain / 'site.yml'), env=env).rc == 0
-    first = _keys(local_tmp)
-    assert len(first) == 1
-    assert run_playbook(str(own / 'site.yml'), env=env).rc == 0
+    assert _built_and_reused(plain / 'site.yml', env) == (2, [])
+    assert _built_and_reused(own / 'site.yml', env) == (2, [])
+    assert _built_and_reused(own / 'site.yml', env) == (0, BOTH)
     assert len(_keys(local_tmp)) == 2
-    # The same playbook again finds its own payloads.
-    assert _built_and_reused(own, env) == (0, ['ansible.modules.ping', 'ansible.modules.stat'])
+    # A role's module_utils join the search path when its playbook is loaded, after the
+    # playbooks before it ran: one run of plain, then a playbook with such a role - which
+    # ansible-core serves the payloads the first built; they are not stored as the second's.
+    role = plain / 'roles' / 'kd_role'
+    (role / 'tasks').mkdir(parents=True)
+    (role / 'module_utils').mkdir()
+    (role / 'module_utils' / 'kd_helper.py').write_text('X = 1\n')
+    (role / 'tasks' / 'main.yml').write_text('- ansible.builtin.ping:\n- ansible.builtin.stat:\n'
+                                             '    path: /\n')
+    (plain / 'role.yml').write_text('- hosts: localhost\n  connection: local\n'
+                                    '  gather_facts: false\n  roles: [kd_role]\n')
+    both = run_playbook(str(plain / 'site.yml'), env=env, args=(str(plain / 'role.yml'),))
+    assert both.rc == 0, both
     assert len(_keys(local_tmp)) == 2
+    assert _built_and_reused(plain / 'role.yml', env) == (2, [])
+    assert _built_and_reused(plain / 'role.yml', env) == (0, BOTH)

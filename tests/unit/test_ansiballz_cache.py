@@ -110,6 +110,9 @@ def test_store_keeps_finished_payloads_of_covered_modules_and_seed_links_them(tm
     assert sorted(entries) == sorted([OURS, CORE])
     assert entries[OURS] == OURS + '~' + hashlib.sha256(OURS.encode()).hexdigest()
     assert cache.store(str(local_tmp), 'k1') == []  # already there
+    # What the run had before this fingerprint's sources applied is not stored under it.
+    assert cache.store(str(local_tmp), 'k0', skip={OURS}) == [CORE]
+    assert sorted(cache.run_cache_names(str(local_tmp))) == sorted(names)
     # A later run: seeded before its workers start, its own files left alone.
     later = tmp_path / 'tmp' / 'ansible-local-2def'
     run = _run_cache(later, [CORE])

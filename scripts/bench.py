@@ -32,6 +32,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import argparse
+import configparser
 import fcntl
 import glob
 import importlib.util
@@ -131,6 +132,14 @@ def recap(output):
     return tuple(sum(int(r[i]) for r in rows) for i in (0, 1, 3))
 
 
+def cfg_callbacks():
+    """The callbacks the collection's ansible.cfg enables (list of names)."""
+    cfg = configparser.ConfigParser()
+    cfg.read(os.path.join(REPO, 'ansible.cfg'))
+    return [n.strip() for n in cfg.get('defaults', 'callbacks_enabled', fallback='').split(',')
+            if n.strip()]
+
+
 class Bench:
     """Runs the measurements of one benchmark invocation and collects the samples."""
 
@@ -143,8 +152,8 @@ class Bench:
                         K8SLAB_REPORT_DIR=os.path.join(workdir, 'reports'),
                         # Per-task wall times (bench/callback_plugins/bench_profile.py).
                         ANSIBLE_CALLBACK_PLUGINS=os.path.join(REPO, 'bench', 'callback_plugins'),
-                        # The variable replaces ansible.cfg's list: keep its warm callback.
-                        ANSIBLE_CALLBACKS_ENABLED='bench_profile,k8slab.podnet.warm',
+                        # The variable replaces ansible.cfg's list: keep what it enables.
+                        ANSIBLE_CALLBACKS_ENABLED=','.join(['bench_profile'] + cfg_callbacks()),
                         PATH=BIN + os.pathsep + os.environ.get('PATH', ''))
 
     def record(self, size, label, what, rep, wall, cpu, **extra):

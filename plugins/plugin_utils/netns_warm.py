@@ -240,7 +240,7 @@ class Server(object):
                 if not os.path.isdir(self.lab_dir) or _ino(self.sock_path) != sock_ino:
                     break
         except Stopped:
-            tempfile.tempdir = None
+            pass
         finally:
             listener.close()
             if _ino(self.sock_path) == sock_ino:

@@ -231,3 +231,8 @@ def test_scaled_topology_keeps_the_cluster_dns():
     assert dns[0]['containers'][0]['command'][0] == 'dnsmasq'
     ref, _label = topology.topology(REPO, 'ref')
     assert [p for p in ref['lab_pods'] if p['name'] == 'kube-dns'][0] == dns[0]
+
+
+def test_the_benchmark_keeps_the_callbacks_ansible_cfg_enables():
+    # ANSIBLE_CALLBACKS_ENABLED replaces ansible.cfg's list: the benchmark adds its own to it.
+    assert 'k8slab.podnet.warm' in bench.cfg_callbacks()

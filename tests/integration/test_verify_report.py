@@ -53,3 +53,22 @@ def test_registered_results_are_read_from_the_hosts(tmp_path):
     assert rows['reach from kr-b']['observed'] == 'no reply'
     assert rows['reach from kr-c']['observed'] == 'not probed'  # registered nothing
     assert rows['reach from host']['passed'] is True
+
+
+def test_registered_without_hosts_names_the_option_and_writes_nothing(tmp_path):
+    play = '''
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: report
+      k8slab.podnet.verify_report:
+        checks: []
+        registered: {var: kr_probed}
+        dest: "{{ kr_dest }}"
+'''
+    res = run_playbook(play, extra_vars={'kr_dest': str(tmp_path / 'reports')})
+    assert res.rc != 0
+    failed = res.task('report', 'localhost')
+    assert failed['failed'] and 'hosts' in failed['msg'] and 'registered' in failed['msg'], failed
+    assert not (tmp_path / 'reports').exists()

@@ -355,7 +355,7 @@ class Connection(LocalConnection):
             except OSError:
                 pass
             pid = netns_warm.start_server(sock, pidfile, lab_dir(lab), self.get_option('warm_idle'),
-                                          log)
+                                          log, code_dir=netns_warm.code_dir(C.DEFAULT_LOCAL_TMP))
             display.vvv('started warm module server %d for lab %s' % (pid, lab))
         finally:
             os.close(fd)

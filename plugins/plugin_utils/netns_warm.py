@@ -14,6 +14,15 @@ handlers run, exit status as the shell reports it (128 + signal for a killed one
 relays the output and the status; when the client goes away (the task's timeout, Ctrl-C) it
 kills the worker's process group. A worker that crashes, exits or hangs costs its handler only.
 
+The workers keep what they compile: a module run imports the collection's module_utils and the
+module itself out of the payload zip, and zipimport compiles every source anew (no bytecode in
+the zip), twice per import (its get_filename compiles too) - about 60% of a warm run's CPU.
+Compiled code is kept in a directory given by the connection, `<local_tmp>/../k8slab-pycache`
+(0700, beside Ansible's per-run directories and the AnsiballZ payload store), one file per
+source named by its SHA-256, the interpreter's cache tag and the optimization level, so a lab
+built anew reuses what the last one compiled; what is loaded gets the zip's path as its file
+name, as a cold run would (see CodeCache). The newest CODE_KEEP entries are kept.
+
 The server exits after `idle` seconds without a task, when its socket or the lab's directory
 disappears (teardown), or on SIGTERM (netns_warm.stop_server, called by teardown).
 
@@ -27,7 +36,8 @@ Protocol on the Unix socket, one request per connection, frames of
                     E  stderr bytes (any number of frames)
                     R  JSON {"rc": int}, last
 
-Runs as a script: python netns_warm.py --socket PATH --pidfile PATH --lab-dir PATH --idle S.
+Runs as a script: python netns_warm.py --socket PATH --pidfile PATH --lab-dir PATH --idle S
+[--code-dir PATH].
 Standard library only (it imports Ansible's module_utils when it can, to warm up).
 """
 
@@ -35,7 +45,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import hashlib
 import json
+import marshal
 import os
 import select
 import signal
@@ -44,12 +56,15 @@ import struct
 import sys
 import tempfile
 import time
+import types
 
 HEADER = struct.Struct('>cI')
 # One frame's data at most (a payload is a few hundred KiB).
 MAX_FRAME = 64 * 1024 * 1024
 CHUNK = 65536
 CLONE_NEWNS = 0x00020000
+CODE_DIR = 'k8slab-pycache'  # beside Ansible's per-run directories: the workers' compiled code
+CODE_KEEP = 2000  # entries: ~100 per version of the collection and ansible-core modules in use
 
 
 class ProtocolError(Exception):
@@ -125,13 +140,21 @@ def request(sock_path, ns_paths, env, payload, connect_timeout=5.0):
         sock.close()
 
 
-def start_server(sock_path, pidfile, lab_dir, idle, log_path, python=None, timeout=10.0):
+def code_dir(local_tmp):
+    """The code cache directory for a controller whose per-run directory is local_tmp
+    (ansible-core's DEFAULT_LOCAL_TMP): its sibling CODE_DIR."""
+    return os.path.join(os.path.dirname(local_tmp.rstrip(os.sep)), CODE_DIR)
+
+
+def start_server(sock_path, pidfile, lab_dir, idle, log_path, python=None, timeout=10.0,
+                 code_dir=None):
     """Start a server and wait until it listens. Returns its PID; raises OSError when it does
-    not come up (its log says why). The caller holds the lab's start lock."""
+    not come up (its log says why). The caller holds the lab's start lock. code_dir: where
+    the workers keep compiled code (see CodeCache); None keeps none."""
     import subprocess  # pylint: disable=import-outside-toplevel
     argv = [python or sys.executable, os.path.abspath(__file__).replace('.pyc', '.py'),
             '--socket', sock_path, '--pidfile', pidfile, '--lab-dir', lab_dir,
-            '--idle', str(idle)]
+            '--idle', str(idle)] + (['--code-dir', code_dir] if code_dir else [])
     with open(log_path, 'ab') as log:
         os.chmod(log_path, 0o600)
         # A session of its own and no inherited descriptors: the server outlives this task
@@ -187,11 +210,12 @@ def _libc_setns():
 class Server(object):
     """The listening process: accepts, forks a handler per connection, reaps, exits idle."""
 
-    def __init__(self, sock_path, pidfile, lab_dir, idle):
+    def __init__(self, sock_path, pidfile, lab_dir, idle, code_dir=None):
         self.sock_path, self.pidfile, self.lab_dir, self.idle = sock_path, pidfile, lab_dir, idle
         self.handlers = set()
         self.stopping = False
         self.setns = _libc_setns()
+        self.code_dir = code_dir
 
     def serve(self):
         old = os.umask(0o177)
@@ -203,6 +227,8 @@ class Server(object):
         finally:
             os.umask(old)
         os.chmod(self.sock_path, 0o600)
+        if self.code_dir:
+            CodeCache.prepare(self.code_dir)
         listener.listen(64)
         sock_ino = os.stat(self.sock_path).st_ino
         with open(self.pidfile + '.tmp', 'w') as f:
@@ -229,7 +255,7 @@ class Server(object):
                     pid = os.fork()
                     if pid == 0:
                         listener.close()
-                        Handler(conn, self.setns).run()   # never returns
+                        Handler(conn, self.setns, self.code_dir).run()   # never returns
                     conn.close()
                     self.handlers.add(pid)
                     continue
@@ -289,8 +315,8 @@ class Handler(object):
     """One connection, in a forked child of the server: read the request, run the worker,
     relay its output and status. Exits the process when done."""
 
-    def __init__(self, conn, setns):
-        self.conn, self.setns = conn, setns
+    def __init__(self, conn, setns, code_dir):
+        self.conn, self.setns, self.code_dir = conn, setns, code_dir
         self.worker = 0  # the worker process group (0: none yet)
 
     def run(self):
@@ -328,6 +354,7 @@ class Handler(object):
             self._reply(b'', ('cannot open namespace %s: %s\n' % (e.filename, e.strerror))
                         .encode(), 255)
             return
+        code_fd = CodeCache.open_dir(self.code_dir) if self.code_dir else None
         stdin = os.memfd_create('payload', 0)
         os.write(stdin, payload)
         os.lseek(stdin, 0, os.SEEK_SET)
@@ -338,9 +365,9 @@ class Handler(object):
             self.conn.close()
             os.close(out_r)
             os.close(err_r)
-            Worker(self.setns, ns_fds, req['env'], payload, stdin, out_w, err_w).run()
+            Worker(self.setns, ns_fds, req['env'], payload, stdin, out_w, err_w, code_fd).run()
         self.worker = pid
-        for fd in ns_fds + [stdin, out_w, err_w]:
+        for fd in ns_fds + [stdin, out_w, err_w] + ([] if code_fd is None else [code_fd]):
             os.close(fd)
         self._relay(out_r, err_r)
         _pid, status = os.waitpid(pid, 0)
@@ -400,9 +427,10 @@ def _payload_first():
 class Worker(object):
     """The module run, in the handler's forked child: enter the node, then `python -`."""
 
-    def __init__(self, setns, ns_fds, env, payload, stdin, out_w, err_w):
+    def __init__(self, setns, ns_fds, env, payload, stdin, out_w, err_w, code_fd=None):
         self.setns, self.ns_fds, self.env = setns, ns_fds, env
         self.payload, self.stdin, self.out_w, self.err_w = payload, stdin, out_w, err_w
+        self.code_fd = code_fd
 
     def run(self):
         # pylint: disable=import-outside-toplevel
@@ -436,6 +464,8 @@ class Worker(object):
             tempfile.tempdir = None
             sys.argv = ['']
             _payload_first()
+            if self.code_fd is not None:
+                CodeCache(self.code_fd).install()
             main = types.ModuleType('__main__')
             main.__dict__['__builtins__'] = __builtins__
             sys.modules['__main__'] = main
@@ -457,6 +487,141 @@ class Worker(object):
             os._exit(code)  # pylint: disable=protected-access
 
 
+class CodeCache(object):
+    """Compiled code of the sources a worker imports out of a zip (the AnsiballZ payload),
+    kept across runs in a directory the worker reaches by descriptor (opened in the host's
+    mount namespace, before the worker enters the node's).
+
+    An entry is the marshalled code object of one source file, named
+    `<SHA-256 of the source text>.<sys.implementation.cache_tag>.<sys.flags.optimize>.code`:
+    the same source compiles to the same code under one interpreter and optimization level,
+    whatever the module's name or the zip's path. Entries are written to a temporary name and
+    renamed; one that is not a regular file of this user writable by nobody else, or does not
+    unmarshal to a code object, is ignored (compiled as if missing). Like importlib's
+    SourceLoader with a __pycache__ file, what is loaded gets the path it would have had
+    compiled here (co_filename: `<zip>/<path in zip>`), for tracebacks and warnings."""
+
+    def __init__(self, dir_fd):
+        self.dir_fd = dir_fd
+        self.suffix = '.%s.%d.code' % (sys.implementation.cache_tag, sys.flags.optimize)
+
+    @staticmethod
+    def prepare(path, keep=CODE_KEEP):
+        """Make the directory at path (0700) unless it is there; keep its keep newest entries
+        (by mtime: written, or loaded a day after the last touch). Never raises OSError."""
+        try:
+            os.makedirs(path, 0o700, exist_ok=True)
+            fd = CodeCache.open_dir(path)
+            if fd is None:
+                return
+            try:
+                entries = [(e.stat(follow_symlinks=False).st_mtime, e.name)
+                           for e in os.scandir(fd)]
+                for _mtime, name in sorted(entries, reverse=True)[keep:]:
+                    os.unlink(name, dir_fd=fd)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+
+    @staticmethod
+    def open_dir(path):
+        """A descriptor (int) of the cache directory at path, or None when it is missing or
+        not this user's private directory (then nothing is cached)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return None
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            os.close(fd)
+            return None
+        return fd
+
+    def install(self):
+        """Route zipimport's get_code and get_filename (imports from a zip, runpy's module
+        code) through the cache, in this process only. zipimport's get_filename compiles the
+        module to learn its path, so each import used to compile twice; here each source is
+        compiled or loaded once per process."""
+        import zipimport  # pylint: disable=import-outside-toplevel
+        compile_code = zipimport.zipimporter.get_code
+        cache, done = self, {}
+
+        def get_code(importer, fullname):
+            key = (importer.archive, importer.prefix, fullname)
+            if key not in done:
+                done[key] = cache.code(importer, fullname, compile_code)
+            return done[key]
+
+        def get_filename(importer, fullname):
+            return get_code(importer, fullname).co_filename
+        zipimport.zipimporter.get_code = get_code
+        zipimport.zipimporter.get_filename = get_filename
+
+    def code(self, importer, fullname, compile_code):
+        """The code of fullname in importer's zip: loaded from the cache, or compiled by
+        compile_code (zipimport's own get_code) and stored."""
+        try:
+            source = importer.get_source(fullname)
+        except Exception:  # pylint: disable=broad-except
+            source = None   # no source (bytecode only, not UTF-8, not there): zipimport's way
+        if source is None:
+            return compile_code(importer, fullname)
+        name = hashlib.sha256(source.encode('utf-8', 'surrogatepass')).hexdigest() + self.suffix
+        code = self.load(name)
+        if code is None:
+            code = compile_code(importer, fullname)
+            self.store(name, code)
+            return code
+        # The path zipimport gives it: <archive>/<prefix><name>(/__init__).py
+        tail = fullname.rpartition('.')[2]
+        path = os.path.join(importer.archive, importer.prefix + tail)
+        return _with_filename(code, os.path.join(path, '__init__.py')
+                              if importer.is_package(fullname) else path + '.py')
+
+    def load(self, name):
+        """The code object stored under name, or None."""
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.dir_fd)
+        except OSError:
+            return None
+        with os.fdopen(fd, 'rb') as f:
+            st = os.fstat(f.fileno())
+            if not (st.st_mode & 0o170000 == 0o100000 and st.st_uid == os.geteuid()
+                    and not st.st_mode & 0o022):
+                return None
+            data = f.read()
+            if time.time() - st.st_mtime > 86400:
+                os.utime(f.fileno())  # in use: kept by prepare's pruning
+        try:
+            code = marshal.loads(data)
+        except (EOFError, ValueError, TypeError):
+            return None
+        return code if isinstance(code, types.CodeType) else None
+
+    def store(self, name, code):
+        """Keep code under name (written whole, then renamed); a failure only loses it."""
+        tmp = '%s.%d.tmp' % (name, os.getpid())
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600, dir_fd=self.dir_fd)
+            with os.fdopen(fd, 'wb') as f:
+                f.write(marshal.dumps(code))
+            os.rename(tmp, name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+        except (OSError, ValueError):
+            try:
+                os.unlink(tmp, dir_fd=self.dir_fd)
+            except OSError:
+                pass
+
+
+def _with_filename(code, filename):
+    """code (and the code objects it holds) with co_filename set to filename."""
+    consts = tuple(_with_filename(c, filename) if isinstance(c, types.CodeType) else c
+                   for c in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
 def _exit_code(code):
     """The exit status of SystemExit(code), as Python's own exit."""
     if code is None:
@@ -474,12 +639,13 @@ def main(argv=None):
     parser.add_argument('--pidfile', required=True)
     parser.add_argument('--lab-dir', required=True)
     parser.add_argument('--idle', type=float, default=60.0)
+    parser.add_argument('--code-dir')
     args = parser.parse_args(argv)
     # As `python -`: this script's directory is not on the module search path.
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path = [p for p in sys.path if p not in ('', here)]
     _warm_up()
-    Server(args.socket, args.pidfile, args.lab_dir, args.idle).serve()
+    Server(args.socket, args.pidfile, args.lab_dir, args.idle, args.code_dir).serve()
 
 
 if __name__ == '__main__':

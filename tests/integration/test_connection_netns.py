@@ -398,3 +398,29 @@ def test_on_host_runs_in_the_hosts_namespaces_through_the_warm_server(node, tmp_
         assert bool(server_pids(lab)) == (warm == 'true'), (warm, server_pids(lab))
     for pid in server_pids(lab):
         assert os.readlink('/proc/%d/ns/net' % pid) == host[0]
+
+
+def test_compiled_module_code_is_kept_beside_ansibles_temporary_files(node, tmp_path):
+    """The workers keep what they compile out of the payload in <local_tmp>/../k8slab-pycache
+    (0700; local_tmp is ansible-local-*); a server started later (a lab built anew) loads it instead of compiling."""
+    lab = node['lab']
+    local_tmp = tmp_path / 'ansible' / 'tmp'
+    code_dir = local_tmp / 'k8slab-pycache'
+    env = {'ANSIBLE_LOCAL_TEMP': str(local_tmp)}
+    tasks = """
+    - name: veth
+      k8slab.podnet.veth: {name: kdv0, peer: kdv1, state: absent}
+"""
+    stop_servers(lab)
+    res = play(node, tasks, env=env)
+    assert res.rc == 0, res
+    assert oct(code_dir.stat().st_mode & 0o777) == '0o700'
+    entries = sorted(p.name for p in code_dir.iterdir())
+    assert len(entries) > 5, entries       # the module and the collection's module_utils
+    # A new server loads them: each file read, none written again.
+    stop_servers(lab)
+    before = {p.name: p.stat().st_mtime_ns for p in code_dir.iterdir()}
+    res = play(node, tasks, env=env)
+    assert res.rc == 0, res
+    assert {p.name: p.stat().st_mtime_ns for p in code_dir.iterdir()} == before
+    stop_servers(lab)

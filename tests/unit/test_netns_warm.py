@@ -72,3 +72,115 @@ def test_pipelined_python_recognizes_only_the_module_command():
                 "/bin/sh -c '%s /tmp/x.py && sleep 0'" % py, "/bin/sh -c 'unbalanced",
                 "/bin/sh -c 'sudo %s && sleep 0'" % py):
         assert pipelined_python(cmd, '/bin/sh') is None, cmd
+
+
+# ---- the workers' code cache, through a real server (no namespaces: the host's) ----------
+ZIP_RUN = r'''
+import sys, zipfile
+zpath = %(zip)r
+sys.path.insert(0, zpath)
+import kd_mod
+print(kd_mod.VALUE, kd_mod.where.__code__.co_filename)
+'''
+
+
+@pytest.fixture
+def warm_server(tmp_path):
+    """A warm server on a private socket; yields run(zip_sources) -> stdout of a payload that
+    imports kd_mod out of a zip holding zip_sources ({path in zip: source})."""
+    from ansible_collections.k8slab.podnet.plugins.plugin_utils import netns_warm
+    lab_dir = tmp_path / 'lab'
+    warm = lab_dir / 'warm'
+    warm.mkdir(parents=True, mode=0o700)
+    sock, pidfile = str(warm / 'server-test.sock'), str(warm / 'server-test.pid')
+    code_dir = tmp_path / 'k8slab-pycache'
+    pid = netns_warm.start_server(sock, pidfile, str(lab_dir), 30, str(warm / 'server.log'),
+                                  code_dir=str(code_dir))
+    runs = []
+
+    def run(sources):
+        import zipfile
+        zpath = str(tmp_path / ('run%d_payload.zip' % len(runs)))
+        with zipfile.ZipFile(zpath, 'w') as z:
+            for name, text in sources.items():
+                z.writestr(name, text)
+        runs.append(zpath)
+        rc, out, err = netns_warm.request(sock, [], {}, (ZIP_RUN % {'zip': zpath}).encode())
+        assert rc == 0, err
+        return out.decode().split()
+    run.code_dir = code_dir
+    yield run
+    os.kill(pid, 15)
+
+
+MOD = "VALUE = %r\ndef where():\n    pass\n"
+
+
+def test_workers_keep_compiled_code_by_source(warm_server):
+    import marshal
+    assert warm_server({'kd_mod.py': MOD % 'zip'})[0] == 'zip'
+    entries = sorted(warm_server.code_dir.iterdir())
+    assert len(entries) == 1 and entries[0].name.endswith('.code')
+    assert oct(entries[0].stat().st_mode & 0o777) == '0o600'
+    # The same source in another zip loads what is kept (planted here), with this zip's path.
+    entries[0].write_bytes(marshal.dumps(compile(MOD % 'kept', 'elsewhere.py', 'exec')))
+    os.utime(entries[0], (1000, 1000))   # last used long ago: touched when loaded
+    value, filename = warm_server({'kd_mod.py': MOD % 'zip'})
+    assert value == 'kept'
+    assert entries[0].stat().st_mtime > 1000
+    assert filename.endswith('run1_payload.zip/kd_mod.py'), filename
+    # Another source is compiled, and kept beside.
+    assert warm_server({'kd_mod.py': MOD % 'new'})[0] == 'new'
+    assert len(list(warm_server.code_dir.iterdir())) == 2
+
+
+def test_a_package_gets_its_init_path(warm_server):
+    src = {'kd_mod/__init__.py': MOD % 'pkg'}
+    assert warm_server(src)[0] == 'pkg'
+    value, filename = warm_server(src)   # from the cache
+    assert (value, filename.endswith('run1_payload.zip/kd_mod/__init__.py')) == ('pkg', True)
+
+
+@pytest.mark.parametrize('damage', ['truncated', 'not code', 'group-writable', 'symlink'])
+def test_a_damaged_or_foreign_entry_is_compiled_anew(warm_server, damage):
+    import marshal
+    assert warm_server({'kd_mod.py': MOD % 'zip'})[0] == 'zip'
+    entry, = warm_server.code_dir.iterdir()
+    planted = marshal.dumps(compile(MOD % 'planted', 'x.py', 'exec'))
+    if damage == 'truncated':
+        entry.write_bytes(planted[:len(planted) // 2])
+    elif damage == 'not code':
+        entry.write_bytes(marshal.dumps({'VALUE': 'planted'}))
+    elif damage == 'group-writable':
+        entry.write_bytes(planted)
+        entry.chmod(0o620)
+    else:
+        other = warm_server.code_dir.parent / 'planted.code'   # root's, 0644
+        other.write_bytes(planted)
+        entry.unlink()
+        entry.symlink_to(other)
+    assert warm_server({'kd_mod.py': MOD % 'zip'})[0] == 'zip'
+
+
+def test_a_code_directory_others_can_write_is_not_used(warm_server):
+    warm_server.code_dir.chmod(0o777)
+    try:
+        assert warm_server({'kd_mod.py': MOD % 'zip'})[0] == 'zip'
+        assert list(warm_server.code_dir.iterdir()) == []
+    finally:
+        warm_server.code_dir.chmod(0o700)
+
+
+def test_the_code_directory_is_made_private_and_keeps_the_newest(tmp_path):
+    from ansible_collections.k8slab.podnet.plugins.plugin_utils.netns_warm import (
+        CodeCache, code_dir)
+    assert code_dir('/root/.ansible/tmp/ansible-local-1234abcd/') == \
+        '/root/.ansible/tmp/k8slab-pycache'
+    path = tmp_path / 'k8slab-pycache'
+    CodeCache.prepare(str(path), keep=2)
+    assert oct(path.stat().st_mode & 0o777) == '0o700'
+    for n in range(4):
+        (path / ('e%d.code' % n)).write_bytes(b'x')
+        os.utime(path / ('e%d.code' % n), (1000 + n, 1000 + n))
+    CodeCache.prepare(str(path), keep=2)
+    assert sorted(p.name for p in path.iterdir()) == ['e2.code', 'e3.code']

@@ -318,7 +318,9 @@ def trace(target, max_hops, wait, dev=None, expected=None, pacer=None, source=No
 
 
 def ping(target, wait, dev=None):
-    """One ICMP echo; returns (reply source or None, error text or None)."""
+    """One ICMP echo, answers awaited for wait seconds; returns (reply source or None, error
+    text or None). An answer queued by the deadline counts, however late this thread runs:
+    the socket is read once more at the deadline (a "no reply" must mean the kernel had none)."""
     ident = random.randint(1, 0xffff)
     seq = random.randint(1, 0xffff)
     sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
@@ -331,9 +333,7 @@ def ping(target, wait, dev=None):
         deadline = time.monotonic() + wait
         error = None
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None, error
+            left = max(0.0, deadline - time.monotonic())
             ready, _w, _x = select.select([sock], [], [], left)
             if not ready:
                 return None, error
@@ -458,6 +458,7 @@ class Kind(object):
     name = None
     needs_target = True  # probes an address: target is required and IPv4
     alone = False        # runs in a wave of its own, before the others (see run_probes)
+    silent = False       # passes when nothing answers: listens for silence_wait (run_probe)
 
     def validate(self, p, what):
         pass
@@ -561,6 +562,7 @@ class Unreach(Reach):
     """One ICMP echo that must go unanswered (an unrunnable probe proves nothing: fails)."""
     name = 'unreach'
     want_reply = False
+    silent = True
 
 
 @register
@@ -1118,9 +1120,13 @@ def _baseline(enter, limit):
     return min(time.monotonic() - start, limit)
 
 
-def run_probe(probe, wait, retries, retry_delay, ip_bin):
+def run_probe(probe, wait, retries, retry_delay, ip_bin, silence_wait=None):
     """Observes until the expectation holds or the retries are used up (a new route or ARP
-    entry can take a moment); returns the result record."""
+    entry can take a moment); returns the result record. wait: seconds for each answer;
+    silence_wait (None: wait): seconds a kind that passes on silence (unreach) listens - an
+    answer inside one host comes within milliseconds, over a real network it may take longer."""
+    if silence_wait and PROBES[probe['kind']].silent:
+        wait = silence_wait
     start = time.monotonic()
     attempts = 0
     while True:
@@ -1139,7 +1145,7 @@ def run_probe(probe, wait, retries, retry_delay, ip_bin):
     return result
 
 
-def run_probes(probes, wait, retries, retry_delay, workers, ip_bin):
+def run_probes(probes, wait, retries, retry_delay, workers, ip_bin, silence_wait=None):
     """Runs all probes concurrently (at most ``workers`` at a time); results in input order.
 
     Kinds marked ``alone`` (path) run first, on their own: routers rate-limit the ICMP errors
@@ -1154,7 +1160,7 @@ def run_probes(probes, wait, retries, retry_delay, workers, ip_bin):
     def work(n, probe):
         with gate:
             try:
-                results[n] = run_probe(probe, wait, retries, retry_delay, ip_bin)
+                results[n] = run_probe(probe, wait, retries, retry_delay, ip_bin, silence_wait)
             except Exception as e:  # never lose a result to a bug in one probe
                 results[n] = dict(name=probe['name'], kind=probe['kind'], passed=False,
                                   netns=probe.get('netns'), target=probe.get('target'),

@@ -169,6 +169,13 @@ options:
     description: Seconds to wait for each answer (per hop for C(path)).
     type: float
     default: 1.0
+  silence_wait:
+    description:
+      - Seconds a probe that passes when nothing answers (C(unreach)) listens before it counts
+        the silence; defaults to O(wait). Inside one host an answer comes within milliseconds
+        (the single-host lab's backend sets 0.25), over a real network allow more.
+      - An answer the kernel had queued by then counts, however late the probe's thread runs.
+    type: float
   retries:
     description: How many more times a probe whose expectation does not hold is run.
     type: int
@@ -338,6 +345,7 @@ def main():
             probes=dict(type='list', elements='dict', required=True, options=probe_spec),
             netns=dict(type='str'),
             wait=dict(type='float', default=1.0),
+            silence_wait=dict(type='float'),
             retries=dict(type='int', default=2),
             retry_delay=dict(type='float', default=0.5),
             workers=dict(type='int', default=32),
@@ -348,15 +356,18 @@ def main():
     start = time.monotonic()
     try:
         probes = validate_probes(p['probes'], p['netns'])
-        if not 0 < p['wait'] <= 30:
-            raise ProbeInputError('wait %r must be more than 0 and at most 30 seconds' % p['wait'])
+        for opt in ('wait', 'silence_wait'):
+            if p[opt] is not None and not 0 < p[opt] <= 30:
+                raise ProbeInputError('%s %r must be more than 0 and at most 30 seconds'
+                                      % (opt, p[opt]))
         if p['retries'] < 0 or p['retry_delay'] < 0 or p['workers'] < 1:
             raise ProbeInputError('retries %r, retry_delay %r must not be negative and workers %r '
                                   'at least 1' % (p['retries'], p['retry_delay'], p['workers']))
     except ProbeInputError as e:
         module.fail_json(msg=str(e))
     ip_bin = module.get_bin_path('ip', required=True)
-    results = run_probes(probes, p['wait'], p['retries'], p['retry_delay'], p['workers'], ip_bin)
+    results = run_probes(probes, p['wait'], p['retries'], p['retry_delay'], p['workers'], ip_bin,
+                         p['silence_wait'])
     module.exit_json(changed=False, results=results,
                      failed_probes=[r['name'] for r in results if not r['passed']],
                      duration=round(time.monotonic() - start, 3))

@@ -167,6 +167,8 @@ BAD = [
     (dict(probes=[dict(name='a', kind='mtu', dev='eth0')]), 'kind mtu needs dev and mtu'),
     (dict(probes=[dict(name='a', kind='mtu', dev='eth0', mtu=9)]), "mtu 9 must be between"),
     (dict(probes=[dict(name='a', kind='reach', target='1.1.1.1')], wait=0), 'wait 0'),
+    (dict(probes=[dict(name='a', kind='unreach', target='1.1.1.1')], silence_wait=31),
+     'silence_wait 31.0 must be more than 0'),
 ]
 
 
@@ -253,3 +255,66 @@ def test_node_info_reads_links_pods_and_store(mini, tmp_path):
     assert res['pods'][mini + '-p2']['mtu'] == res['interfaces']['cni0']['mtu'] == 1500
     assert res['pods'][mini + '-nope']['state'] == 'ABSENT'
     assert res['ipam'] == {'10.244.2.2': {'container_id': mini + '-p2', 'ifname': 'eth0'}}
+
+
+# An echo responder in user space that answers late (this kernel has no netem to delay the
+# kernel's own replies, which the pod's namespace is told to stop sending).
+LATE_ECHO = r"""
+import socket, struct, sys, time
+delay = float(sys.argv[1])
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+print('ready', flush=True)
+while True:
+    data, addr = s.recvfrom(2048)
+    icmp = data[(data[0] & 0x0f) * 4:]
+    if icmp[0] != 8:
+        continue
+    reply = bytearray(b'\0\0\0\0' + icmp[4:])
+    if len(reply) % 2:
+        reply.append(0)
+    total = sum(struct.unpack('!%dH' % (len(reply) // 2), bytes(reply)))
+    total = (total >> 16) + (total & 0xffff)
+    total += total >> 16
+    reply[2:4] = struct.pack('!H', ~total & 0xffff)
+    time.sleep(delay)
+    s.sendto(bytes(reply[:len(icmp)]), addr)
+"""
+
+
+@pytest.fixture
+def late_pod(mini):
+    """Pod p1 answers pings 0.5 s late (by the responder above, not its kernel)."""
+    p1 = mini + '-p1'
+    sh('ip netns exec %s sysctl -qw net.ipv4.icmp_echo_ignore_all=1' % p1)
+    proc = subprocess.Popen(['ip', 'netns', 'exec', p1, 'python3', '-c', LATE_ECHO, '0.5'],
+                            stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert proc.stdout.readline() == b'ready\n'
+        yield mini
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait()
+        sh('ip netns exec %s sysctl -qw net.ipv4.icmp_echo_ignore_all=0' % p1, check=False)
+
+
+def test_silence_wait_is_how_long_a_no_answer_check_listens(late_pod):
+    p2 = late_pod + '-p2'
+    probes = [dict(name='late reach', kind='reach', netns=p2, target='10.244.1.2'),
+              dict(name='late unreach', kind='unreach', netns=p2, target='10.244.1.2')]
+    # The 0.5 s late answer: inside wait (2 s) for reach; after silence_wait (0.2 s) for
+    # unreach, which therefore passes - and with silence_wait 2 s it hears the answer.
+    results, _res = probe(dict(netns=late_pod + '-n2', retries=0, probes=probes, wait=2.0,
+                               silence_wait=0.2))
+    assert results['late reach']['passed'], results['late reach']
+    assert results['late unreach']['passed'], results['late unreach']
+    results, _res = probe(dict(netns=late_pod + '-n2', retries=0, probes=probes[1:], wait=2.0))
+    assert not results['late unreach']['passed']
+    assert results['late unreach']['observed'] == 'reply from 10.244.1.2'
+
+
+def test_an_answer_queued_by_the_deadline_counts(mini):
+    # A node's own address answers while the echo is being sent: even a wait that is over
+    # before the probe reads its socket finds the reply queued there.
+    results, _res = probe(dict(netns=mini + '-n2', retries=0, wait=0.000001, probes=[
+        dict(name='self', kind='reach', target='192.168.56.12')]))
+    assert results['self']['passed'], results['self']

@@ -15,7 +15,7 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BACKENDS = sorted(os.path.basename(p)[:-4] for p in glob.glob(os.path.join(ROOT, 'backends', '*.yml')))
 KEYS = {'become', 'nodes_tasks', 'node_name_max', 'install_packages', 'persist_sysctl',
-        'nat_isolated', 'nat_address_shared', 'outside_ip', 'host_side'}
+        'nat_isolated', 'nat_address_shared', 'outside_ip', 'host_side', 'silence_wait'}
 
 
 def load(*parts):
@@ -41,6 +41,7 @@ def test_traits_file_is_complete_plain_data(name):
     if traits['outside_ip']:
         ipaddress.ip_address(traits['outside_ip'])
     assert traits['host_side'] in ('netns', 'controller', '')
+    assert isinstance(traits['silence_wait'], float) and 0 < traits['silence_wait'] <= 30
     if traits['nodes_tasks']:
         assert os.path.isfile(os.path.join(ROOT, 'backends', 'tasks', traits['nodes_tasks']))
     # Data only: no Jinja, so a traits file reads the same everywhere.

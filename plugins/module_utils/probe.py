@@ -396,6 +396,18 @@ class Reads(object):
 READS = Reads()  # replaced by every run_probes call
 
 
+def link_addresses(ip_bin, netns, dev):
+    """``ip -j addr show dev DEV`` in netns: [the link, with its mtu, link_index and every
+    address in addr_info] - one read for a pod's address, mtu and store checks (``-4`` would
+    leave out a link without an IPv4 address)."""
+    return ip_json(ip_bin, netns, ['addr', 'show', 'dev', dev])
+
+
+def ipv4_addresses(links):
+    """The IPv4 addr_info entries of ``ip -j addr`` links (list of dict)."""
+    return [a for link in links for a in link.get('addr_info') or [] if a.get('family') == 'inet']
+
+
 def ip_json(ip_bin, netns, args):
     """``ip -j [-n NETNS] ARGS`` parsed, through this run's READS."""
     return READS.get(('ip', netns, tuple(args)), lambda: _ip_json(ip_bin, netns, args))
@@ -639,7 +651,7 @@ class Route(Kind):
 
 @register
 class Address(Kind):
-    """``ip -j addr show dev DEV`` holds the address (with prefix)."""
+    """``ip -j addr show dev DEV`` holds the IPv4 address (with prefix)."""
     name = 'address'
     needs_target = False
 
@@ -651,9 +663,8 @@ class Address(Kind):
         return '%s on %s' % (p.get('address'), p.get('dev'))
 
     def observe(self, p, wait, ip_bin):
-        links = ip_json(ip_bin, p.get('netns'), ['-4', 'addr', 'show', 'dev', p['dev']])
-        return dict(addresses=['%s/%s' % (a['local'], a['prefixlen'])
-                               for link in links for a in link.get('addr_info', [])])
+        return dict(addresses=['%s/%s' % (a['local'], a['prefixlen']) for a in
+                               ipv4_addresses(link_addresses(ip_bin, p.get('netns'), p['dev']))])
 
     def judge(self, p, observed):
         expected = self.expected(p)
@@ -667,7 +678,7 @@ class Address(Kind):
 
 @register
 class Mtu(Kind):
-    """``ip -j link show dev DEV`` has MTU ``mtu``; in a pod (a probe netns other than the
+    """``ip -j addr show dev DEV`` has MTU ``mtu``; in a pod (a probe netns other than the
     module's) the veth's node end must have it too, found by the pod end's ``link_index``."""
     name = 'mtu'
     needs_target = False
@@ -682,7 +693,7 @@ class Mtu(Kind):
         return 'mtu %s' % p.get('mtu')
 
     def observe(self, p, wait, ip_bin):
-        link = ip_json(ip_bin, p.get('netns'), ['link', 'show', 'dev', p['dev']])[0]
+        link = link_addresses(ip_bin, p.get('netns'), p['dev'])[0]
         mtus = [(p['dev'], link.get('mtu'))]
         home = p.get('home_netns')
         if p.get('netns') and p['netns'] != home:
@@ -1010,8 +1021,7 @@ class Store(Kind):
 
     def observe(self, p, wait, ip_bin):
         sid = (_pod_record(p).get('sandbox') or {}).get('id')
-        links = ip_json(ip_bin, p['pod'], ['-4', 'addr', 'show', 'dev', p['dev']])
-        ips = [a['local'] for link in links for a in link.get('addr_info', [])]
+        ips = [a['local'] for a in ipv4_addresses(link_addresses(ip_bin, p['pod'], p['dev']))]
         content = None
         if ips:
             try:

@@ -97,6 +97,10 @@ options:
       - Its socket is C(/run/k8slab/<lab_name>/warm/server-*.sock) (mode 0600, directory
         0700); it exits when idle for O(warm_idle) seconds, when the lab's directory goes,
         or at teardown (M(k8slab.podnet.netns_lab_nodes) C(state=absent)).
+      - Its children keep the code they compile out of the payload (by the source's
+        SHA-256) in C(k8slab-pycache/) beside Ansible's per-run temporary directories
+        (C(~/.ansible/tmp/k8slab-pycache), mode 0700, the newest 2000 entries), so a lab
+        built anew does not compile it again.
     type: bool
     default: true
     vars:

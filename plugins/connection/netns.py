@@ -313,7 +313,9 @@ class Connection(LocalConnection):
         (started when none answers); None when no server can be had (the caller then takes
         the nsenter path)."""
         lab = self.get_option('lab_name')
-        key = server_key(sys.executable, os.path.dirname(release.__file__), release.__version__)
+        code_dir = netns_warm.code_dir(C.DEFAULT_LOCAL_TMP)
+        key = server_key(sys.executable, os.path.dirname(release.__file__), release.__version__,
+                         code_dir)
         sock, pidfile, log = server_files(lab, key)
         env = dict(os.environ)
         env.update(env_assignments)
@@ -331,13 +333,13 @@ class Connection(LocalConnection):
                 raise AnsibleConnectionFailure('lab %s warm module server broke off: %s'
                                                % (lab, e))
             try:
-                self._start_warm_server(lab, sock, pidfile, log)
+                self._start_warm_server(lab, sock, pidfile, log, code_dir)
             except OSError as e:
                 display.vvv('cannot start the warm server (%s): nsenter path' % e, host=host)
                 return None
         return None
 
-    def _start_warm_server(self, lab, sock, pidfile, log):
+    def _start_warm_server(self, lab, sock, pidfile, log, code_dir):
         """Start the lab's warm server unless another task just did (under the lab's lock)."""
         directory = warm_dir(lab)
         if not os.path.isdir(lab_dir(lab)):
@@ -359,7 +361,7 @@ class Connection(LocalConnection):
             except OSError:
                 pass
             pid = netns_warm.start_server(sock, pidfile, lab_dir(lab), self.get_option('warm_idle'),
-                                          log, code_dir=netns_warm.code_dir(C.DEFAULT_LOCAL_TMP))
+                                          log, code_dir=code_dir)
             display.vvv('started warm module server %d for lab %s' % (pid, lab))
         finally:
             os.close(fd)

@@ -38,9 +38,12 @@ def warm_dir(lab):
     return os.path.join(STATE_DIR, lab, 'warm')
 
 
-def server_key(python, ansible_dir, ansible_version):
-    """A short name (str) for a server of one Python executable and ansible-core install."""
+def server_key(python, ansible_dir, ansible_version, code_dir=''):
+    """A short name (str) for a server of one Python executable and ansible-core install,
+    keeping compiled code in code_dir (a run with another local_tmp gets its own server)."""
     text = '%s\0%s\0%s' % (os.path.realpath(python), ansible_dir, ansible_version)
+    if code_dir:
+        text += '\0' + code_dir
     return 'server-' + hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

@@ -52,6 +52,7 @@ import os
 import select
 import signal
 import socket
+import stat
 import struct
 import sys
 import tempfile
@@ -493,7 +494,7 @@ class CodeCache(object):
     mount namespace, before the worker enters the node's).
 
     An entry is the marshalled code object of one source file, named
-    `<SHA-256 of the source text>.<sys.implementation.cache_tag>.<sys.flags.optimize>.code`:
+    `<SHA-256 of the source text>.<cache_tag>-<bytecode magic>.<optimize level>.code`:
     the same source compiles to the same code under one interpreter and optimization level,
     whatever the module's name or the zip's path. Entries are written to a temporary name and
     renamed; one that is not a regular file of this user writable by nobody else, or does not
@@ -502,8 +503,12 @@ class CodeCache(object):
     compiled here (co_filename: `<zip>/<path in zip>`), for tracebacks and warnings."""
 
     def __init__(self, dir_fd):
+        import importlib.util  # pylint: disable=import-outside-toplevel
         self.dir_fd = dir_fd
-        self.suffix = '.%s.%d.code' % (sys.implementation.cache_tag, sys.flags.optimize)
+        # As a .pyc's header: the bytecode's magic number (it has changed within a minor
+        # release), besides the interpreter's tag and the optimization level.
+        self.suffix = '.%s-%s.%d.code' % (sys.implementation.cache_tag,
+                                          importlib.util.MAGIC_NUMBER.hex(), sys.flags.optimize)
 
     @staticmethod
     def prepare(path, keep=CODE_KEEP):
@@ -515,10 +520,14 @@ class CodeCache(object):
             if fd is None:
                 return
             try:
+                # Files only (what else is there is not the cache's), each on its own.
                 entries = [(e.stat(follow_symlinks=False).st_mtime, e.name)
-                           for e in os.scandir(fd)]
+                           for e in os.scandir(fd) if not e.is_dir(follow_symlinks=False)]
                 for _mtime, name in sorted(entries, reverse=True)[keep:]:
-                    os.unlink(name, dir_fd=fd)
+                    try:
+                        os.unlink(name, dir_fd=fd)
+                    except OSError:
+                        pass
             finally:
                 os.close(fd)
         except OSError:
@@ -582,17 +591,24 @@ class CodeCache(object):
     def load(self, name):
         """The code object stored under name, or None."""
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.dir_fd)
+            # Non-blocking: a FIFO under the name must not hang the run; checked first.
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                         dir_fd=self.dir_fd)
         except OSError:
             return None
-        with os.fdopen(fd, 'rb') as f:
-            st = os.fstat(f.fileno())
-            if not (st.st_mode & 0o170000 == 0o100000 and st.st_uid == os.geteuid()
+        try:
+            st = os.fstat(fd)
+            if not (stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid()
                     and not st.st_mode & 0o022):
                 return None
-            data = f.read()
+            with os.fdopen(os.dup(fd), 'rb') as f:
+                data = f.read()
             if time.time() - st.st_mtime > 86400:
-                os.utime(f.fileno())  # in use: kept by prepare's pruning
+                os.utime(fd)  # in use: kept by prepare's pruning
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
         try:
             code = marshal.loads(data)
         except (EOFError, ValueError, TypeError):

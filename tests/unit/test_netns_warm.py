@@ -141,7 +141,8 @@ def test_a_package_gets_its_init_path(warm_server):
     assert (value, filename.endswith('run1_payload.zip/kd_mod/__init__.py')) == ('pkg', True)
 
 
-@pytest.mark.parametrize('damage', ['truncated', 'not code', 'group-writable', 'symlink'])
+@pytest.mark.parametrize('damage', ['truncated', 'not code', 'group-writable', 'symlink',
+                                    'directory', 'fifo'])
 def test_a_damaged_or_foreign_entry_is_compiled_anew(warm_server, damage):
     import marshal
     assert warm_server({'kd_mod.py': MOD % 'zip'})[0] == 'zip'
@@ -154,12 +155,19 @@ def test_a_damaged_or_foreign_entry_is_compiled_anew(warm_server, damage):
     elif damage == 'group-writable':
         entry.write_bytes(planted)
         entry.chmod(0o620)
-    else:
+    elif damage == 'symlink':
         other = warm_server.code_dir.parent / 'planted.code'   # root's, 0644
         other.write_bytes(planted)
         entry.unlink()
         entry.symlink_to(other)
+    elif damage == 'directory':   # found by a helper: every run failed with EISDIR
+        entry.unlink()
+        entry.mkdir()
+    else:                         # found by a helper: the run hung on open()
+        entry.unlink()
+        os.mkfifo(str(entry), 0o600)
     assert warm_server({'kd_mod.py': MOD % 'zip'})[0] == 'zip'
+    assert warm_server({'kd_mod.py': MOD % 'zip'})[0] == 'zip'   # and again
 
 
 def test_a_code_directory_others_can_write_is_not_used(warm_server):
@@ -182,5 +190,13 @@ def test_the_code_directory_is_made_private_and_keeps_the_newest(tmp_path):
     for n in range(4):
         (path / ('e%d.code' % n)).write_bytes(b'x')
         os.utime(path / ('e%d.code' % n), (1000 + n, 1000 + n))
+    (path / 'zz-dir').mkdir()                     # not an entry: neither kept nor counted
+    os.utime(path / 'zz-dir', (1001.5, 1001.5))   # among the excess: pruning goes on past it
     CodeCache.prepare(str(path), keep=2)
-    assert sorted(p.name for p in path.iterdir()) == ['e2.code', 'e3.code']
+    assert sorted(p.name for p in path.iterdir()) == ['e2.code', 'e3.code', 'zz-dir']
+
+
+def test_a_server_per_code_directory():
+    from ansible_collections.k8slab.podnet.plugins.module_utils.netns_warm import server_key
+    keys = set(server_key('/usr/bin/python3', '/a', '2.19', d) for d in ('/x/c', '/y/c', ''))
+    assert len(keys) == 3

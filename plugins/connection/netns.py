@@ -178,7 +178,7 @@ from ansible_collections.k8slab.podnet.plugins.module_utils.netns_lab import (
     NETNS_DIR, lab_dir, mount_ns_file, node_netns, nsenter_options, pinned, uts_ns_file)
 from ansible_collections.k8slab.podnet.plugins.module_utils.netns_warm import (
     lock_file, server_files, server_key, warm_dir)
-from ansible_collections.k8slab.podnet.plugins.plugin_utils import netns_warm
+from ansible_collections.k8slab.podnet.plugins.plugin_utils import ansiballz_cache, netns_warm
 
 display = Display()
 
@@ -313,7 +313,7 @@ class Connection(LocalConnection):
         (started when none answers); None when no server can be had (the caller then takes
         the nsenter path)."""
         lab = self.get_option('lab_name')
-        code_dir = netns_warm.code_dir(C.DEFAULT_LOCAL_TMP)
+        code_dir = ansiballz_cache.beside_local_tmp(C.DEFAULT_LOCAL_TMP, netns_warm.CODE_DIR)
         key = server_key(sys.executable, os.path.dirname(release.__file__), release.__version__,
                          code_dir)
         sock, pidfile, log = server_files(lab, key)

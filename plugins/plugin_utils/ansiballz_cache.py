@@ -146,9 +146,16 @@ def _stored_name(entry):
     return name, digest
 
 
+def beside_local_tmp(local_tmp, name):
+    """The path of name beside the run's local_tmp directory (ansible-core's
+    DEFAULT_LOCAL_TMP, ``<local_tmp>/ansible-local-*``): where what outlives a run is kept -
+    this store, the warm server's compiled code (netns_warm.CODE_DIR)."""
+    return os.path.join(os.path.dirname(local_tmp.rstrip(os.sep)), name)
+
+
 def store_path(local_tmp, key):
     """The store directory for fingerprint key: a sibling of the run's local_tmp directory."""
-    return os.path.join(os.path.dirname(local_tmp.rstrip(os.sep)), STORE_DIR, key)
+    return os.path.join(beside_local_tmp(local_tmp, STORE_DIR), key)
 
 
 def _unlink(path):

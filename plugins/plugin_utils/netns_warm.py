@@ -19,9 +19,10 @@ module itself out of the payload zip, and zipimport compiles every source anew (
 the zip), twice per import (its get_filename compiles too) - about 60% of a warm run's CPU.
 Compiled code is kept in a directory given by the connection, `<local_tmp>/../k8slab-pycache`
 (0700, beside Ansible's per-run directories and the AnsiballZ payload store), one file per
-source named by its SHA-256, the interpreter's cache tag and the optimization level, so a lab
-built anew reuses what the last one compiled; what is loaded gets the zip's path as its file
-name, as a cold run would (see CodeCache). The newest CODE_KEEP entries are kept.
+source named by its SHA-256, the interpreter's cache tag, bytecode magic and optimization
+level, so a lab built anew reuses what the last one compiled; what is loaded gets the zip's
+path as its file name, as a cold run would (see CodeCache). The newest CODE_KEEP entries are
+kept.
 
 The server exits after `idle` seconds without a task, when its socket or the lab's directory
 disappears (teardown), or on SIGTERM (netns_warm.stop_server, called by teardown).
@@ -139,12 +140,6 @@ def request(sock_path, ns_paths, env, payload, connect_timeout=5.0):
                 raise ProtocolError('unexpected frame %r' % kind)
     finally:
         sock.close()
-
-
-def code_dir(local_tmp):
-    """The code cache directory for a controller whose per-run directory is local_tmp
-    (ansible-core's DEFAULT_LOCAL_TMP): its sibling CODE_DIR."""
-    return os.path.join(os.path.dirname(local_tmp.rstrip(os.sep)), CODE_DIR)
 
 
 def start_server(sock_path, pidfile, lab_dir, idle, log_path, python=None, timeout=10.0,

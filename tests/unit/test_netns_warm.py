@@ -180,9 +180,11 @@ def test_a_code_directory_others_can_write_is_not_used(warm_server):
 
 
 def test_the_code_directory_is_made_private_and_keeps_the_newest(tmp_path):
+    from ansible_collections.k8slab.podnet.plugins.plugin_utils.ansiballz_cache import (
+        beside_local_tmp)
     from ansible_collections.k8slab.podnet.plugins.plugin_utils.netns_warm import (
-        CodeCache, code_dir)
-    assert code_dir('/root/.ansible/tmp/ansible-local-1234abcd/') == \
+        CODE_DIR, CodeCache)
+    assert beside_local_tmp('/root/.ansible/tmp/ansible-local-1234abcd/', CODE_DIR) == \
         '/root/.ansible/tmp/k8slab-pycache'
     path = tmp_path / 'k8slab-pycache'
     CodeCache.prepare(str(path), keep=2)

@@ -30,7 +30,8 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         _valid, args = self.validate_argument_spec(argument_spec=dict(
-            checks=dict(type='list', elements='dict', required=True),
+            checks=dict(type='list', elements='dict'),
+            plan=dict(type='dict', options=dict(var=dict(type='str', required=True))),
             results=dict(type='list', elements='dict', default=[]),
             registered=dict(type='dict', options=dict(
                 var=dict(type='str', required=True),
@@ -39,12 +40,20 @@ class ActionModule(ActionBase):
             info=dict(type='dict', default={}),
             table_width=dict(type='int', default=0),
             fail=dict(type='bool', default=True),
-        ))
+        ), mutually_exclusive=[('checks', 'plan')], required_one_of=[('checks', 'plan')])
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
 
-        rows = verify.report(args['checks'], self._registered(args['registered'], task_vars)
-                             + args['results'])
+        try:
+            checks = (verify.read_plan(task_vars, args['plan']['var'],
+                                       self._templar.template)['checks']
+                      if args['plan'] else args['checks'])
+        except verify.VerifyError as e:
+            raise AnsibleActionFail(str(e))
+        where = args['registered']
+        registered = (verify.registered(task_vars.get('hostvars'), where['var'], where['hosts'])
+                      if where else [])
+        rows = verify.report(checks, registered + args['results'])
         failed = [r for r in rows if not r['passed']]
         # A relative dest is relative to where ansible-playbook runs (the user's directory).
         dest = os.path.abspath(args['dest'])
@@ -80,15 +89,3 @@ class ActionModule(ActionBase):
         # callback and result format prints it readably (not as one escaped string).
         result['_ansible_verbose_always'] = True
         return result
-
-    @staticmethod
-    def _registered(where, task_vars):
-        """The results registered as where['var'] by each of where['hosts'] (list of dicts, in
-        host order), read from the hosts' variables: not templated as an argument would be."""
-        results = []
-        if where:
-            hostvars = task_vars.get('hostvars') or {}
-            for host in where['hosts']:
-                probed = (hostvars[host] if host in hostvars else {}).get(where['var']) or {}
-                results.extend(probed.get('results') or [])
-        return results

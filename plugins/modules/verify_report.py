@@ -26,9 +26,22 @@ options:
     description:
       - The checks, as the C(k8slab.podnet.verify_checks) filter makes them (name, kind, source,
         to, target and the expectation).
+      - Exactly one of O(checks) and O(plan).
     type: list
     elements: dict
-    required: true
+  plan:
+    description:
+      - Read the checks from a plan instead, the C(checks) of what the
+        C(k8slab.podnet.verify_plan) filter made, held by a variable of the host the task runs
+        for (for example set by C(ansible.builtin.set_fact)). The variable is read as it is,
+        not templated again as O(checks) would be (10 nodes x 20 pods, 3475 checks - about
+        0.2 s).
+    type: dict
+    suboptions:
+      var:
+        description: The variable's name.
+        type: str
+        required: true
   results:
     description: The C(results) of every node's M(k8slab.podnet.probe) run, in one list.
     type: list
@@ -37,7 +50,7 @@ options:
   registered:
     description:
       - Where the hosts registered their M(k8slab.podnet.probe) runs, read from their variables
-        on the controller as they are; their C(results) come before O(results). Unlike a
+        on the controller as they are (not templated); their C(results) come before O(results). Unlike a
         template that gathers them into O(results), this skips Ansible's templating of every
         result (10 nodes x 20 pods, 3475 results - about 0.5 s).
       - A host without the variable, or whose probe task was skipped, adds no results.
@@ -109,9 +122,10 @@ EXAMPLES = r'''
       lab: "{{ lab_name }}"
   run_once: true
 
-- name: The same, the results read from where each host registered them
+- name: The same, the checks read from a plan and the results from where each host registered them
   k8slab.podnet.verify_report:
-    checks: "{{ my_checks }}"
+    plan:
+      var: my_plan  # set_fact: my_plan: "{{ my_lab | k8slab.podnet.verify_plan }}"
     registered:
       var: probed
       hosts: "{{ groups['k8s_cluster'] }}"

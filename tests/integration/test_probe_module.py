@@ -342,3 +342,43 @@ def test_a_pods_address_and_mtu_checks_share_one_read_of_its_link(mini, tmp_path
     assert res.get('failed_probes') == [], (res, play)
     reads = [line for line in log.read_text().splitlines() if line.startswith('-j -n %s ' % p2)]
     assert reads == ['-j -n %s addr show dev eth0' % p2], log.read_text()
+
+
+def test_a_nodes_probes_are_read_from_a_plan_variable(mini):
+    plan = dict(checks=[], probes={'localhost': seed_probes(mini)[:2],
+                                   'host': [dict(name='n2 reaches n1', kind='reach',
+                                                 target='192.168.56.11')]})
+    play = run_playbook('''
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - ansible.builtin.set_fact:
+        kg_plan: %s
+    - name: own
+      %s: {plan: {var: kg_plan}, netns: %s-n2}
+    - name: host side
+      %s: {plan: {var: kg_plan, node: host}, netns: %s-n2}
+    - name: bad inputs
+      %s: "{{ item }}"
+      ignore_errors: true
+      loop:
+        - {plan: {var: kg_plan, node: node-9}}
+        - {plan: {var: kg_nowhere}}
+        - {plan: {var: kg_plan}, probes: [{name: a, kind: reach, target: 10.0.0.1}]}
+        - {plan: {node: host}}
+''' % (json.dumps(plan), PROBE, mini, PROBE, mini, PROBE))
+    own = play.task('own')
+    assert [r['name'] for r in own['results']] == ['n2 -> n1', 'p2 -> p1'], own
+    assert own['failed_probes'] == [], own
+    # The result shows the plan it was given, not a copy of its probes.
+    assert own['invocation']['module_args']['plan'] == {'var': 'kg_plan'}, own['invocation']
+    assert 'probes' not in own['invocation']['module_args'], own['invocation']
+    host = play.task('host side')
+    assert [(r['name'], r['passed']) for r in host['results']] == [('n2 reaches n1', True)], host
+    bad = [r['msg'] for r in play.task('bad inputs')['results']]
+    assert "plan.node 'node-9': the plan 'kg_plan' has no probes for it (its nodes: host, " \
+        "localhost)" in bad[0], bad
+    assert "plan.var 'kg_nowhere': no such variable" in bad[1], bad
+    assert 'mutually exclusive: probes|plan' in bad[2], bad
+    assert 'plan.var must name a variable, got None' in bad[3], bad

@@ -72,3 +72,59 @@ def test_registered_without_hosts_names_the_option_and_writes_nothing(tmp_path):
     failed = res.task('report', 'localhost')
     assert failed['failed'] and 'hosts' in failed['msg'] and 'registered' in failed['msg'], failed
     assert not (tmp_path / 'reports').exists()
+
+
+PLAN_PLAY = '''
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    # A play variable still holds its template: read through the templar.
+    kr_plan_templated: "{{ kr_plan }}"
+  tasks:
+    - name: the plan, as set_fact stores what the verify_plan filter made
+      ansible.builtin.set_fact:
+        kr_plan:
+          checks:
+            - {name: reach from kr-a, kind: reach, source: kr-a, node: kr-a, to: 10.0.0.1,
+               target: 10.0.0.1}
+          probes: {kr-a: [{name: reach from kr-a, kind: reach, target: 10.0.0.1}]}
+        kr_not_a_plan: {checks: 3}
+
+    - name: report from the fact
+      k8slab.podnet.verify_report:
+        plan: {var: kr_plan}
+        results: [{name: reach from kr-a, passed: true, expected: reply, observed: reply}]
+        dest: "{{ kr_dest }}/fact"
+
+    - name: report from the play variable
+      k8slab.podnet.verify_report:
+        plan: {var: kr_plan_templated}
+        dest: "{{ kr_dest }}/play"
+        fail: false
+
+    - name: bad inputs
+      k8slab.podnet.verify_report: "{{ item.1 | combine({'dest': kr_dest ~ '/bad'}) }}"
+      ignore_errors: true
+      register: kr_bad
+      loop:
+        - [missing, {plan: {var: kr_nowhere}}]
+        - [not a plan, {plan: {var: kr_not_a_plan}}]
+        - [both, {plan: {var: kr_plan}, checks: []}]
+        - [neither, {}]
+'''
+
+
+def test_checks_are_read_from_a_plan_variable(tmp_path):
+    res = run_playbook(PLAN_PLAY, extra_vars={'kr_dest': str(tmp_path)})
+    assert res.rc == 0, res
+    fact = res.task('report from the fact', 'localhost')
+    assert fact['checks'] == 1 and fact['failed_checks'] == [], fact
+    play = res.task('report from the play variable', 'localhost')
+    assert play['checks'] == 1 and play['failed_checks'] == ['reach from kr-a'], play
+    bad = dict((r['item'][0], r['msg']) for r in res.task('bad inputs', 'localhost')['results'])
+    assert "plan.var 'kr_nowhere': no such variable" in bad['missing'], bad
+    assert "plan.var 'kr_not_a_plan' is not a plan" in bad['not a plan'], bad
+    assert 'mutually exclusive: checks|plan' in bad['both'], bad
+    assert 'one of the following is required: checks, plan' in bad['neither'], bad
+    assert not (tmp_path / 'bad').exists()

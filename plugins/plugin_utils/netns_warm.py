@@ -443,11 +443,14 @@ class Worker(object):
             os.dup2(self.err_w, 2)
             for fd in (self.stdin, self.out_w, self.err_w):
                 os.close(fd)
-            sys.stdin = io.TextIOWrapper(io.FileIO(0, 'r', closefd=False),
+            # Buffered, as a cold Python's: a TextIOWrapper straight on a FileIO drops the
+            # rest of a write(2) that a signal cuts short (a module's JSON result of a few
+            # hundred KiB, cut at 128 KiB while a profiler attached); BufferedWriter writes on.
+            sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, 'r', closefd=False)),
                                          encoding='utf-8', errors='surrogateescape')
-            sys.stdout = io.TextIOWrapper(io.FileIO(1, 'w', closefd=False),
+            sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, 'w', closefd=False)),
                                           encoding='utf-8', errors='surrogateescape')
-            sys.stderr = io.TextIOWrapper(io.FileIO(2, 'w', closefd=False),
+            sys.stderr = io.TextIOWrapper(io.BufferedWriter(io.FileIO(2, 'w', closefd=False)),
                                           encoding='utf-8', errors='backslashreplace',
                                           line_buffering=True)
             for fd in self.ns_fds:

@@ -109,6 +109,7 @@ def warm_server(tmp_path):
         assert rc == 0, err
         return out.decode().split()
     run.code_dir = code_dir
+    run.sock = sock
     yield run
     os.kill(pid, 15)
 
@@ -202,3 +203,30 @@ def test_a_server_per_code_directory():
     from ansible_collections.k8slab.podnet.plugins.module_utils.netns_warm import server_key
     keys = set(server_key('/usr/bin/python3', '/a', '2.19', d) for d in ('/x/c', '/y/c', ''))
     assert len(keys) == 3
+
+
+# The worker's main thread writes 4 MiB to its stdout pipe at once (more than the pipe holds,
+# so the write blocks) while a second thread keeps signalling it: a signal with a handler (or
+# a debugger or profiler attaching) cuts a blocking pipe write short, and the rest must still
+# be written - a module's JSON result of a few hundred KiB was cut at 128 KiB under py-spy.
+SIGNALLED_WRITE = '''
+import os, signal, sys, threading, time
+signal.signal(signal.SIGUSR1, lambda *a: None)
+main, done = threading.get_ident(), threading.Event()
+def poke():
+    while not done.is_set():
+        signal.pthread_kill(main, signal.SIGUSR1)
+        time.sleep(0.0005)
+threading.Thread(target=poke, daemon=True).start()
+sys.stdout.write(''.join(('%02d' % n) * 32768 for n in range(64)))  # one write(2) of 4 MiB
+done.set()
+print('end')
+'''
+
+
+def test_a_write_cut_short_by_a_signal_loses_nothing(warm_server):
+    from ansible_collections.k8slab.podnet.plugins.plugin_utils import netns_warm
+    rc, out, err = netns_warm.request(warm_server.sock, [], {}, SIGNALLED_WRITE.encode())
+    assert rc == 0, err
+    want = ''.join(('%02d' % n) * 32768 for n in range(64)) + 'end\n'
+    assert len(out) == len(want) and out.decode() == want, (len(out), len(want))

@@ -94,6 +94,10 @@ def seed_probes(p):
 def test_seed_paths_and_friends_pass_concurrently(mini):
     results, res = probe(dict(netns=mini + '-n2', probes=seed_probes(mini), wait=1.0))
     assert res['failed_probes'] == [], res
+    # Each result names its probe; the invocation does not echo the probes back.
+    assert res['invocation']['module_args'] == dict(
+        netns=mini + '-n2', plan=None, wait=1.0, silence_wait=None, retries=2, retry_delay=0.5,
+        workers=32), res['invocation']
     assert results['p2 -> p1']['hops'] == ['10.244.2.1', '192.168.56.11', '10.244.1.2']
     assert results['n2 -> n1']['hops'] == ['192.168.56.11']
     assert results['p2 reaches p1']['observed'] == 'reply from 10.244.1.2'
@@ -374,6 +378,7 @@ def test_a_nodes_probes_are_read_from_a_plan_variable(mini):
     # The result shows the plan it was given, not a copy of its probes.
     assert own['invocation']['module_args']['plan'] == {'var': 'kg_plan'}, own['invocation']
     assert 'probes' not in own['invocation']['module_args'], own['invocation']
+    assert own['invocation']['module_args']['netns'] == mini + '-n2', own['invocation']
     host = play.task('host side')
     assert [(r['name'], r['passed']) for r in host['results']] == [('n2 reaches n1', True)], host
     bad = [r['msg'] for r in play.task('bad inputs')['results']]

@@ -230,3 +230,13 @@ def test_a_write_cut_short_by_a_signal_loses_nothing(warm_server):
     assert rc == 0, err
     want = ''.join(('%02d' % n) * 32768 for n in range(64)) + 'end\n'
     assert len(out) == len(want) and out.decode() == want, (len(out), len(want))
+
+
+def test_workers_find_http_client_imported(warm_server):
+    # The probe module's HTTP kinds import http.client (with email's parser) lazily: the
+    # server has it imported, so a worker does not pay ~40 ms for it per run.
+    from ansible_collections.k8slab.podnet.plugins.plugin_utils import netns_warm
+    rc, out, err = netns_warm.request(
+        warm_server.sock, [], {}, b"import sys; print('http.client' in sys.modules)")
+    assert rc == 0, err
+    assert out.split() == [b'True'], out

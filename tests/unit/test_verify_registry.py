@@ -142,3 +142,32 @@ def test_plan_of_a_big_lab_is_built_once_and_fast():
     assert sum(len(p) for p in plan['probes'].values()) == len(plan['checks'])
     names = dict((c['name'], c['node']) for c in plan['checks'])
     assert all(names[p['name']] == n for n, ps in plan['probes'].items() for p in ps)
+
+
+def test_read_plan_takes_a_plan_as_it_is_and_templates_anything_else():
+    plan = dict(checks=[dict(name='a')], probes={'node-1': [dict(name='a')]})
+    templated = []
+
+    def template(value):
+        templated.append(value)
+        return plan if value == '{{ the_plan }}' else value
+    assert v.read_plan({'p': plan}, 'p', template) is plan and templated == []
+    assert v.read_plan({'p': '{{ the_plan }}'}, 'p', template) is plan
+    for task_vars, var, msg in [({}, 'p', "plan.var 'p': no such variable"),
+                                ({'p': {'checks': 'x', 'probes': {}}}, 'p', 'is not a plan'),
+                                ({'p': plan}, '', 'plan.var must name a variable')]:
+        with pytest.raises(v.VerifyError, match=msg):
+            v.read_plan(task_vars, var, template)
+
+
+def test_registered_reads_results_in_host_order_and_skips_what_is_not_there():
+    class HostVars(object):  # the one method of Ansible's HostVars that registered() uses
+        def __init__(self, data):
+            self.data = data
+
+        def raw_get(self, host):
+            return self.data.get(host, 'undefined marker')
+    data = {'b': {'probed': {'results': [2, 3]}}, 'a': {'probed': {'results': [1]}},
+            'c': {'probed': {'skipped': True}}, 'd': {}}
+    assert v.registered(HostVars(data), 'probed', ['a', 'b', 'c', 'd', 'nowhere']) == [1, 2, 3]
+    assert v.registered(data, 'probed', ['b', 'a']) == [2, 3, 1]

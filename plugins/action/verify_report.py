@@ -45,14 +45,14 @@ class ActionModule(ActionBase):
         del tmp
 
         try:
-            checks = (verify.read_plan(task_vars, args['plan']['var'],
-                                       self._templar.template)['checks']
+            checks = (verify.read_plan(task_vars, args['plan']['var'], lambda p: p['checks'],
+                                       self._templar.template)
                       if args['plan'] else args['checks'])
+            where = args['registered']
+            registered = (verify.registered(task_vars.get('hostvars'), where['var'],
+                                            where['hosts']) if where else [])
         except verify.VerifyError as e:
             raise AnsibleActionFail(str(e))
-        where = args['registered']
-        registered = (verify.registered(task_vars.get('hostvars'), where['var'], where['hosts'])
-                      if where else [])
         rows = verify.report(checks, registered + args['results'])
         failed = [r for r in rows if not r['passed']]
         # A relative dest is relative to where ansible-playbook runs (the user's directory).

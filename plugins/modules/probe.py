@@ -222,7 +222,10 @@ notes:
     namespace with setns(2) and returns to the original one afterwards.
   - Addresses are IPv4, as in the lab.
   - The result's C(invocation) (shown with C(-vvv)) leaves O(probes) out - every result record
-    names its probe - and shows O(plan) when the probes came from one.
+    names its probe - unless Ansible's own argument checks rejected them; it shows O(plan)
+    when the probes came from one (not with C(async), whose result is the module's own).
+  - With O(plan), a node the plan lists without probes gets an empty O(results) without a
+    module run.
 seealso:
   - module: k8slab.podnet.node_info
 '''
@@ -389,10 +392,14 @@ def main():
     )
     p = module.params
     start = time.monotonic()
+    # The invocation leaves the probes out: each result names its probe, and echoing them
+    # (every option filled in) tripled what a node of a 10x20 lab sent back.
+    invocation = dict(module_args=dict((k, v) for k, v in p.items() if k != 'probes'))
     if p['plan'] is not None:
         # The action plugin turns a plan into probes on the controller; only it can read it.
         module.fail_json(msg='plan %r is read by the k8slab.podnet.probe action plugin on the '
-                             'controller and cannot be given to the module itself' % (p['plan'],))
+                             'controller and cannot be given to the module itself' % (p['plan'],),
+                         invocation=invocation)
     try:
         probes = validate_probes(p['probes'], p['netns'])
         for opt in ('wait', 'silence_wait'):
@@ -403,17 +410,13 @@ def main():
             raise ProbeInputError('retries %r, retry_delay %r must not be negative and workers %r '
                                   'at least 1' % (p['retries'], p['retry_delay'], p['workers']))
     except ProbeInputError as e:
-        module.fail_json(msg=str(e))
+        module.fail_json(msg=str(e), invocation=invocation)
     ip_bin = module.get_bin_path('ip', required=True)
     results = run_probes(probes, p['wait'], p['retries'], p['retry_delay'], p['workers'], ip_bin,
                          p['silence_wait'])
-    # The invocation leaves the probes out: each result names its probe, and echoing them
-    # (every option filled in) tripled what a node of a 10x20 lab sent back.
     module.exit_json(changed=False, results=results,
                      failed_probes=[r['name'] for r in results if not r['passed']],
-                     duration=round(time.monotonic() - start, 3),
-                     invocation=dict(module_args=dict(
-                         (k, v) for k, v in p.items() if k != 'probes')))
+                     duration=round(time.monotonic() - start, 3), invocation=invocation)
 
 
 if __name__ == '__main__':

@@ -435,6 +435,7 @@ class Worker(object):
         import io
         import types
         code = 1
+        buffers = []
         try:
             os.setpgid(0, 0)
             for sig in (signal.SIGTERM, signal.SIGCHLD):
@@ -447,13 +448,13 @@ class Worker(object):
             # Buffered, as a cold Python's: a TextIOWrapper straight on a FileIO drops the
             # rest of a write(2) that a signal cuts short (a module's JSON result of a few
             # hundred KiB, cut at 128 KiB while a profiler attached); BufferedWriter writes on.
+            buffers = [io.BufferedWriter(io.FileIO(fd, 'w', closefd=False)) for fd in (1, 2)]
             sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, 'r', closefd=False)),
                                          encoding='utf-8', errors='surrogateescape')
-            sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, 'w', closefd=False)),
-                                          encoding='utf-8', errors='surrogateescape')
-            sys.stderr = io.TextIOWrapper(io.BufferedWriter(io.FileIO(2, 'w', closefd=False)),
-                                          encoding='utf-8', errors='backslashreplace',
-                                          line_buffering=True)
+            sys.stdout = io.TextIOWrapper(buffers[0], encoding='utf-8',
+                                          errors='surrogateescape')
+            sys.stderr = io.TextIOWrapper(buffers[1], encoding='utf-8',
+                                          errors='backslashreplace', line_buffering=True)
             for fd in self.ns_fds:
                 # setns(CLONE_NEWNS) also moves root and cwd to the node's /, as nsenter.
                 self.setns(fd, 0)
@@ -484,6 +485,11 @@ class Worker(object):
                 sys.stderr.flush()
             except BaseException:  # pylint: disable=broad-except
                 code = code or 120
+            for buf in buffers:  # also when a module detached them from sys.stdout/stderr
+                try:
+                    buf.flush()
+                except BaseException:  # pylint: disable=broad-except
+                    pass
             os._exit(code)  # pylint: disable=protected-access
 
 

@@ -155,48 +155,92 @@ def plan(lab, facts=None, options=None, extra=None, kinds=None, only=''):
     return dict(checks=chosen, probes=by_node)
 
 
-def read_plan(task_vars, var, template=None, option='plan.var'):
-    """The plan (as ``plan`` makes it: {checks: [...], probes: {node: [...]}}) held by the
-    variable named ``var`` of the task's variables (dict), read as it is - a fact that set_fact
-    made is data already, and templating it again as a task argument copies every check and
-    probe (at 10 nodes x 20 pods ~0.2 s of CPU per node). A value that is not a plan as it is
-    (a play or inventory variable still holding its template) goes through ``template`` (the
-    action's templar), if given. Raises VerifyError naming ``option`` and the value when the
-    variable is missing or is not a plan."""
+def read_plan(task_vars, var, pick, template, option='plan.var'):
+    """``pick(plan)`` - the part of the plan (as ``plan`` makes it: {checks: [...], probes:
+    {node: [...]}}) an action needs - from the variable named ``var`` of the task's variables
+    (dict), read as it is: a fact that set_fact made is data already, and templating it again
+    as a task argument copies every check and probe (at 10 nodes x 20 pods ~0.2 s of CPU per
+    node). What still holds a template goes through ``template`` (the action's templar), as an
+    argument would: a plan that is not one as it is (a play or inventory variable holding its
+    template), and a picked part with ``{{``/``{%`` in it. ``pick`` may raise VerifyError.
+    Raises VerifyError naming ``option`` and the value when the variable is missing or is not
+    a plan."""
     if not isinstance(var, str) or not var:
         raise VerifyError('%s must name a variable, got %r' % (option, var))
-    value = (task_vars or {}).get(var)
-    if value is None:
+    if var not in (task_vars or {}):
         raise VerifyError('%s %r: no such variable (set it with the k8slab.podnet.verify_plan '
                           'filter, for example in set_fact)' % (option, var))
-    if not _is_plan(value) and template is not None:
+    value = task_vars[var]
+    if not _is_plan(value):
         value = template(value)
     if not _is_plan(value):
         raise VerifyError('%s %r is not a plan made by the k8slab.podnet.verify_plan filter '
                           '(a dict with checks and probes), got %s'
-                          % (option, var, type(value).__name__))
-    return value
+                          % (option, var, 'null' if value is None else _type_name(value)))
+    part = pick(value)
+    return template(part) if _has_template(part) else part
 
 
 def _is_plan(value):
-    return (isinstance(value, Mapping) and isinstance(value.get('checks'), Sequence)
-            and not isinstance(value.get('checks'), str)
+    return (isinstance(value, Mapping) and _is_list(value.get('checks'))
             and isinstance(value.get('probes'), Mapping))
 
 
+def _is_list(value):
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+
+
+def _type_name(value):
+    """The YAML-ish name of a value's type (Ansible's tagged types are subclasses)."""
+    for kind, name in ((Mapping, 'dict'), (str, 'str'), (bool, 'bool'), (int, 'int'),
+                       (float, 'float')):
+        if isinstance(value, kind):
+            return name
+    return 'list' if _is_list(value) else type(value).__name__
+
+
+def _has_template(value):
+    """Whether a string anywhere in value (nested dicts and lists) looks like a template."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if '{{' in item or '{%' in item:
+                return True
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif _is_list(item):
+            stack.extend(item)
+    return False
+
+
 def registered(hostvars, var, hosts):
-    """The ``results`` the hosts (inventory names) registered as ``var``, in host order, read
-    from their variables as they are (HostVars.raw_get: not templated, which copied every
-    result: ~0.5 s for the 3475 results of 10 nodes x 20 pods). A host without the variable,
-    or whose task was skipped, adds none."""
+    """The probe ``results`` the hosts (inventory names) registered as ``var``, in host order
+    (a registration of a looped task gives each item's). Read from the hosts' variables as
+    they are (HostVars.raw_get: not templated, which copied every result: ~0.5 s for the 3475
+    results of 10 nodes x 20 pods); a variable that holds a template is read templated, in its
+    host's context. A host that is not in the inventory, has no such variable or whose task
+    was skipped adds none. Raises VerifyError for a record without a name."""
     results = []
-    # HostVars in an action's task_vars; anything else is read as a plain mapping.
-    raw_get = getattr(hostvars, 'raw_get', None) or (hostvars or {}).get
     for host in hosts:
-        found = raw_get(host)
+        if hostvars is None or host not in hostvars:
+            continue
+        raw_get = getattr(hostvars, 'raw_get', None)
+        found = raw_get(host) if raw_get else hostvars[host]
         probed = found.get(var) if isinstance(found, Mapping) else None
-        if isinstance(probed, Mapping):
-            results.extend(probed.get('results') or [])
+        if probed is not None and (not isinstance(probed, Mapping) or _has_template(probed)):
+            probed = hostvars[host].get(var)  # HostVars templates it for that host
+        records = probed.get('results') if isinstance(probed, Mapping) else None
+        for record in records if _is_list(records) else []:
+            if isinstance(record, Mapping) and _is_list(record.get('results')) \
+                    and 'name' not in record:
+                results.extend(record['results'])  # one item of a looped task
+            else:
+                results.append(record)
+    for record in results:
+        if not isinstance(record, Mapping) or 'name' not in record:
+            raise VerifyError('registered.var %r holds a result that is not a probe result '
+                              '(no name): %.200r' % (var, record))
     return results
 
 

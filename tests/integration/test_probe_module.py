@@ -349,7 +349,7 @@ def test_a_pods_address_and_mtu_checks_share_one_read_of_its_link(mini, tmp_path
 
 
 def test_a_nodes_probes_are_read_from_a_plan_variable(mini):
-    plan = dict(checks=[], probes={'localhost': seed_probes(mini)[:2],
+    plan = dict(checks=[], probes={'localhost': seed_probes(mini)[:2], 'empty': [],
                                    'host': [dict(name='n2 reaches n1', kind='reach',
                                                  target='192.168.56.11')]})
     play = run_playbook('''
@@ -371,19 +371,45 @@ def test_a_nodes_probes_are_read_from_a_plan_variable(mini):
         - {plan: {var: kg_nowhere}}
         - {plan: {var: kg_plan}, probes: [{name: a, kind: reach, target: 10.0.0.1}]}
         - {plan: {node: host}}
-''' % (json.dumps(plan), PROBE, mini, PROBE, mini, PROBE))
+        - {plan: {var: kg_plan, node: ''}}
+        - {plan: {var: kg_plan, node: 0}}
+        - {plan: {var: kg_plan}, wait: 100}
+    - name: templated
+      %s: {plan: {var: kg_templated}, netns: %s-n2}
+      vars:
+        kg_dev: cni0
+        kg_templated:
+          checks: []
+          probes:
+            localhost: [{name: addr, kind: address, dev: '{{ kg_dev }}', address: 10.244.2.1/24}]
+    - name: nothing to probe
+      %s: {plan: {var: kg_plan, node: empty}}
+''' % (json.dumps(plan), PROBE, mini, PROBE, mini, PROBE, PROBE, mini, PROBE))
     own = play.task('own')
     assert [r['name'] for r in own['results']] == ['n2 -> n1', 'p2 -> p1'], own
     assert own['failed_probes'] == [], own
     # The result shows the plan it was given, not a copy of its probes.
-    assert own['invocation']['module_args']['plan'] == {'var': 'kg_plan'}, own['invocation']
+    assert own['invocation']['module_args']['plan'] == {'var': 'kg_plan', 'node': 'localhost'}, \
+        own['invocation']
     assert 'probes' not in own['invocation']['module_args'], own['invocation']
     assert own['invocation']['module_args']['netns'] == mini + '-n2', own['invocation']
     host = play.task('host side')
     assert [(r['name'], r['passed']) for r in host['results']] == [('n2 reaches n1', True)], host
     bad = [r['msg'] for r in play.task('bad inputs')['results']]
-    assert "plan.node 'node-9': the plan 'kg_plan' has no probes for it (its nodes: host, " \
-        "localhost)" in bad[0], bad
+    assert "plan.node 'node-9': the plan 'kg_plan' has no probes for it (its nodes: empty, " \
+        "host, localhost)" in bad[0], bad
     assert "plan.var 'kg_nowhere': no such variable" in bad[1], bad
     assert 'mutually exclusive: probes|plan' in bad[2], bad
-    assert 'plan.var must name a variable, got None' in bad[3], bad
+    assert 'plan must be a dict with var and optionally node' in bad[3], bad
+    assert "plan.node must be a node name, got ''" in bad[4], bad
+    assert 'plan.node must be a node name, got 0' in bad[5], bad
+    assert 'wait 100.0 must be more than 0' in bad[6], bad
+    # A failed run does not echo the probes either.
+    failed = play.task('bad inputs')['results'][6]['invocation']['module_args']
+    assert 'probes' not in failed and failed['plan']['var'] == 'kg_plan', failed
+    # A template inside the plan is rendered, as it would be in probes.
+    templated = play.task('templated')
+    assert [(r['name'], r['passed'], r['observed']) for r in templated['results']] == \
+        [('addr', True, '10.244.2.1/24')], templated
+    empty = play.task('nothing to probe')
+    assert not empty.get('failed') and empty['results'] == [], empty

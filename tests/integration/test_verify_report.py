@@ -128,3 +128,47 @@ def test_checks_are_read_from_a_plan_variable(tmp_path):
     assert 'mutually exclusive: checks|plan' in bad['both'], bad
     assert 'one of the following is required: checks, plan' in bad['neither'], bad
     assert not (tmp_path / 'bad').exists()
+
+
+def test_registered_results_from_aliases_loops_and_unknown_hosts(tmp_path):
+    # kr-b's variable kr_alias holds a template (inventory), kr-c registered a looped task,
+    # kr-ghost is in no inventory; the plan's check names hold a template.
+    inventory = tmp_path / 'hosts.yml'
+    inventory.write_text(
+        'all:\n  hosts:\n    kr-a: {}\n    kr-b: {kr_alias: "{{ kr_probed }}"}\n    kr-c: {}\n')
+    play = '''
+- hosts: all
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: probe runs
+      ansible.builtin.set_fact:
+        kr_probed: {results: [{name: "reach from {{ inventory_hostname }}", passed: true}]}
+    - name: a looped run
+      ansible.builtin.set_fact:
+        kr_looped: {results: [{item: 1, results: [{name: reach from kr-c, passed: true}]}]}
+      when: inventory_hostname == 'kr-c'
+    - name: report
+      k8slab.podnet.verify_report:
+        plan: {var: kr_plan_raw}
+        registered: {var: "{{ item }}", hosts: [kr-a, kr-b, kr-c, kr-ghost]}
+        dest: "{{ kr_dest }}/{{ item }}"
+        fail: false
+      vars:
+        kr_name: reach from
+        kr_plan_raw:
+          checks: ["{{ {'name': kr_name ~ ' kr-a', 'kind': 'reach', 'source': 'kr-a', 'node': 'kr-a', 'to': 'x', 'target': 'x'} }}",
+                   {name: "{{ kr_name }} kr-b", kind: reach, source: kr-b, node: kr-b, to: x, target: x},
+                   {name: "{{ kr_name }} kr-c", kind: reach, source: kr-c, node: kr-c, to: x, target: x}]
+          probes: {}
+      loop: [kr_alias, kr_looped]
+      run_once: true
+'''
+    res = run_playbook(play, inventory=str(inventory), extra_vars={'kr_dest': str(tmp_path)})
+    assert res.rc == 0, res
+    by_var = dict((r['item'], r) for r in res.task('report', 'kr-a')['results'])
+    # The template in the checks' names was rendered; kr-b's alias was read templated.
+    assert by_var['kr_alias']['checks'] == 3, by_var
+    assert by_var['kr_alias']['failed_checks'] == ['reach from kr-a', 'reach from kr-c'], by_var
+    # The looped registration gave its item's results; kr-ghost added none.
+    assert by_var['kr_looped']['failed_checks'] == ['reach from kr-a', 'reach from kr-b'], by_var

@@ -240,3 +240,13 @@ def test_workers_find_http_client_imported(warm_server):
         warm_server.sock, [], {}, b"import sys; print('http.client' in sys.modules)")
     assert rc == 0, err
     assert out.split() == [b'True'], out
+
+
+def test_output_written_to_a_detached_stdout_buffer_arrives(warm_server):
+    # A cold Python flushes every buffered stream as it exits; the worker ends with _exit, so
+    # it flushes its own buffers, also the one a module took off sys.stdout.
+    from ansible_collections.k8slab.podnet.plugins.plugin_utils import netns_warm
+    rc, out, err = netns_warm.request(
+        warm_server.sock, [], {},
+        b"import sys\nb = sys.stdout.detach()\nb.write(b'detached\\n')\nsys.stdout = None\n")
+    assert out == b'detached\n', (rc, out, err)

@@ -150,24 +150,40 @@ def test_read_plan_takes_a_plan_as_it_is_and_templates_anything_else():
 
     def template(value):
         templated.append(value)
-        return plan if value == '{{ the_plan }}' else value
-    assert v.read_plan({'p': plan}, 'p', template) is plan and templated == []
-    assert v.read_plan({'p': '{{ the_plan }}'}, 'p', template) is plan
+        if value == '{{ the_plan }}':
+            return plan
+        if value == [dict(name='{{ x }}')]:
+            return [dict(name='b')]
+        return value
+    checks = v.read_plan({'p': plan}, 'p', lambda p: p['checks'], template)
+    assert checks is plan['checks'] and templated == []
+    assert v.read_plan({'p': '{{ the_plan }}'}, 'p', lambda p: p['probes'], template) == \
+        plan['probes']
+    # A template inside the picked part is rendered, as it would be as an argument.
+    nested = dict(checks=[dict(name='{{ x }}')], probes={})
+    assert v.read_plan({'p': nested}, 'p', lambda p: p['checks'], template) == [dict(name='b')]
     for task_vars, var, msg in [({}, 'p', "plan.var 'p': no such variable"),
-                                ({'p': {'checks': 'x', 'probes': {}}}, 'p', 'is not a plan'),
+                                ({'p': {'checks': 'x', 'probes': {}}}, 'p',
+                                 "'p' is not a plan .*got dict"),
+                                ({'p': None}, 'p', "'p' is not a plan .*got null"),
                                 ({'p': plan}, '', 'plan.var must name a variable')]:
         with pytest.raises(v.VerifyError, match=msg):
-            v.read_plan(task_vars, var, template)
+            v.read_plan(task_vars, var, lambda p: p, template)
 
 
 def test_registered_reads_results_in_host_order_and_skips_what_is_not_there():
-    class HostVars(object):  # the one method of Ansible's HostVars that registered() uses
-        def __init__(self, data):
-            self.data = data
-
+    class HostVars(dict):  # what registered() uses of Ansible's HostVars: in, [], raw_get
         def raw_get(self, host):
-            return self.data.get(host, 'undefined marker')
-    data = {'b': {'probed': {'results': [2, 3]}}, 'a': {'probed': {'results': [1]}},
-            'c': {'probed': {'skipped': True}}, 'd': {}}
-    assert v.registered(HostVars(data), 'probed', ['a', 'b', 'c', 'd', 'nowhere']) == [1, 2, 3]
-    assert v.registered(data, 'probed', ['b', 'a']) == [2, 3, 1]
+            return self[host]
+    data = {'b': {'probed': {'results': [{'name': 2}, {'name': 3}]}},
+            'a': {'probed': {'results': [{'name': 1}]}},
+            'c': {'probed': {'skipped': True}}, 'd': {},
+            # a looped task's registration: each item's results
+            'e': {'probed': {'results': [{'item': 1, 'results': [{'name': 4}]},
+                                         {'item': 2, 'results': [{'name': 5}]}]}}}
+    names = [r['name'] for r in v.registered(HostVars(data), 'probed',
+                                             ['a', 'b', 'c', 'd', 'nowhere', 'e'])]
+    assert names == [1, 2, 3, 4, 5]
+    assert [r['name'] for r in v.registered(data, 'probed', ['b', 'a'])] == [2, 3, 1]
+    with pytest.raises(v.VerifyError, match="registered.var 'probed' holds a result that is not"):
+        v.registered({'x': {'probed': {'results': [{'passed': True}]}}}, 'probed', ['x'])

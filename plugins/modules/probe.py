@@ -224,7 +224,7 @@ notes:
   - The result's C(invocation) (shown with C(-vvv)) leaves O(probes) out - every result record
     names its probe - unless Ansible's own argument checks rejected them; it shows O(plan)
     when the probes came from one (not with C(async), whose result is the module's own).
-  - With O(plan), a node the plan lists without probes gets an empty O(results) without a
+  - With O(plan), a node the plan lists without probes gets an empty RV(results) without a
     module run.
 seealso:
   - module: k8slab.podnet.node_info

@@ -200,7 +200,9 @@ def _type_name(value):
 
 
 def _has_template(value):
-    """Whether a string anywhere in value (nested dicts and lists) looks like a template."""
+    """Whether a string anywhere in value (nested dicts and lists) looks like a template. Not
+    Templar.is_template: in ansible-core 2.19 it runs the value through the templating engine,
+    which costs what templating it would."""
     stack = [value]
     while stack:
         item = stack.pop()
@@ -222,11 +224,11 @@ def registered(hostvars, var, hosts):
     host's context. A host that is not in the inventory, has no such variable or whose task
     was skipped adds none. Raises VerifyError for a record without a name."""
     results = []
+    raw_get = getattr(hostvars, 'raw_get', None) or (lambda host: hostvars[host])
     for host in hosts:
         if hostvars is None or host not in hostvars:
             continue
-        raw_get = getattr(hostvars, 'raw_get', None)
-        found = raw_get(host) if raw_get else hostvars[host]
+        found = raw_get(host)
         probed = found.get(var) if isinstance(found, Mapping) else None
         if probed is not None and (not isinstance(probed, Mapping) or _has_template(probed)):
             probed = hostvars[host].get(var)  # HostVars templates it for that host

@@ -359,6 +359,7 @@ def test_a_nodes_probes_are_read_from_a_plan_variable(mini):
   tasks:
     - ansible.builtin.set_fact:
         kg_plan: %s
+        kg_badplan: {checks: [], probes: {localhost: 5}}
     - name: own
       %s: {plan: {var: kg_plan}, netns: %s-n2}
     - name: host side
@@ -374,6 +375,7 @@ def test_a_nodes_probes_are_read_from_a_plan_variable(mini):
         - {plan: {var: kg_plan, node: ''}}
         - {plan: {var: kg_plan, node: 0}}
         - {plan: {var: kg_plan}, wait: 100}
+        - {plan: {var: kg_badplan}}
     - name: templated
       %s: {plan: {var: kg_templated}, netns: %s-n2}
       vars:
@@ -404,6 +406,8 @@ def test_a_nodes_probes_are_read_from_a_plan_variable(mini):
     assert "plan.node must be a node name, got ''" in bad[4], bad
     assert 'plan.node must be a node name, got 0' in bad[5], bad
     assert 'wait 100.0 must be more than 0' in bad[6], bad
+    assert "plan.node 'localhost': the plan 'kg_badplan' holds no list of probes for it, got 5" \
+        in bad[7], bad
     # A failed run does not echo the probes either.
     failed = play.task('bad inputs')['results'][6]['invocation']['module_args']
     assert 'probes' not in failed and failed['plan']['var'] == 'kg_plan', failed

@@ -183,13 +183,17 @@ def socket_inodes(pid):
     return inodes
 
 
-def listens(pid, port):
-    """True when pid itself holds a TCP socket listening on port (state 0A = LISTEN)."""
+def listens(pid, port, udp=False):
+    """True when pid itself holds a socket on TCP port in state LISTEN (0A), or with udp also
+    a UDP socket bound to port (07, unconnected), read from /proc/PID/net/{tcp,tcp6,udp,udp6}
+    (the tables of pid's network namespace) and matched to pid's own socket inodes.
+    port: int 1-65535. Never raises: a pid that is gone holds nothing."""
     mine = socket_inodes(pid)
-    for table in ('tcp', 'tcp6'):
+    tables = (('tcp', '0A'), ('tcp6', '0A')) + ((('udp', '07'), ('udp6', '07')) if udp else ())
+    for table, state in tables:
         for line in (read_text('/proc/%d/net/%s' % (pid, table)) or '').splitlines()[1:]:
             f = line.split()
-            if (len(f) > 9 and f[3] == '0A' and f[9] in mine
+            if (len(f) > 9 and f[3] == state and f[9] in mine
                     and int(f[1].rsplit(':', 1)[1], 16) == port):
                 return True
     return False

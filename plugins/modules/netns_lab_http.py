@@ -15,7 +15,7 @@ description:
   - Serves O(root) over HTTP on O(address):O(port) with C(python3 -m http.server), started in
     network namespace O(netns), detached, with its PID in O(pidfile).
   - It is running when the PID in O(pidfile) is alive and in that namespace; otherwise it is
-    started and the module waits until it accepts connections.
+    started and the module waits until it listens (its socket, read from C(/proc)).
   - C(index.html) in O(root) is kept at O(index).
 options:
   netns:
@@ -84,6 +84,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8slab.podnet.plugins.module_utils import command
+from ansible_collections.k8slab.podnet.plugins.module_utils.pods import listens
 
 
 def running(pidfile, netns):
@@ -172,15 +173,14 @@ def main():
                          '--bind', p['address'], '--directory', p['root'], str(p['port'])], log)
             with open(p['pidfile'], 'w') as f:
                 f.write('%d\n' % pid)
-            probe = ['ip', 'netns', 'exec', p['netns'], sys.executable, '-c',
-                     'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1)',
-                     p['address'], str(p['port'])]
-            for dummy in range(50):
+            # Listening is accepting connections: read from /proc, not probed by a process.
+            deadline = time.time() + 5
+            while time.time() < deadline:
                 if os.waitpid(pid, os.WNOHANG)[0] == pid:
                     module.fail_json(msg='the HTTP server in %s exited; see %s' % (p['netns'], log))
-                if command.run(probe)[0] == 0:
+                if listens(pid, p['port']):
                     break
-                time.sleep(0.1)
+                time.sleep(0.01)
             else:
                 module.fail_json(msg='the HTTP server in %s does not accept connections on %s:%s'
                                  % (p['netns'], p['address'], p['port']))

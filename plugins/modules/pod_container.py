@@ -67,7 +67,12 @@ options:
             type: str
             required: true
           port:
-            description: The port of C(http) and C(echo) (1-65535).
+            description:
+              - The port of C(http) and C(echo) (1-65535), optional for C(command).
+              - The run waits for each container it starts, as a kubelet's startup probe
+                would - C(http) and C(echo) until they listen on the port (TCP), C(sleep)
+                until it has executed, C(command) until it listens on its port (TCP or UDP)
+                or has stayed up 0.3 s. A container that exits first is reported Exited.
             type: int
           command:
             description: The argv of a C(command) container.
@@ -260,7 +265,7 @@ POD_OPTIONS = dict(
     containers=dict(type='list', elements='dict', required=True, options=CONTAINER_OPTIONS),
 )
 START_TIMEOUT = 10.0
-SETTLE = 0.3  # seconds a container without a port must stay up to count as started
+SETTLE = 0.3  # seconds a command container not seen listening must stay up to count as started
 # The workloads need only the standard library: the system's Python when there is one, so a
 # container's argv does not point into a virtualenv that may change under it.
 SYSTEM_PYTHON = '/usr/bin/python3'
@@ -315,12 +320,27 @@ class Runtime(object):
                     log=files['log']), files
 
     @staticmethod
-    def wait_started(started):
+    def is_started(entry, elapsed):
+        """Whether a live container (entry: a record entry with its pid) has started, after
+        elapsed seconds (float) since its start, as a kubelet with a startup probe would judge:
+        - http, echo: it listens on its TCP port (a tcpSocket probe; its own socket, so of two
+          servers on one port the one that failed to bind is not taken for started);
+        - sleep: it has exec'd its argv (/proc/PID/cmdline; sleep cannot fail after that);
+        - command: it listens on its port, TCP or UDP, when it has one (dnsmasq on 53), or
+          has stayed up SETTLE seconds (a bad configuration ends a daemon within that)."""
+        pid, port = entry['pid'], entry.get('port')
+        if entry['workload'] in ('http', 'echo'):
+            return P.listens(pid, port)
+        if entry['workload'] == 'sleep':
+            return P.cmdline(pid) == entry['argv']
+        return elapsed > SETTLE or bool(port) and P.listens(pid, port, udp=True)
+
+    @classmethod
+    def wait_started(cls, started):
         """Waits for the containers started in this run, all at once (START_TIMEOUT seconds
-        in all): each until it listens on its port (http, echo), has run SETTLE seconds
-        (others) or has exited. started: list of (entry, files) from start; fills each
-        entry's pid. One wait for a node's containers, not one per container: twenty sleep
-        pods cost SETTLE once, not twenty times."""
+        in all): each until it has started (is_started) or has exited. started: list of
+        (entry, files) from start; fills each entry's pid. One wait for a node's containers,
+        not one per container: twenty pods start together."""
         t0 = time.time()
         waiting = list(started)
         while waiting and time.time() < t0 + START_TIMEOUT:
@@ -330,12 +350,10 @@ class Runtime(object):
                 pid = entry['pid']
                 if os.path.exists(files['exit']):
                     waiting.remove(item)
-                elif pid and P.alive(pid) and (
-                        P.listens(pid, entry['port']) if entry['port'] and entry['workload']
-                        in ('http', 'echo') else time.time() > t0 + SETTLE):
+                elif pid and P.alive(pid) and cls.is_started(entry, time.time() - t0):
                     waiting.remove(item)
             if waiting:
-                time.sleep(0.03)
+                time.sleep(0.01)
 
     def pod(self, pod, before):
         """Stops what must go and starts what must run for one pod, without waiting for

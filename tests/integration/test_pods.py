@@ -296,3 +296,64 @@ def test_bad_containers_fail_naming_the_value_and_leave_nothing(pod, cs, words):
     assert sorted(os.listdir(P.pod_dir(runtime, name))) == before
     assert not os.path.exists(os.path.join(runtime, 'workload.py'))
     assert P.read_record(runtime, name)['containers'] == []
+
+
+_LISTENER = r'''
+import socket, sys, time
+kind = {"tcp": socket.SOCK_STREAM, "udp": socket.SOCK_DGRAM}[sys.argv[1]]
+s = socket.socket(socket.AF_INET, kind)
+s.bind(("0.0.0.0", 5353))
+if kind == socket.SOCK_STREAM:
+    s.listen()
+print("bound", flush=True)
+time.sleep(60)
+'''
+
+
+@pytest.mark.parametrize('proto', ['tcp', 'udp'])
+def test_a_container_has_started_when_its_probe_says_so(proto):
+    """pod_container's start rule on real processes, each in a network namespace of its own:
+    http/echo when their own TCP socket listens, sleep once exec'd, command on its port (TCP
+    or UDP) at once or after SETTLE seconds."""
+    from ansible_collections.k8slab.podnet.plugins.modules.pod_container import Runtime, SETTLE
+    proc = subprocess.Popen(['unshare', '--net', sys.executable, '-c', _LISTENER, proto],
+                            stdout=subprocess.PIPE, text=True)
+    nap = subprocess.Popen(['unshare', '--net', 'sleep', '60'])
+    try:
+        assert proc.stdout.readline() == 'bound\n'
+        deadline = time.time() + 5
+        while P.cmdline(nap.pid)[:1] != ['sleep'] and time.time() < deadline:
+            time.sleep(0.01)
+        started = Runtime.is_started
+        command = dict(pid=proc.pid, workload='command', port=5353, argv=['x'])
+        assert started(command, 0.0)  # listening (TCP or UDP) counts at once
+        assert not started(dict(command, port=5354), 0.0)  # another port: not yet ...
+        assert started(dict(command, port=5354), SETTLE + 0.01)  # ... but it stayed up
+        assert not started(dict(command, port=None), 0.0)
+        assert started(dict(command, workload='http'), 0.0) is (proto == 'tcp')  # TCP only
+        assert not started(dict(command, workload='echo', pid=nap.pid), 0.0)  # not its socket
+        argv = P.cmdline(nap.pid)
+        assert started(dict(pid=nap.pid, workload='sleep', port=None, argv=argv), 0.0)
+        assert not started(dict(pid=nap.pid, workload='sleep', port=None, argv=['sh']), 9.0)
+    finally:
+        for p in (proc, nap):
+            p.kill()
+            p.wait()
+
+
+def test_a_dns_like_command_container_counts_as_started_when_it_listens(pod):
+    """A command container with a port (the DNS pod's dnsmasq on 53) is recorded Running
+    with the run that started it, and one that exits before listening is recorded Exited."""
+    name, runtime = pod
+    run_module(SANDBOX, sandbox(name, runtime))
+    code = ('import socket,time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); '
+            's.bind(("0.0.0.0", 53)); time.sleep(600)')
+    cs = [{'name': 'dns', 'workload': 'command', 'port': 53,
+           'command': [sys.executable, '-c', code]},
+          {'name': 'bad', 'workload': 'command', 'port': 54, 'command': ['false']}]
+    res = run_module(CONTAINER, containers(name, runtime, cs, restart_policy='Never'))[0]
+    assert res['not_ready'] == {name: '1/2'}, res
+    dns, bad = P.read_record(runtime, name)['containers']
+    assert dns['state'] == 'Running' and P.listens(dns['pid'], 53, udp=True), dns
+    assert not P.listens(dns['pid'], 53), 'UDP only'
+    assert (bad['state'], bad['exit_code']) == ('Exited', 1), bad

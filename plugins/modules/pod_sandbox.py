@@ -213,7 +213,7 @@ class Sandboxes(object):
                 if time.time() > deadline or not P.alive(pid):
                     raise P.PodError('pod %s: the pause process did not start in %s: %s'
                                      % (name, netns, err.strip()))
-                time.sleep(0.02)
+                time.sleep(0.005)  # it is there in a few ms: sh, setsid, nsenter, exec
             return pid
         except Exception:
             self.teardown(name, None, None)

@@ -16,7 +16,8 @@ imported and forks a child per task that enters the node. Its files, root-only:
 <key> names the controller's Python and ansible-core (server_key): a server only runs payloads
 built by the ansible-core it imported.
 
-Teardown (netns_lab_nodes state=absent) calls stop_server before it removes the lab's tree.
+Teardown (netns_lab_nodes state=absent) calls stop_servers before it removes the lab's tree
+(all but the one it may run under, which leaves with the tree).
 Standard library only.
 """
 
@@ -79,12 +80,35 @@ def _server_pid(path):
 
 
 def stop_servers(lab, check_mode=False):
-    """Stop the lab's warm servers (stop_server each). Returns their PIDs (list of int)."""
-    pids = server_pids(lab)
+    """Stop the lab's warm servers (stop_server each). Returns their PIDs (list of int).
+
+    A server this process runs under (the teardown's own module run, through the warm path)
+    is left out: stopping it would end this run with it. That server exits by itself once
+    the lab's directory is gone and this run's handler has finished (plugin_utils/netns_warm).
+    """
+    mine = ancestors()
+    pids = [pid for pid in server_pids(lab) if pid not in mine]
     if not check_mode:
         for pid in pids:
             stop_server(pid)
     return pids
+
+
+def ancestors(pid=None):
+    """The PIDs above pid (default: this process) up to init, read from /proc/PID/stat
+    (field 4, the parent): a set of int, empty when /proc cannot tell."""
+    found = set()
+    pid = pid or os.getpid()
+    while pid > 1:
+        try:
+            with open('/proc/%d/stat' % pid) as f:
+                pid = int(f.read().rsplit(')', 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+        if pid in found:
+            break
+        found.add(pid)
+    return found
 
 
 def stop_server(pid, wait=2.0):

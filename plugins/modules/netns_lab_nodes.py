@@ -27,6 +27,9 @@ description:
     unmounts the nodes, deletes the lab's network namespaces and removes C(/run/k8slab/LAB).
     Directories it had to create on the host (missing mount points, C(/run/netns)) are
     removed when the last lab is gone. A lab that does not exist is no change.
+  - C(state=absent) also stops the lab's warm module servers (the M(k8slab.podnet.netns)
+    connection's), except one this run goes through, which leaves by itself once the run
+    has answered and the lab's directory is gone.
   - The network namespaces themselves are made by M(k8slab.podnet.netns); teardown deletes
     them here because their processes must be killed first, in one step.
 options:
@@ -190,6 +193,21 @@ class Lab(object):
             raise LabError('%s failed (rc=%d): %s' % (' '.join(argv), rc, (err or out).strip()))
         return out
 
+    def mkdir(self, path):
+        """``mkdir -p path``, recorded as that command, done without a process."""
+        self.changed = True
+        self.commands.append('mkdir -p ' + shlex.quote(path))
+        if not self.check:
+            os.makedirs(path, exist_ok=True)
+
+    def touch(self, path):
+        """``touch path`` (a new empty file), recorded as that command, done without a process."""
+        self.changed = True
+        self.commands.append('touch ' + shlex.quote(path))
+        if not self.check:
+            with open(path, 'a'):
+                pass
+
     def host_mounts(self):
         with open('/proc/self/mountinfo') as f:
             return parse_mountinfo(f.read())
@@ -223,7 +241,7 @@ class Lab(object):
         for d in [self.mnt_dir, self.uts_dir] + [self.node_dir(n, d) for n in nodes
                                                  for d in self.private_dirs]:
             if not os.path.isdir(d):
-                self.run(['mkdir', '-p', d])
+                self.mkdir(d)
         old = read_json(self.record, {})
         record = dict(lab=self.lab,
                       nodes=sorted(set(old.get('nodes', [])) | set(nodes)),
@@ -249,11 +267,11 @@ class Lab(object):
         uts_file = uts_ns_file(self.lab, node)
         if pinned(mnt_file) is None:
             if not os.path.exists(mnt_file):
-                self.run(['touch', mnt_file])
+                self.touch(mnt_file)
             self.run(['unshare', '--mount=' + mnt_file, '--propagation', 'private', 'true'])
         if pinned(uts_file) is None:
             if not os.path.exists(uts_file):
-                self.run(['touch', uts_file])
+                self.touch(uts_file)
             self.run(['unshare', '--uts=' + uts_file, 'hostname', node])
         elif self.run(['nsenter', '--uts=' + uts_file, 'hostname'], change=False).strip() != node:
             self.run(['nsenter', '--uts=' + uts_file, 'hostname', node])
@@ -339,6 +357,8 @@ class Lab(object):
 
         # The netns connection's warm module servers live in the host's namespaces, so the
         # kill below would miss them; they would leave on their own, but not within teardown.
+        # The one this run may go through (the netns_lab role's) is left to leave with the
+        # lab's directory once this run has answered.
         for pid in stop_servers(self.lab, check_mode=self.check):
             self.changed = True
             self.killed.append('%d %s' % (pid, 'netns_warm'))

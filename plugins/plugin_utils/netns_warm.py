@@ -232,7 +232,12 @@ class Server(object):
             f.write('%d\n' % os.getpid())
         os.rename(self.pidfile + '.tmp', self.pidfile)
         signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select() to reap
+        # A handler that ends wakes select() through this pipe (PEP 475 would resume the
+        # select a Python handler returns to), so the server reaps it - and, the lab's
+        # directory gone, exits - at once rather than at the next timeout.
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
         sys.stdout.write('ready\n')
         sys.stdout.flush()
         devnull = os.open(os.devnull, os.O_RDWR)
@@ -241,9 +246,10 @@ class Server(object):
         last = time.monotonic()
         try:
             while not self.stopping:
-                ready, _w, _x = select.select([listener], [], [], 1.0)
+                ready, _w, _x = select.select([listener, self.wake_r], [], [], 1.0)
+                self._drain_wakeups()
                 self._reap()
-                if ready:
+                if listener in ready:
                     try:
                         conn, _addr = listener.accept()
                     except OSError:
@@ -252,6 +258,9 @@ class Server(object):
                     pid = os.fork()
                     if pid == 0:
                         listener.close()
+                        signal.set_wakeup_fd(-1)  # a handler's signals are its own
+                        os.close(self.wake_r)
+                        os.close(self.wake_w)
                         Handler(conn, self.setns, self.code_dir).run()   # never returns
                     conn.close()
                     self.handlers.add(pid)
@@ -260,8 +269,12 @@ class Server(object):
                     last = time.monotonic()
                 elif time.monotonic() - last >= self.idle:
                     break
+                # Teardown removed the lab (or a newer server took the socket): no new
+                # connection can reach this one; the handlers running - one may be the
+                # teardown's own module run - finish first.
                 if not os.path.isdir(self.lab_dir) or _ino(self.sock_path) != sock_ino:
-                    break
+                    if not self.handlers:
+                        break
         except Stopped:
             pass
         finally:
@@ -276,6 +289,13 @@ class Server(object):
                 pass
             for pid in self.handlers:
                 _kill(pid, signal.SIGTERM)
+
+    def _drain_wakeups(self):
+        try:
+            while os.read(self.wake_r, 512):
+                pass
+        except OSError:
+            pass
 
     def _stop(self, *_):
         if not self.stopping:

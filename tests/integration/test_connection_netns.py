@@ -424,3 +424,48 @@ def test_compiled_module_code_is_kept_beside_ansibles_temporary_files(node, tmp_
     assert res.rc == 0, res
     assert {p.name: p.stat().st_mtime_ns for p in code_dir.iterdir()} == before
     stop_servers(lab)
+
+
+def test_teardown_through_the_warm_path_takes_its_own_server_with_it():
+    """The netns_lab role removes a lab through host mode (roles/netns_lab/tasks/absent.yml):
+    netns_lab_nodes state=absent runs in the lab's warm server, stops the lab's other
+    servers, and the one it runs under answers, then leaves with the lab's directory."""
+    lab = 'kt' + secrets.token_hex(2)
+    play_text = """
+- hosts: localhost
+  gather_facts: false
+  vars:
+    ansible_connection: %%s
+    k8slab_on_host: true
+    k8slab_lab_name: %s
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  tasks:
+    - name: node
+      k8slab.podnet.netns_lab_nodes: {lab: %s, nodes: [%s], namespaces: [%s-%s], state: %%s}
+""" % (lab, lab, NODE, lab, NODE)
+    warm = play_text % ('k8slab.podnet.netns', '%s')
+    other = tempfile.mkdtemp(prefix='kt-tmp-')
+    try:
+        assert run_playbook(warm % 'present').rc == 0  # makes the lab's directory: cold
+        assert run_playbook(warm % 'present').rc == 0  # warm: starts the lab's server
+        # A second server of the lab (another key: another local_tmp), which teardown stops.
+        assert run_playbook(warm % 'present', env={'ANSIBLE_LOCAL_TEMP': other}).rc == 0
+        before = server_pids(lab)
+        assert len(before) == 2, before
+        res = run_playbook(warm % 'absent')
+        assert res.rc == 0, res
+        gone = res.task('node')
+        assert gone['changed'], gone
+        # It stopped the other server only: its own (it ran warm) was not signalled.
+        killed = [int(k.split()[0]) for k in gone['killed'] if k.endswith('netns_warm')]
+        assert len(killed) == 1 and killed[0] in before, gone['killed']
+        for _attempt in range(100):  # its own server exits once its handler has answered
+            if not server_pids(lab):
+                break
+            time.sleep(0.02)
+        assert server_pids(lab) == []
+        assert not os.path.exists('/run/k8slab/%s' % lab)
+        assert '%s-%s' % (lab, NODE) not in [n['name'] for n in ipj('netns list')]
+    finally:
+        run_playbook(play_text % ('local', 'absent'))
+        shutil.rmtree(other, ignore_errors=True)

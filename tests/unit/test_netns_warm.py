@@ -5,6 +5,7 @@ import os
 import socket
 import sys
 import threading
+import time
 
 import pytest
 
@@ -110,6 +111,8 @@ def warm_server(tmp_path):
         return out.decode().split()
     run.code_dir = code_dir
     run.sock = sock
+    run.pid = pid
+    run.lab_dir = str(lab_dir)
     yield run
     os.kill(pid, 15)
 
@@ -250,3 +253,34 @@ def test_output_written_to_a_detached_stdout_buffer_arrives(warm_server):
         warm_server.sock, [], {},
         b"import sys\nb = sys.stdout.detach()\nb.write(b'detached\\n')\nsys.stdout = None\n")
     assert out == b'detached\n', (rc, out, err)
+
+
+def _gone(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().rsplit(')', 1)[1].split()[0] in ('Z', 'X')
+    except OSError:
+        return True
+
+
+def test_a_run_that_removes_the_lab_is_answered_then_the_server_leaves(warm_server):
+    """Teardown through the warm path: the module run removes the lab's directory (the
+    server's reason to live) and goes on past the server's 1 s look-around; it still gets
+    its output and status, and then, not before, the server exits."""
+    from ansible_collections.k8slab.podnet.plugins.plugin_utils import netns_warm
+    payload = ("import shutil, time\nshutil.rmtree(%r)\ntime.sleep(1.5)\nprint('removed')\n"
+               % warm_server.lab_dir)
+    rc, out, err = netns_warm.request(warm_server.sock, [], {}, payload.encode())
+    assert (rc, out) == (0, b'removed\n'), (rc, out, err)
+    for _attempt in range(100):
+        if _gone(warm_server.pid):
+            break
+        time.sleep(0.02)
+    assert _gone(warm_server.pid)
+
+
+def test_ancestors_are_the_chain_of_parents():
+    from ansible_collections.k8slab.podnet.plugins.module_utils.netns_warm import ancestors
+    mine = ancestors()
+    assert os.getppid() in mine and 1 in mine and os.getpid() not in mine
+    assert ancestors(1) == set()

@@ -183,20 +183,43 @@ def socket_inodes(pid):
     return inodes
 
 
-def listens(pid, port, udp=False):
-    """True when pid itself holds a socket on TCP port in state LISTEN (0A), or with udp also
-    a UDP socket bound to port (07, unconnected), read from /proc/PID/net/{tcp,tcp6,udp,udp6}
-    (the tables of pid's network namespace) and matched to pid's own socket inodes.
-    port: int 1-65535. Never raises: a pid that is gone holds nothing."""
-    mine = socket_inodes(pid)
+def descendants(pid):
+    """The PIDs of every process below pid (its children, theirs, ...), from the parent
+    field of /proc/PID/stat: a list of int, empty when pid has none or is gone."""
+    children = {}
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            stat = read_text('/proc/%s/stat' % entry)
+            if stat:
+                children.setdefault(int(stat.rsplit(')', 1)[1].split()[1]), []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.append(child)
+                todo.append(child)
+    return found
+
+
+def listens(pid, port, udp=False, tree=False):
+    """True when pid itself (with tree, also a process below it) holds a socket on TCP port
+    in state LISTEN (0A), or with udp also a UDP socket bound to port (07, unconnected), read
+    from /proc/PID/net/{tcp,tcp6,udp,udp6} (the tables of pid's network namespace) and matched
+    to those processes' own socket inodes. port: int 1-65535. Never raises: a pid that is
+    gone holds nothing."""
     tables = (('tcp', '0A'), ('tcp6', '0A')) + ((('udp', '07'), ('udp6', '07')) if udp else ())
+    bound = set()  # inodes of the sockets on port in those states, in pid's namespace
     for table, state in tables:
         for line in (read_text('/proc/%d/net/%s' % (pid, table)) or '').splitlines()[1:]:
             f = line.split()
-            if (len(f) > 9 and f[3] == state and f[9] in mine
-                    and int(f[1].rsplit(':', 1)[1], 16) == port):
-                return True
-    return False
+            if len(f) > 9 and f[3] == state and int(f[1].rsplit(':', 1)[1], 16) == port:
+                bound.add(f[9])
+    if not bound:
+        return False
+    if bound & socket_inodes(pid):
+        return True
+    # The /proc scan for the processes below pid only once something is bound there.
+    return tree and any(bound & socket_inodes(below) for below in descendants(pid))
 
 
 # ---- container state ----------------------------------------------------------------------

@@ -27,7 +27,7 @@ options:
     type: str
     required: true
   port:
-    description: TCP port.
+    description: TCP port (1-65535).
     type: int
     default: 80
   root:
@@ -133,6 +133,8 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
+    if not 1 <= p['port'] <= 65535:
+        module.fail_json(msg='port %r must be 1-65535' % p['port'])
     if not os.path.exists('/run/netns/' + p['netns']):
         module.fail_json(msg='network namespace %r does not exist' % p['netns'])
     pid = running(p['pidfile'], p['netns'])
@@ -177,13 +179,18 @@ def main():
             deadline = time.time() + 5
             while time.time() < deadline:
                 if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    os.unlink(p['pidfile'])
                     module.fail_json(msg='the HTTP server in %s exited; see %s' % (p['netns'], log))
                 if listens(pid, p['port']):
                     break
                 time.sleep(0.01)
             else:
+                # Nothing half-made: a server that does not listen is not left running.
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                os.unlink(p['pidfile'])
                 module.fail_json(msg='the HTTP server in %s does not accept connections on %s:%s'
-                                 % (p['netns'], p['address'], p['port']))
+                                 ' (see %s)' % (p['netns'], p['address'], p['port'], log))
     module.exit_json(changed=changed, pid=pid)
 
 

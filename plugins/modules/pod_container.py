@@ -71,8 +71,10 @@ options:
               - The port of C(http) and C(echo) (1-65535), optional for C(command).
               - The run waits for each container it starts, as a kubelet's startup probe
                 would - C(http) and C(echo) until they listen on the port (TCP), C(sleep)
-                until it has executed, C(command) until it listens on its port (TCP or UDP)
-                or has stayed up 0.3 s. A container that exits first is reported Exited.
+                until it has executed, C(command) until it (or a process it started) listens
+                on its port (TCP or UDP), or without a port until it has stayed up 0.3 s. A
+                container that exits first is reported Exited; one that has not started
+                within 10 s is reported as it is then.
             type: int
           command:
             description: The argv of a C(command) container.
@@ -265,7 +267,7 @@ POD_OPTIONS = dict(
     containers=dict(type='list', elements='dict', required=True, options=CONTAINER_OPTIONS),
 )
 START_TIMEOUT = 10.0
-SETTLE = 0.3  # seconds a command container not seen listening must stay up to count as started
+SETTLE = 0.3  # seconds a command container without a port must stay up to count as started
 # The workloads need only the standard library: the system's Python when there is one, so a
 # container's argv does not point into a virtualenv that may change under it.
 SYSTEM_PYTHON = '/usr/bin/python3'
@@ -326,14 +328,19 @@ class Runtime(object):
         - http, echo: it listens on its TCP port (a tcpSocket probe; its own socket, so of two
           servers on one port the one that failed to bind is not taken for started);
         - sleep: it has exec'd its argv (/proc/PID/cmdline; sleep cannot fail after that);
-        - command: it listens on its port, TCP or UDP, when it has one (dnsmasq on 53), or
-          has stayed up SETTLE seconds (a bad configuration ends a daemon within that)."""
+        - command with a port: it, or a process it started, listens there, TCP or UDP
+          (dnsmasq on 53; a slow server is waited for, so the next container on its port is
+          the one that fails);
+        - command without one: it has stayed up SETTLE seconds (a bad configuration ends a
+          daemon within that)."""
         pid, port = entry['pid'], entry.get('port')
         if entry['workload'] in ('http', 'echo'):
             return P.listens(pid, port)
         if entry['workload'] == 'sleep':
             return P.cmdline(pid) == entry['argv']
-        return elapsed > SETTLE or bool(port) and P.listens(pid, port, udp=True)
+        if port:
+            return P.listens(pid, port, udp=True, tree=True)
+        return elapsed > SETTLE
 
     @classmethod
     def wait_started(cls, started):

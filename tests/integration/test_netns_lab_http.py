@@ -46,3 +46,12 @@ def test_a_server_that_cannot_bind_fails_naming_its_log(outside, tmp_path):
     assert res['msg'] == 'the HTTP server in %s exited; see %s' % (outside['netns'], log), res
     with open(log) as f:
         assert 'Address already in use' in f.read()
+    assert not os.path.exists(other['pidfile']), 'a pidfile of a server that is gone'
+
+
+@pytest.mark.parametrize('port', [0, 65536])
+def test_a_bad_port_fails_naming_it_before_anything_starts(outside, port):
+    res = run_module(M, dict(outside, port=port))[0]
+    assert res.get('failed') and res['msg'] == 'port %d must be 1-65535' % port, res
+    assert not os.path.exists(outside['pidfile'])
+    assert sh('ip netns pids %s' % outside['netns']).split() == []

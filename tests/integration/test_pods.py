@@ -314,31 +314,57 @@ time.sleep(60)
 def test_a_container_has_started_when_its_probe_says_so(proto):
     """pod_container's start rule on real processes, each in a network namespace of its own:
     http/echo when their own TCP socket listens, sleep once exec'd, command on its port (TCP
-    or UDP) at once or after SETTLE seconds."""
+    or UDP; its own socket or one of a process it started), command without a port after
+    SETTLE seconds."""
     from ansible_collections.k8slab.podnet.plugins.modules.pod_container import Runtime, SETTLE
     proc = subprocess.Popen(['unshare', '--net', sys.executable, '-c', _LISTENER, proto],
                             stdout=subprocess.PIPE, text=True)
+    # unshare --fork stays the parent: the listener is the process below it.
+    parent = subprocess.Popen(['unshare', '--net', '--fork', sys.executable, '-c', _LISTENER,
+                               proto], stdout=subprocess.PIPE, text=True)
     nap = subprocess.Popen(['unshare', '--net', 'sleep', '60'])
     try:
-        assert proc.stdout.readline() == 'bound\n'
+        assert proc.stdout.readline() == 'bound\n' and parent.stdout.readline() == 'bound\n'
         deadline = time.time() + 5
         while P.cmdline(nap.pid)[:1] != ['sleep'] and time.time() < deadline:
             time.sleep(0.01)
         started = Runtime.is_started
         command = dict(pid=proc.pid, workload='command', port=5353, argv=['x'])
         assert started(command, 0.0)  # listening (TCP or UDP) counts at once
-        assert not started(dict(command, port=5354), 0.0)  # another port: not yet ...
-        assert started(dict(command, port=5354), SETTLE + 0.01)  # ... but it stayed up
-        assert not started(dict(command, port=None), 0.0)
+        assert started(dict(command, pid=parent.pid), 0.0)  # ... also a process below it
+        assert not started(dict(command, port=5354), 9.0)  # a port given: only listening counts
+        assert not started(dict(command, port=None), 0.0)  # no port: it must stay up ...
+        assert started(dict(command, port=None), SETTLE + 0.01)  # ... SETTLE seconds
         assert started(dict(command, workload='http'), 0.0) is (proto == 'tcp')  # TCP only
+        assert not started(dict(command, workload='http', pid=parent.pid), 0.0)  # its own
         assert not started(dict(command, workload='echo', pid=nap.pid), 0.0)  # not its socket
         argv = P.cmdline(nap.pid)
         assert started(dict(pid=nap.pid, workload='sleep', port=None, argv=argv), 0.0)
         assert not started(dict(pid=nap.pid, workload='sleep', port=None, argv=['sh']), 9.0)
     finally:
-        for p in (proc, nap):
+        for p in (proc, parent, nap):
             p.kill()
             p.wait()
+
+
+def test_a_slow_command_server_is_waited_for_before_the_next_container(pod):
+    """A command container with a port counts as started once it listens, however long it
+    takes: the http container after it on the same port is the one that fails (EADDRINUSE),
+    not the slow server, which a fixed wait would have taken for started."""
+    name, runtime = pod
+    run_module(SANDBOX, sandbox(name, runtime))
+    slow = ('import socket,time; time.sleep(0.6); s=socket.socket(); '
+            's.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); '
+            's.bind(("0.0.0.0", 9200)); s.listen(); time.sleep(600)')
+    cs = [{'name': 'slow', 'workload': 'command', 'port': 9200,
+           'command': [sys.executable, '-c', slow]},
+          {'name': 'web', 'workload': 'http', 'port': 9200}]
+    res = run_module(CONTAINER, containers(name, runtime, cs, restart_policy='Never'))[0]
+    assert res['not_ready'] == {name: '1/2'}, res
+    first, second = P.read_record(runtime, name)['containers']
+    assert first['state'] == 'Running' and P.listens(first['pid'], 9200), first
+    assert (second['state'], second['exit_code']) == ('Exited', 1), second
+    assert 'Address already in use' in second['message'], second
 
 
 def test_a_dns_like_command_container_counts_as_started_when_it_listens(pod):

@@ -18,7 +18,7 @@ built by the ansible-core it imported.
 
 Teardown (netns_lab_nodes state=absent) calls stop_servers before it removes the lab's tree
 (all but the one it may run under, which leaves with the tree).
-Standard library only.
+Standard library only (and procfs beside it).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -29,6 +29,8 @@ import hashlib
 import os
 import signal
 import time
+
+from ansible_collections.k8slab.podnet.plugins.module_utils.procfs import ancestors, stat
 
 STATE_DIR = '/run/k8slab'
 # A word of the server's command line, so a recycled PID is never signalled.
@@ -94,23 +96,6 @@ def stop_servers(lab, check_mode=False):
     return pids
 
 
-def ancestors(pid=None):
-    """The PIDs above pid (default: this process) up to init, read from /proc/PID/stat
-    (field 4, the parent): a set of int, empty when /proc cannot tell."""
-    found = set()
-    pid = pid or os.getpid()
-    while pid > 1:
-        try:
-            with open('/proc/%d/stat' % pid) as f:
-                pid = int(f.read().rsplit(')', 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            break
-        if pid in found:
-            break
-        found.add(pid)
-    return found
-
-
 def stop_server(pid, wait=2.0):
     """SIGTERM a server, then SIGKILL after wait seconds, until it is gone; it removes its
     socket and pidfile itself (they go with the lab's tree anyway)."""
@@ -129,8 +114,5 @@ def stop_server(pid, wait=2.0):
 
 
 def _zombie(pid):
-    try:
-        with open('/proc/%d/stat' % pid) as f:
-            return f.read().rsplit(')', 1)[1].split()[0] == 'Z'
-    except (OSError, IndexError):
-        return True
+    st = stat(pid)
+    return st is None or st[0] == 'Z'

@@ -34,6 +34,7 @@ import os
 import signal
 import time
 
+from ansible_collections.k8slab.podnet.plugins.module_utils import procfs
 from ansible_collections.k8slab.podnet.plugins.module_utils.files import read_text, write_atomic
 
 RUNTIME_DIR = '/run/podnet'
@@ -108,10 +109,8 @@ def net_inode(path):
 
 def alive(pid):
     """True when pid runs (a zombie has exited)."""
-    if not pid:
-        return False
-    stat = read_text('/proc/%d/stat' % pid)
-    return stat is not None and stat.rsplit(')', 1)[-1].split()[0] not in ('Z', 'X')
+    st = procfs.stat(pid) if pid else None
+    return st is not None and st[0] not in ('Z', 'X')
 
 
 def cmdline(pid):
@@ -183,24 +182,6 @@ def socket_inodes(pid):
     return inodes
 
 
-def descendants(pid):
-    """The PIDs of every process below pid (its children, theirs, ...), from the parent
-    field of /proc/PID/stat: a list of int, empty when pid has none or is gone."""
-    children = {}
-    for entry in os.listdir('/proc'):
-        if entry.isdigit():
-            stat = read_text('/proc/%s/stat' % entry)
-            if stat:
-                children.setdefault(int(stat.rsplit(')', 1)[1].split()[1]), []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            if child not in found:
-                found.append(child)
-                todo.append(child)
-    return found
-
-
 def listens(pid, port, udp=False, tree=False):
     """True when pid itself (with tree, also a process below it) holds a socket on TCP port
     in state LISTEN (0A), or with udp also a UDP socket bound to port (07, unconnected), read
@@ -219,7 +200,7 @@ def listens(pid, port, udp=False, tree=False):
     if bound & socket_inodes(pid):
         return True
     # The /proc scan for the processes below pid only once something is bound there.
-    return tree and any(bound & socket_inodes(below) for below in descendants(pid))
+    return tree and any(bound & socket_inodes(below) for below in procfs.descendants(pid))
 
 
 # ---- container state ----------------------------------------------------------------------

@@ -181,13 +181,16 @@ class Lab(object):
         self.changed = False
 
     # ---- running ---------------------------------------------------------------------
+    def note_change(self, argv):
+        """Record the change argv makes; True when it is to be made (not check mode)."""
+        self.changed = True
+        self.commands.append(' '.join(shlex.quote(a) for a in argv))
+        return not self.check
+
     def run(self, argv, change=True, data=None):
         """Run argv; changes are recorded and skipped in check mode."""
-        if change:
-            self.changed = True
-            self.commands.append(' '.join(shlex.quote(a) for a in argv))
-            if self.check:
-                return ''
+        if change and not self.note_change(argv):
+            return ''
         rc, out, err = command.run(argv, data=data)
         if rc != 0:
             raise LabError('%s failed (rc=%d): %s' % (' '.join(argv), rc, (err or out).strip()))
@@ -195,16 +198,12 @@ class Lab(object):
 
     def mkdir(self, path):
         """``mkdir -p path``, recorded as that command, done without a process."""
-        self.changed = True
-        self.commands.append('mkdir -p ' + shlex.quote(path))
-        if not self.check:
+        if self.note_change(['mkdir', '-p', path]):
             os.makedirs(path, exist_ok=True)
 
     def touch(self, path):
         """``touch path`` (a new empty file), recorded as that command, done without a process."""
-        self.changed = True
-        self.commands.append('touch ' + shlex.quote(path))
-        if not self.check:
+        if self.note_change(['touch', path]):
             with open(path, 'a'):
                 pass
 

@@ -20,6 +20,7 @@ import os
 import re
 
 from ansible_collections.k8slab.podnet.plugins.module_utils import command
+from ansible_collections.k8slab.podnet.plugins.module_utils.netns import InNetns, NetnsError
 
 IFNAME_MAX = 15  # IFNAMSIZ - 1
 # fullmatch, never `$`: `$` also matches before a final newline ("lab\n" would pass)
@@ -407,34 +408,32 @@ def conf_sysctl(family, ifname, key):
 
 
 class Sysctls(object):
-    """Interface sysctls read and written in a named namespace (``ip netns exec NETNS``) or,
-    netns None, in the module's own. Writes are planned, then applied after the ip changes;
-    a failed write undoes the writes before it and raises IprouteError."""
+    """Interface sysctls read and written in a named namespace or, netns None, in the module's
+    own. A named namespace is entered by this thread for the read or write (netns.InNetns:
+    what ``ip netns exec NETNS`` does, without a process per file). Writes are planned, then
+    applied after the ip changes; a failed write undoes the writes before it and raises
+    IprouteError."""
 
     def __init__(self, ipr):
         self.ipr = ipr
         self.planned = []   # (netns, path, value, old value or None)
 
     def read(self, netns, paths):
-        """{path: value as str, or None when the file does not exist}."""
+        """{path: value as str, or None when the file does not exist}. Raises IprouteError
+        when netns cannot be entered."""
         out = dict((p, None) for p in paths)
         if not paths:
             return out
-        if not netns:
-            for p in paths:
-                try:
-                    with open(p) as f:
-                        out[p] = f.read().strip()
-                except (IOError, OSError):
-                    pass
-            return out
-        rc, text, err = self.ipr.run([self.ipr.ip, 'netns', 'exec', netns, 'grep', '-H', '.']
-                                     + list(paths), check=False)
-        text = text.decode() if isinstance(text, bytes) else text
-        for line in text.splitlines():
-            path, sep, value = line.partition(':')
-            if sep and path in out:
-                out[path] = value.strip()
+        try:
+            with InNetns(netns):
+                for p in paths:
+                    try:
+                        with open(p) as f:
+                            out[p] = f.read().strip()
+                    except (IOError, OSError):
+                        pass
+        except NetnsError as e:
+            raise IprouteError(str(e))
         return out
 
     def plan(self, netns, path, value, old=None):
@@ -446,16 +445,14 @@ class Sysctls(object):
                 for ns, p, v, _old in self.planned]
 
     def _write(self, netns, path, value):
-        if not netns:
-            try:
+        """None, or the error (str) of writing value to path in netns."""
+        try:
+            with InNetns(netns):
                 with open(path, 'w') as f:
                     f.write(value)
-                return None
-            except (IOError, OSError) as e:
-                return str(e)
-        rc, out, err = self.ipr.run([self.ipr.ip, 'netns', 'exec', netns, 'sh', '-c',
-                                     'echo "$1" > "$2"', 'sh', value, path], check=False)
-        return None if rc == 0 else (err or out or b'').strip()
+            return None
+        except (IOError, OSError, NetnsError) as e:
+            return str(e)
 
     def apply(self):
         done = []

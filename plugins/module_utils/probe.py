@@ -25,7 +25,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
-import ctypes
 import errno
 import json
 import os
@@ -41,8 +40,8 @@ from ansible_collections.k8slab.podnet.plugins.module_utils import command
 from ansible_collections.k8slab.podnet.plugins.module_utils import pods as podrt
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
     IprouteError, validate_ifname, validate_netns_name)
+from ansible_collections.k8slab.podnet.plugins.module_utils.netns import InNetns, NetnsError
 
-CLONE_NEWNET = 0x40000000
 SOL_IP = 0
 IP_RECVERR = getattr(socket, 'IP_RECVERR', 11)
 SO_BINDTODEVICE = getattr(socket, 'SO_BINDTODEVICE', 25)
@@ -151,53 +150,6 @@ def select_route(routes):
     r = routes[0]
     return dict(dev=r.get('dev'), gateway=r.get('gateway'), prefsrc=r.get('prefsrc'),
                 type=r.get('type', 'unicast'))
-
-
-# ---- namespaces ----------------------------------------------------------------------------
-
-_libc = None
-
-
-def _setns(fd):
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
-
-
-class InNetns(object):
-    """Context manager: the calling thread enters /run/netns/NAME and comes back after."""
-
-    def __init__(self, name):
-        self.name = name
-        self.home = None
-
-    def __enter__(self):
-        if not self.name:
-            return self
-        path = os.path.join('/run/netns', self.name)
-        try:
-            target = os.open(path, os.O_RDONLY)
-        except OSError as e:
-            raise ProbeError('network namespace %s: %s' % (self.name, e.strerror))
-        self.home = os.open('/proc/thread-self/ns/net', os.O_RDONLY)
-        try:
-            _setns(target)
-        except OSError as e:
-            os.close(self.home)
-            raise ProbeError('cannot enter network namespace %s: %s' % (self.name, e.strerror))
-        finally:
-            os.close(target)
-        return self
-
-    def __exit__(self, *exc):
-        if self.home is not None:
-            try:
-                _setns(self.home)  # a thread must never stay in a probe's namespace
-            finally:
-                os.close(self.home)
 
 
 class ProbeError(Exception):
@@ -1108,7 +1060,7 @@ def observe(probe, wait, ip_bin):
     """Runs one probe once, in the calling thread; returns the raw observation."""
     try:
         return PROBES[probe['kind']].observe(probe, wait, ip_bin)
-    except ProbeError as e:
+    except (ProbeError, NetnsError) as e:
         # The probe could not even be set up (no such namespace or device): it proves nothing,
         # not even unreachability.
         return dict(error=str(e), fatal=True)

@@ -1,0 +1,81 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 k8slab.podnet developers
+# MIT License (see LICENSE)
+"""A thread of a module in a named network namespace for a moment, by setns(2).
+
+What ``ip netns exec NAME`` gives a new process (the namespace's sockets, routes and
+/proc/sys/net), without the process: network namespaces are per thread, so the calling
+thread enters /run/netns/NAME and comes back to its own afterwards. /proc/sys/net answers for
+the namespace of the thread that opens a file there (sysctl(2) semantics); /sys is left as it
+is (ip netns exec remounts it, these users read none of it). Standard library only: os.setns
+where Python has it (3.12+), else libc's setns through ctypes.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+NETNS_DIR = '/run/netns'
+CLONE_NEWNET = 0x40000000
+
+_libc = None
+
+
+class NetnsError(Exception):
+    """A namespace that cannot be opened or entered; the message names it."""
+
+
+def setns(fd, nstype=CLONE_NEWNET):
+    """The calling thread joins the namespace open at fd (int) of type nstype (CLONE_NEW*, 0
+    for any). Raises OSError with the errno of setns(2)."""
+    if hasattr(os, 'setns'):
+        os.setns(fd, nstype)  # pylint: disable=no-member
+        return
+    global _libc  # pylint: disable=global-statement
+    if _libc is None:
+        import ctypes  # pylint: disable=import-outside-toplevel
+        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+    if _libc.setns(fd, nstype) != 0:
+        import ctypes  # pylint: disable=import-outside-toplevel
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+class InNetns(object):
+    """Context manager: the calling thread enters /run/netns/NAME and comes back after, also
+    when the body raises. name None or '' stays where it is. Raises NetnsError naming the
+    namespace when it cannot be opened or entered (nothing changed then)."""
+
+    def __init__(self, name):
+        self.name = name
+        self.home = None
+
+    def __enter__(self):
+        if not self.name:
+            return self
+        path = os.path.join(NETNS_DIR, self.name)
+        try:
+            target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise NetnsError('network namespace %s: %s' % (self.name, e.strerror))
+        self.home = os.open('/proc/thread-self/ns/net', os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            setns(target)
+        except OSError as e:
+            os.close(self.home)
+            self.home = None
+            raise NetnsError('cannot enter network namespace %s: %s' % (self.name, e.strerror))
+        finally:
+            os.close(target)
+        return self
+
+    def __exit__(self, *exc):
+        if self.home is not None:
+            try:
+                setns(self.home)  # a thread must never stay in a borrowed namespace
+            finally:
+                os.close(self.home)
+                self.home = None

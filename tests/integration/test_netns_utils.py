@@ -1,0 +1,124 @@
+"""plugins/module_utils/netns.py and the interface sysctls it serves (iproute.Sysctls), on real
+network namespaces made for the test (needs root): the thread enters a namespace and always
+comes back, /proc/sys/net answers for the namespace entered, and a namespace's sysctls are
+read and written without starting a process. Nothing here changes the root namespace."""
+
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from conftest import ROOT, sh
+
+sys.path.insert(0, os.path.join(ROOT, '.collections'))
+from ansible_collections.k8slab.podnet.plugins.module_utils import command  # noqa: E402
+from ansible_collections.k8slab.podnet.plugins.module_utils import iproute  # noqa: E402
+from ansible_collections.k8slab.podnet.plugins.module_utils.netns import (  # noqa: E402
+    InNetns, NetnsError)
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='needs root')
+
+
+def here():
+    """(dev, ino) of the calling thread's network namespace."""
+    st = os.stat('/proc/thread-self/ns/net')
+    return st.st_dev, st.st_ino
+
+
+def ns_id(name):
+    st = os.stat('/run/netns/' + name)
+    return st.st_dev, st.st_ino
+
+
+@pytest.fixture
+def two_netns(uid, netns_cleanup):
+    """Two namespaces, each with a veth pair d0-d1 whose d0 accept_ra differs (1 and 2)."""
+    names = ['nu%s-a' % uid, 'nu%s-b' % uid]
+    netns_cleanup.extend(names)
+    for n, ra in zip(names, (1, 2)):
+        sh('ip netns add %s && ip -n %s link add d0 type veth peer name d1 && '
+           'ip netns exec %s sh -c "echo %d > /proc/sys/net/ipv6/conf/d0/accept_ra"'
+           % (n, n, n, ra))
+    return names
+
+
+def test_in_netns_enters_and_always_comes_back(two_netns):
+    a, b = two_netns
+    home = here()
+    with InNetns(a):
+        assert here() == ns_id(a)
+        with open('/proc/sys/net/ipv6/conf/d0/accept_ra') as f:
+            assert f.read().strip() == '1'
+        with InNetns(b):  # nested: back to a, not to home
+            assert here() == ns_id(b)
+        assert here() == ns_id(a)
+    assert here() == home
+    with pytest.raises(RuntimeError):
+        with InNetns(b):
+            raise RuntimeError('body failed')
+    assert here() == home
+    with InNetns(None):
+        assert here() == home
+
+
+def test_in_netns_is_per_thread(two_netns):
+    """Only the calling thread moves: a thread already running stays where it was."""
+    a = two_netns[0]
+    seen, inside, looked = {}, threading.Event(), threading.Event()
+
+    def other():
+        inside.wait(5)
+        seen['other'] = here()
+        looked.set()
+
+    t = threading.Thread(target=other)
+    t.start()
+    with InNetns(a):
+        inside.set()
+        looked.wait(5)
+        assert here() == ns_id(a)
+    t.join()
+    assert seen['other'] == here() != ns_id(a)
+
+
+def test_in_netns_names_a_missing_namespace(uid):
+    home = here()
+    with pytest.raises(NetnsError, match='network namespace nu%s-none: No such file' % uid):
+        with InNetns('nu%s-none' % uid):
+            pass
+    assert here() == home
+
+
+def test_sysctls_read_and_write_in_the_namespace_without_a_process(two_netns, monkeypatch):
+    a, b = two_netns
+    path = iproute.conf_sysctl('ipv6', 'd0', 'accept_ra')
+
+    def no_process(*args, **kwargs):
+        raise AssertionError('a process was started: %r' % (args,))
+    monkeypatch.setattr(command, 'run', no_process)
+    monkeypatch.setattr(subprocess, 'Popen', no_process)
+    s = iproute.Sysctls(ipr=None)
+    assert s.read(a, [path]) == {path: '1'}
+    assert s.read(b, [path, path + 'x']) == {path: '2', path + 'x': None}
+    s.plan(a, path, 0, '1')
+    s.plan(b, path, 1, '2')
+    s.apply()
+    monkeypatch.undo()
+    assert sh('ip netns exec %s cat %s' % (a, path)).strip() == '0'
+    assert sh('ip netns exec %s cat %s' % (b, path)).strip() == '1'
+    with pytest.raises(iproute.IprouteError, match='network namespace %s-gone' % a):
+        s.read(a + '-gone', [path])
+
+
+def test_sysctls_undo_earlier_writes_when_one_fails(two_netns):
+    a, b = two_netns
+    path = iproute.conf_sysctl('ipv6', 'd0', 'accept_ra')
+    s = iproute.Sysctls(ipr=None)
+    s.plan(a, path, 0, '1')
+    s.plan(b, iproute.conf_sysctl('ipv6', 'nosuch0', 'accept_ra'), 0, None)
+    with pytest.raises(iproute.IprouteError, match="nosuch0.*in netns '%s'" % b):
+        s.apply()
+    assert sh('ip netns exec %s cat %s' % (a, path)).strip() == '1'  # undone
+    assert here() != ns_id(a) and here() != ns_id(b)

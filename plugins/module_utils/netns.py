@@ -45,9 +45,11 @@ def setns(fd, nstype=CLONE_NEWNET):
 
 
 class InNetns(object):
-    """Context manager: the calling thread enters /run/netns/NAME and comes back after, also
-    when the body raises. name None or '' stays where it is. Raises NetnsError naming the
-    namespace when it cannot be opened or entered (nothing changed then)."""
+    """Context manager: the calling thread enters /run/netns/NAME (or, name an absolute path,
+    the namespace file there: /proc/PID/ns/net) and comes back after, also when the body
+    raises; a process it starts meanwhile starts in that namespace. name None or '' stays
+    where it is. Raises NetnsError naming the namespace when it cannot be opened or entered
+    (nothing changed then)."""
 
     def __init__(self, name):
         self.name = name
@@ -56,7 +58,7 @@ class InNetns(object):
     def __enter__(self):
         if not self.name:
             return self
-        path = os.path.join(NETNS_DIR, self.name)
+        path = os.path.join(NETNS_DIR, self.name)  # an absolute name is kept as it is
         try:
             target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:

@@ -32,9 +32,11 @@ import binascii
 import json
 import os
 import signal
+import subprocess
 import time
 
 from ansible_collections.k8slab.podnet.plugins.module_utils import procfs
+from ansible_collections.k8slab.podnet.plugins.module_utils.netns import InNetns, NetnsError
 from ansible_collections.k8slab.podnet.plugins.module_utils.files import read_text, write_atomic
 
 RUNTIME_DIR = '/run/podnet'
@@ -147,6 +149,25 @@ def pids_in_netns(inodes):
             if net_inode('/proc/%s/ns/net' % entry) in wanted:
                 found.append(int(entry))
     return sorted(found)
+
+
+def spawn(argv, netns):
+    """Starts argv (list of str; argv[0] a path or a name on PATH) detached, as a runtime starts a pause or a
+    shim: in its own session (setsid: no signal of the module's process group reaches it),
+    stdio on /dev/null, no other inherited descriptors, LC_ALL=C, and in the network namespace
+    netns (a /run/netns name or a /proc/PID/ns/net path; the calling thread enters it for the
+    fork, so no nsenter runs). Returns its pid at once: it outlives the module, which does not
+    wait for it. Raises PodError naming argv[0] and netns when it cannot be started."""
+    try:
+        with InNetns(netns):
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, close_fds=True,
+                                    start_new_session=True, cwd='/',
+                                    env=dict(os.environ, LC_ALL='C'))
+    except (OSError, NetnsError) as e:
+        raise PodError('cannot start %s in %s: %s' % (argv[0], netns, e))
+    proc.returncode = 0  # it lives on: keep subprocess from tracking it
+    return proc.pid
 
 
 def stop(pids, grace=3.0):

@@ -104,7 +104,7 @@ attributes:
   platform:
     support: full
     platforms: linux
-    description: Needs root, C(nsenter) and C(setsid) (util-linux) and C(ip) (iproute2).
+    description: Needs root, C(ip) (iproute2) and, with O(cluster_dns), C(unshare) and C(mount) (util-linux).
 seealso:
   - module: k8slab.podnet.pod_sandbox
 extends_documentation_fragment:
@@ -311,12 +311,9 @@ class Runtime(object):
         mount = (['unshare', '--mount', '--propagation', 'private', '/bin/sh', '-ec',
                   'mount --bind "$1" /etc/resolv.conf; shift; exec "$@"', 'sh', resolv]
                  if self.m.params['cluster_dns'] and os.path.exists(resolv) else [])
-        command.run_ok(self.m, [
-            '/bin/sh', '-c', '"$@" </dev/null >/dev/null 2>&1 &', 'sh',
-            self.m.get_bin_path('setsid', required=True),
-            self.m.get_bin_path('nsenter', required=True), '--net=/proc/%d/ns/net' % sandbox_pid]
-            + mount + ['/bin/sh', '-c', P.SHIM, 'shim', files['pid'], files['log'], files['exit']]
-            + argv)
+        # Detached in the sandbox's network namespace (the pause's, as a runtime joins it).
+        P.spawn(mount + ['/bin/sh', '-c', P.SHIM, 'shim', files['pid'], files['log'],
+                         files['exit']] + argv, '/proc/%d/ns/net' % sandbox_pid)
         workload = P.WORKLOAD_ALIASES.get(c['workload'], c['workload'])
         return dict(name=c['name'], workload=workload, port=c.get('port'), argv=argv, pid=None,
                     log=files['log']), files

@@ -70,7 +70,7 @@ attributes:
   platform:
     support: full
     platforms: linux
-    description: Needs root, C(ip) (iproute2), C(nsenter) and C(setsid) (util-linux).
+    description: Needs root and C(ip) (iproute2).
 seealso:
   - module: k8slab.podnet.pod_container
   - module: k8slab.podnet.cni_ipam
@@ -201,19 +201,14 @@ class Sandboxes(object):
             if os.path.lexists(pause):
                 os.unlink(pause)
             os.symlink(self.m.get_bin_path('sleep', required=True), pause)
-            # setsid and nsenter exec in place: the pid the shell prints is the pause's own.
-            rc, out, err = command.run(
-                ['/bin/sh', '-c', '"$@" </dev/null >/dev/null 2>&1 & echo $!', 'sh',
-                 self.m.get_bin_path('setsid', required=True),
-                 self.m.get_bin_path('nsenter', required=True), '--net=%s' % netns,
-                 pause, 'infinity'])
-            pid = int(out.strip())
+            pid = P.spawn([pause, 'infinity'], name)
+            # It has exec'd when spawn returns; make sure it holds the pod's namespace.
             deadline = time.time() + 5
             while P.net_inode('/proc/%d/ns/net' % pid) != P.net_inode(netns):
                 if time.time() > deadline or not P.alive(pid):
-                    raise P.PodError('pod %s: the pause process did not start in %s: %s'
-                                     % (name, netns, err.strip()))
-                time.sleep(0.005)  # it is there in a few ms: sh, setsid, nsenter, exec
+                    raise P.PodError('pod %s: the pause process did not start in %s'
+                                     % (name, netns))
+                time.sleep(0.005)
             return pid
         except Exception:
             self.teardown(name, None, None)

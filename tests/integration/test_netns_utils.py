@@ -1,7 +1,7 @@
 """plugins/module_utils/netns.py and the interface sysctls it serves (iproute.Sysctls), on real
 network namespaces made for the test (needs root): the thread enters a namespace and always
-comes back, /proc/sys/net answers for the namespace entered, and a namespace's sysctls are
-read and written without starting a process. Nothing here changes the root namespace."""
+comes back, /proc/sys/net answers for the namespace entered, a namespace's sysctls are read
+and written without starting a process, and pods.spawn starts a detached process there. Nothing here changes the root namespace."""
 
 import os
 import subprocess
@@ -15,6 +15,7 @@ from conftest import ROOT, sh
 sys.path.insert(0, os.path.join(ROOT, '.collections'))
 from ansible_collections.k8slab.podnet.plugins.module_utils import command  # noqa: E402
 from ansible_collections.k8slab.podnet.plugins.module_utils import iproute  # noqa: E402
+from ansible_collections.k8slab.podnet.plugins.module_utils import pods as P  # noqa: E402
 from ansible_collections.k8slab.podnet.plugins.module_utils.netns import (  # noqa: E402
     InNetns, NetnsError)
 
@@ -122,3 +123,30 @@ def test_sysctls_undo_earlier_writes_when_one_fails(two_netns):
         s.apply()
     assert sh('ip netns exec %s cat %s' % (a, path)).strip() == '1'  # undone
     assert here() != ns_id(a) and here() != ns_id(b)
+
+
+def test_spawn_starts_a_detached_process_in_the_namespace(two_netns):
+    a = two_netns[0]
+    pids = []
+    try:
+        pids.append(P.spawn(['/bin/sleep', '30'], a))
+        # ...and by the namespace file of a process in it, as pod_container joins the pause.
+        pids.append(P.spawn(['sleep', '31'], '/proc/%d/ns/net' % pids[0]))
+        for pid, argv in zip(pids, (['/bin/sleep', '30'], ['sleep', '31'])):
+            st = os.stat('/proc/%d/ns/net' % pid)
+            assert (st.st_dev, st.st_ino) == ns_id(a)
+            assert P.cmdline(pid) == argv  # exec'd when spawn returns
+            assert os.getsid(pid) == pid  # a session of its own
+            assert sorted(os.listdir('/proc/%d/fd' % pid)) == ['0', '1', '2']
+            assert all(os.readlink('/proc/%d/fd/%d' % (pid, fd)) == '/dev/null'
+                       for fd in (0, 1, 2))
+        assert here() != ns_id(a)
+        with pytest.raises(P.PodError, match='cannot start /nonexistent/x in %s' % a):
+            P.spawn(['/nonexistent/x'], a)
+        with pytest.raises(P.PodError, match='network namespace %s-none' % a):
+            P.spawn(['/bin/sleep', '1'], a + '-none')
+        assert here() != ns_id(a)
+    finally:
+        for pid in pids:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -137,6 +138,12 @@ def test_spawn_starts_a_detached_process_in_the_namespace(two_netns):
             assert (st.st_dev, st.st_ino) == ns_id(a)
             assert P.cmdline(pid) == argv  # exec'd when spawn returns
             assert os.getsid(pid) == pid  # a session of its own
+            # Only stdio is inherited. The dynamic loader may still hold libc open just
+            # after the exec: wait for it to close what it opened itself.
+            deadline = time.time() + 5
+            while sorted(os.listdir('/proc/%d/fd' % pid)) != ['0', '1', '2'] and \
+                    time.time() < deadline:
+                time.sleep(0.01)
             assert sorted(os.listdir('/proc/%d/fd' % pid)) == ['0', '1', '2']
             assert all(os.readlink('/proc/%d/fd/%d' % (pid, fd)) == '/dev/null'
                        for fd in (0, 1, 2))

@@ -27,21 +27,27 @@ class NetnsError(Exception):
     """A namespace that cannot be opened or entered; the message names it."""
 
 
+def libc_call(name, *args):
+    """Calls libc's function name (a system call wrapper taking ints, bytes or None) through
+    ctypes; returns its int result. Raises OSError with its errno when it returns -1."""
+    global _libc  # pylint: disable=global-statement
+    import ctypes  # pylint: disable=import-outside-toplevel
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    ret = getattr(_libc, name)(*args)
+    if ret == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return ret
+
+
 def setns(fd, nstype=CLONE_NEWNET):
     """The calling thread joins the namespace open at fd (int) of type nstype (CLONE_NEW*, 0
     for any). Raises OSError with the errno of setns(2)."""
     if hasattr(os, 'setns'):
         os.setns(fd, nstype)  # pylint: disable=no-member
-        return
-    global _libc  # pylint: disable=global-statement
-    if _libc is None:
-        import ctypes  # pylint: disable=import-outside-toplevel
-        _libc = ctypes.CDLL(None, use_errno=True)
-        _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
-    if _libc.setns(fd, nstype) != 0:
-        import ctypes  # pylint: disable=import-outside-toplevel
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
+    else:
+        libc_call('setns', fd, nstype)
 
 
 class InNetns(object):

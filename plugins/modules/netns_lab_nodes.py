@@ -118,6 +118,7 @@ import os
 import re
 import shlex
 import signal
+import socket
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -126,9 +127,15 @@ from ansible_collections.k8slab.podnet.plugins.module_utils.files import read_te
 from ansible_collections.k8slab.podnet.plugins.module_utils.netns_lab import (
     HOST_DIRS_FILE, NETNS_DIR, STATE_DIR, lab_dir, lab_name_error, mount_ns_dir, mount_ns_file,
     node_dir, node_name_error, pinned, record_file, uts_ns_dir, uts_ns_file)
+from ansible_collections.k8slab.podnet.plugins.module_utils.netns import NetnsError
 from ansible_collections.k8slab.podnet.plugins.module_utils.netns_warm import stop_servers
+from ansible_collections.k8slab.podnet.plugins.module_utils.nschild import (
+    CLONE_NEWNS, CLONE_NEWUTS, MNT_DETACH, MS_BIND, MS_PRIVATE, in_child, mount, sethostname,
+    umount, umount_stack)
 
 TMPFS_SOURCE = 'k8slab-netns'
+TMPFS_OPTIONS = 'mode=0755,size=4m'
+OPTION = {CLONE_NEWNS: 'mount', CLONE_NEWUTS: 'uts'}  # unshare's and nsenter's option names
 
 
 class LabError(Exception):
@@ -163,6 +170,62 @@ def read_json(path, default):
 
 def write_json(path, data):
     write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
+
+
+def step_argv(step):
+    """A setup step (a list: verb, paths) as the command that does the same."""
+    verb, args = step[0], step[1:]
+    if verb == 'umount-stack':
+        return ['sh', '-c', 'while mountpoint -q {0}; do umount -l {0}; done'.format(args[0])]
+    if verb == 'umount-lazy':
+        return ['umount', '-l'] + args
+    if verb == 'tmpfs':
+        return ['mount', '-t', 'tmpfs', '-o', TMPFS_OPTIONS, TMPFS_SOURCE] + args
+    return {'bind': ['mount', '--bind'], 'hostname': ['hostname']}[verb] + args
+
+
+def setup_node(node, binds, resolv, apply=True):
+    """Run inside the node's mount and UTS namespaces: the steps (lists, see step_argv) that
+    make them what the node needs - host name; its own tmpfs on /run/netns, with the copies of
+    other network namespaces' bind mounts dropped (they would pin those namespaces for as long
+    as the node lives); each (source, target) of binds and resolv (or None) bind-mounted -
+    each done unless apply is false. Raises LabError naming the step that failed."""
+    steps = []
+    if socket.gethostname() != node:
+        steps.append(['hostname', node])
+    with open('/proc/self/mountinfo') as f:
+        mounts = parse_mountinfo(f.read())
+    if not any(m['target'] == NETNS_DIR and m['fstype'] == 'tmpfs'
+               and m['source'] == TMPFS_SOURCE for m in mounts):
+        # The whole /run/netns stack first (the host's may be stacked, and what it hides
+        # cannot be named), then any other; one that vanished meanwhile is fine.
+        steps.append(['umount-stack', NETNS_DIR])
+        steps += [['umount-lazy', t] for t in sorted(
+            (m['target'] for m in mounts if m['fstype'] == 'nsfs'), key=lambda t: -t.count('/'))]
+        steps.append(['tmpfs', NETNS_DIR])
+    for src, target in binds + ([resolv] if resolv else []):
+        if not any(m['target'] == target and m['root'].endswith(src[len('/run'):])
+                   for m in mounts):
+            steps.append(['bind', src, target])
+    for step in steps if apply else []:
+        verb, args = step[0], step[1:]
+        try:
+            if verb == 'hostname':
+                sethostname(args[0])
+            elif verb == 'umount-stack':
+                umount_stack(args[0])
+            elif verb == 'umount-lazy':
+                try:
+                    umount(args[0], MNT_DETACH)
+                except OSError:
+                    pass
+            elif verb == 'tmpfs':
+                mount(TMPFS_SOURCE, args[0], 'tmpfs', 0, TMPFS_OPTIONS)
+            else:
+                mount(args[0], args[1], flags=MS_BIND)
+        except OSError as e:
+            raise LabError('%s failed: %s' % (' '.join(step_argv(step)), e.strerror))
+    return steps
 
 
 class Lab(object):
@@ -211,10 +274,6 @@ class Lab(object):
         with open('/proc/self/mountinfo') as f:
             return parse_mountinfo(f.read())
 
-    def node_mounts(self, mnt_file):
-        return parse_mountinfo(self.run(['nsenter', '--mount=' + mnt_file, 'cat',
-                                         '/proc/self/mountinfo'], change=False))
-
     def node_file(self, node):
         return mount_ns_file(self.lab, node)
 
@@ -253,75 +312,62 @@ class Lab(object):
 
         # The namespace files need a private parent mount (a shared one could loop).
         mine = [m for m in self.host_mounts() if m['target'] == self.mnt_dir]
-        if not mine:
-            self.run(['mount', '--bind', self.mnt_dir, self.mnt_dir])
-        if not mine or any(o.startswith('shared:') for o in mine[-1]['optional']):
-            self.run(['mount', '--make-private', self.mnt_dir])
+        try:
+            if not mine and self.note_change(['mount', '--bind', self.mnt_dir, self.mnt_dir]):
+                mount(self.mnt_dir, self.mnt_dir, flags=MS_BIND)
+            if ((not mine or any(o.startswith('shared:') for o in mine[-1]['optional']))
+                    and self.note_change(['mount', '--make-private', self.mnt_dir])):
+                mount(None, self.mnt_dir, flags=MS_PRIVATE)
+        except OSError as e:
+            raise LabError('%s: %s' % (self.commands[-1], e.strerror))
 
         for node in nodes:
             self.present_node(node)
 
     def present_node(self, node):
-        mnt_file = self.node_file(node)
-        uts_file = uts_ns_file(self.lab, node)
-        if pinned(mnt_file) is None:
-            if not os.path.exists(mnt_file):
-                self.touch(mnt_file)
-            self.run(['unshare', '--mount=' + mnt_file, '--propagation', 'private', 'true'])
-        if pinned(uts_file) is None:
-            if not os.path.exists(uts_file):
-                self.touch(uts_file)
-            self.run(['unshare', '--uts=' + uts_file, 'hostname', node])
-        elif self.run(['nsenter', '--uts=' + uts_file, 'hostname'], change=False).strip() != node:
-            self.run(['nsenter', '--uts=' + uts_file, 'hostname', node])
-        if self.check and pinned(mnt_file) is None:
-            return  # a new node: the mounts below would all be made
-
-        mounts = self.node_mounts(mnt_file)
-        script = []
-        netns_ok = any(m['target'] == NETNS_DIR and m['fstype'] == 'tmpfs'
-                       and m['source'] == TMPFS_SOURCE for m in mounts)
-        if not netns_ok:
-            # Drop the copies of the host's namespace bind mounts: they would pin those
-            # namespaces for as long as this node lives. The whole /run/netns stack first (the
-            # host's may be stacked, and what it hides cannot be named), then any other; one
-            # that vanished meanwhile is fine.
-            script.append('while mountpoint -q %s; do umount -l %s; done' % (NETNS_DIR, NETNS_DIR))
-            nsfs = sorted((m['target'] for m in mounts if m['fstype'] == 'nsfs'),
-                          key=lambda t: -t.count('/'))
-            script += ['umount -l %s 2>/dev/null || true' % shlex.quote(t) for t in nsfs]
-            if not os.path.isdir(NETNS_DIR):
-                script.append('mkdir -p %s' % NETNS_DIR)
-            script.append('mount -t tmpfs -o mode=0755,size=4m %s %s' % (TMPFS_SOURCE, NETNS_DIR))
-        for d in self.private_dirs:
-            src = self.node_dir(node, d)
-            if any(m['target'] == d and m['root'].endswith(src[len('/run'):]) for m in mounts):
-                continue
+        """The node's mount and UTS namespaces made (or entered) and set up by one forked
+        child (module_utils/nschild): a new namespace is pinned only once its setup is done."""
+        files = {CLONE_NEWNS: self.node_file(node), CLONE_NEWUTS: uts_ns_file(self.lab, node)}
+        new = dict((flag, path) for flag, path in files.items() if pinned(path) is None)
+        for flag in sorted(new):
+            if not os.path.exists(new[flag]):
+                self.touch(new[flag])
+        if new:
+            self.note_change(['unshare'] + ['--%s=%s' % (OPTION[f], new[f]) for f in sorted(new)]
+                             + ['--propagation', 'private', 'true'])
+        # Mount points the node needs, made on the host's filesystem before the child mounts.
+        for d in [NETNS_DIR] + self.private_dirs:
             if not os.path.isdir(d):
                 self.note_host_dir(d)
-                script.append('mkdir -p %s' % shlex.quote(d))
-            script.append('mount --bind %s %s' % (shlex.quote(src), shlex.quote(d)))
-        script += self.resolv_conf(node, mounts)
-        if script:
-            self.run(['nsenter', '--mount=' + mnt_file, '/bin/sh', '-ec', '\n'.join(script)])
+                self.mkdir(d)
+        resolv = self.resolv_conf(node)
+        if self.check and new:
+            return  # a new node: its setup below would all be done
+        binds = [(self.node_dir(node, d), d) for d in self.private_dirs]
+        enter = dict((flag, path) for flag, path in files.items() if flag not in new)
+        try:
+            steps = in_child(lambda: setup_node(node, binds, resolv, apply=not self.check),
+                             enter=enter, new=new)
+        except NetnsError as e:
+            raise LabError('node %s: %s' % (node, e))
+        for step in steps:
+            flag = CLONE_NEWUTS if step[0] == 'hostname' else CLONE_NEWNS
+            self.note_change(['nsenter', '--%s=%s' % (OPTION[flag], files[flag])] + step_argv(step))
 
-    def resolv_conf(self, node, mounts):
-        """The node's own resolver file: written here, and the mount command when it is not
-        bind-mounted over /etc/resolv.conf inside the node yet (the mount stays in the node's
-        private mount namespace; the host's file is never written)."""
+    def resolv_conf(self, node):
+        """The node's own resolver file written here; (source, target) of its bind mount over
+        /etc/resolv.conf inside the node (private to the node; the host's file is never
+        written), or None when O(resolv_conf) is not set."""
         text = self.module.params['resolv_conf']
         if text is None:
-            return []
+            return None
         src = self.node_dir(node, '/resolv.conf')
         if read_text(src) != text:
             self.changed = True
             self.commands.append('write %s' % src)
             if not self.check:
                 write_atomic(src, text)
-        target = os.path.realpath('/etc/resolv.conf')
-        if any(m['target'] == target and m['root'].endswith(src[len('/run'):]) for m in mounts):
-            return []
-        return ['mount --bind %s %s' % (shlex.quote(src), shlex.quote(target))]
+        return (src, os.path.realpath('/etc/resolv.conf'))
 
     # ---- absent ----------------------------------------------------------------------
     def absent(self, nodes, namespaces):

@@ -2,9 +2,10 @@
 
 import os
 import secrets
+import socket
 import stat
 
-from conftest import run_module
+from conftest import run_module, sh
 
 
 def test_directories_and_namespace_files_are_made_as_the_commands_say():
@@ -36,3 +37,32 @@ def test_directories_and_namespace_files_are_made_as_the_commands_say():
         gone = run_module('k8slab.podnet.netns_lab_nodes', dict(args, state='absent'))[0]
         assert not gone.get('failed'), gone
         assert not os.path.exists(base)
+
+
+def test_a_nodes_lost_mounts_and_host_name_are_put_back():
+    """A node whose bind mounts were undone and whose host name changed inside it is set up
+    again in its own namespaces (check mode names the commands and changes nothing); the
+    host's mounts and host name are never touched."""
+    lab = 'kn' + secrets.token_hex(2)
+    args = dict(lab=lab, nodes=['node-1'], private_dirs=['/run/podnet'],
+                resolv_conf='nameserver 10.0.2.3\n')
+    node = 'nsenter --mount=/run/k8slab/{0}/mnt/node-1 --uts=/run/k8slab/{0}/uts/node-1 '.format(lab)
+    host_mounts = sh('cat /proc/self/mountinfo')
+    try:
+        assert run_module('k8slab.podnet.netns_lab_nodes', args)[0]['changed']
+        look = node + "sh -c 'hostname; cat /etc/resolv.conf; mountpoint -q /run/podnet && echo bound'"
+        assert sh(look) == 'node-1\nnameserver 10.0.2.3\nbound\n'
+        sh(node + "sh -c 'umount /etc/resolv.conf; umount /run/podnet; hostname elsewhere'")
+        broken = sh(look + ' || true')
+        check = run_module('k8slab.podnet.netns_lab_nodes', args, check=True)[0]
+        assert check['changed'] and sh(look + ' || true') == broken, check
+        assert len(check['commands']) == 3, check  # the host name and two bind mounts
+        res = run_module('k8slab.podnet.netns_lab_nodes', args)[0]
+        assert res['changed'] and res['commands'] == check['commands'], (res, check)
+        assert sh(look) == 'node-1\nnameserver 10.0.2.3\nbound\n'
+        assert not run_module('k8slab.podnet.netns_lab_nodes', args)[0]['changed']
+        assert socket.gethostname() != 'node-1'
+    finally:
+        gone = run_module('k8slab.podnet.netns_lab_nodes', dict(args, state='absent'))[0]
+        assert not gone.get('failed'), gone
+    assert sh('cat /proc/self/mountinfo') == host_mounts

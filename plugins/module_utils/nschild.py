@@ -1,0 +1,162 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 k8slab.podnet developers
+# MIT License (see LICENSE)
+"""Work in a node's mount and UTS namespaces by a forked child of the module, no exec.
+
+What ``unshare --mount=FILE --uts=FILE`` and ``nsenter --mount=FILE`` followed by ``mount``,
+``umount`` and ``hostname`` do, in one fork: the child enters (setns(2)) or makes (unshare(2))
+the namespaces, runs a function there and sends its result back; the module's own process
+never changes namespace. A namespace the child made is pinned (bind-mounted over its file,
+as unshare(1) does) only when the function succeeded, so a failed setup leaves nothing
+half-made: the namespace goes with the child. System calls through libc (ctypes), standard
+library only; the calls follow mount(2), umount2(2), unshare(2) and sethostname(2).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ctypes
+import errno
+import json
+import os
+
+from ansible_collections.k8slab.podnet.plugins.module_utils.netns import (
+    NetnsError, libc_call, setns)
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 0x40000
+MNT_DETACH = 0x2
+# /proc/PID/ns/<name> of each namespace type
+NS_NAMES = {CLONE_NEWNS: 'mnt', CLONE_NEWUTS: 'uts'}
+
+
+def _path(p):
+    return None if p is None else os.fsencode(p)
+
+
+def mount(source, target, fstype=None, flags=0, data=None):
+    """mount(2): source, target (paths, str), fstype (str or None), flags (MS_*), data (str
+    options or None). Raises OSError with mount(2)'s errno."""
+    libc_call('mount', _path(source), _path(target), _path(fstype), ctypes.c_ulong(flags),
+              _path(data))
+
+
+def umount(target, flags=0):
+    """umount2(2) of target (str) with flags (MNT_*). Raises OSError (EINVAL: not a mount
+    point)."""
+    libc_call('umount2', _path(target), flags)
+
+
+def umount_stack(target):
+    """Detaches every mount stacked on target (``while mountpoint -q T; do umount -l T``):
+    also what a stack hides, which cannot be named."""
+    while True:
+        try:
+            umount(target, MNT_DETACH)
+        except OSError as e:
+            if e.errno == errno.EINVAL:
+                return
+            raise
+
+
+def sethostname(name):
+    """sethostname(2) of the calling process's UTS namespace (name: str)."""
+    raw = name.encode('ascii')
+    libc_call('sethostname', raw, ctypes.c_size_t(len(raw)))
+
+
+def in_child(fn, enter=None, new=None):
+    """Runs fn() in a forked child and returns what it returns (JSON-able).
+
+    enter: {CLONE_NEW* flag: namespace file path} - the child joins each (setns(2)) first.
+    new: {CLONE_NEW* flag: file path} - the child makes each namespace (unshare(2); a new
+    mount namespace's mounts all private, as ``unshare --propagation private`` makes them),
+    then runs fn; when fn returns, the parent binds each new namespace over its file (which
+    must exist) while the child still holds it. Only CLONE_NEWNS and CLONE_NEWUTS.
+
+    Raises NetnsError naming the step when the child cannot enter, make or run (its
+    exception's message; a mount error as OSError's text), or a pin fails: then nothing of
+    the new namespaces is pinned (binds made are undone). The child never returns into the
+    caller (os._exit), so it flushes none of the module's buffers."""
+    enter, new = enter or {}, new or {}
+    r1, w1 = os.pipe()  # child -> parent: the result
+    r2, w2 = os.pipe()  # parent -> child: closed when the pins are made
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        status = 1
+        try:
+            os.close(r1)
+            os.close(w2)
+            try:
+                # All opened first: once in a node's mount namespace, the host's pins of
+                # its other namespaces are out of sight.
+                fds = {}
+                for flag in enter:
+                    try:
+                        fds[flag] = os.open(enter[flag], os.O_RDONLY | os.O_CLOEXEC)
+                    except OSError as e:
+                        raise NetnsError('cannot open the %s namespace %s: %s'
+                                         % (NS_NAMES[flag], enter[flag], e.strerror))
+                for flag in sorted(fds):
+                    try:
+                        setns(fds[flag], flag)
+                    except OSError as e:
+                        raise NetnsError('cannot enter the %s namespace %s: %s'
+                                         % (NS_NAMES[flag], enter[flag], e.strerror))
+                flags = 0
+                for flag in new:
+                    flags |= flag
+                if flags:
+                    try:
+                        libc_call('unshare', flags)
+                    except OSError as e:
+                        raise NetnsError('cannot make new namespaces: %s' % e.strerror)
+                if CLONE_NEWNS in new:
+                    mount(None, '/', None, MS_REC | MS_PRIVATE)
+                reply = dict(result=fn())
+                status = 0
+            except Exception as e:  # pylint: disable=broad-except
+                reply = dict(error=str(e))
+            os.write(w1, json.dumps(reply).encode('utf-8'))
+            os.close(w1)
+            os.read(r2, 1)  # EOF once the parent has pinned the namespaces
+        finally:
+            os._exit(status)
+    os.close(w1)
+    os.close(r2)
+    pinned = []
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(r1, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        try:
+            reply = json.loads(b''.join(chunks).decode('utf-8'))
+        except ValueError:
+            reply = dict(error='the child ended without an answer')
+        if 'error' in reply:
+            raise NetnsError(reply['error'])
+        for flag in sorted(new):
+            try:
+                mount('/proc/%d/ns/%s' % (pid, NS_NAMES[flag]), new[flag], flags=MS_BIND)
+            except OSError as e:
+                raise NetnsError('cannot pin the %s namespace at %s: %s'
+                                 % (NS_NAMES[flag], new[flag], e.strerror))
+            pinned.append(new[flag])
+        pinned = []
+        return reply['result']
+    finally:
+        for path in pinned:  # a later pin failed: no half of the pair stays
+            try:
+                umount(path)
+            except OSError:
+                pass
+        os.close(r1)
+        os.close(w2)
+        os.waitpid(pid, 0)

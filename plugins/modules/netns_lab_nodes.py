@@ -81,7 +81,10 @@ attributes:
   platform:
     support: full
     platforms: linux
-    description: Needs util-linux (C(unshare), C(nsenter), C(mount)), iproute2 and root.
+    description:
+      - Needs root, iproute2 and, to tear down, util-linux (C(nsenter), C(umount)). The nodes'
+        namespaces are made and set up by system calls in a child of the module (no
+        C(unshare) or C(mount) process); RV(commands) names the commands that do the same.
 author: k8slab.podnet developers (@k8slab)
 '''
 

@@ -100,6 +100,13 @@ options:
     description: The cluster domain (kubelet's C(--cluster-domain)), for the search path.
     type: str
     default: cluster.local
+  restart:
+    description:
+      - Restart every running container of the listed pods - stopped as C(crictl stop) does
+        (SIGTERM, SIGKILL after a grace period), then started again - as after a change of
+        configuration that a workload reads only when it starts (dnsmasq's). Always a change.
+    type: bool
+    default: false
 attributes:
   platform:
     support: full
@@ -127,6 +134,14 @@ EXAMPLES = r'''
       - name: coredns
         containers:
           - {name: dnsmasq, workload: command, command: [dnsmasq, --keep-in-foreground]}
+
+- name: Restart it after its configuration changed (dnsmasq reads it once)
+  k8slab.podnet.pod_container:
+    pods:
+      - name: coredns
+        containers:
+          - {name: dnsmasq, workload: command, command: [dnsmasq, --keep-in-foreground]}
+    restart: true
 '''
 
 RETURN = r'''
@@ -144,7 +159,7 @@ started:
   elements: str
   sample: [test-pod/lab-web]
 stopped:
-  description: Containers stopped (spec changed, no longer listed).
+  description: Containers stopped (spec changed, no longer listed, restarted).
   returned: always
   type: list
   elements: str
@@ -400,7 +415,7 @@ class Runtime(object):
             # A new workload program takes effect on restart, for the containers that run it.
             stale_program = self.program_changed and self.program in argv
             if cur and cur['state'] == 'Running' and cur.get('argv') == argv \
-                    and not stale_program:
+                    and not stale_program and not self.m.params['restart']:
                 entries.append(cur)
                 continue
             if cur and cur['state'] == 'Running':
@@ -493,6 +508,7 @@ def main():
             fail_not_ready=dict(type='bool', default=False),
             cluster_dns=dict(type='str'),
             cluster_domain=dict(type='str', default='cluster.local'),
+            restart=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
     )

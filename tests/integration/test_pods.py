@@ -205,6 +205,30 @@ def test_dead_container_is_reported_then_restarted(pod):
     assert rec['ready'] == '2/2' and rec['containers'][0]['restarts'] == 1
 
 
+def test_restart_stops_and_starts_every_running_container_again(pod):
+    """restart: true (a configuration read only at start changed) restarts the pod's running
+    containers - new processes, the old ones gone, restarts counted; check mode only says so."""
+    name, runtime = pod
+    run_module(SANDBOX, sandbox(name, runtime))
+    args = containers(name, runtime, [{'name': 'echo', 'workload': 'echo', 'port': 7},
+                                      {'name': 'nap', 'workload': 'sleep'}])
+    run_module(CONTAINER, args)
+    old = [c['pid'] for c in P.read_record(runtime, name)['containers']]
+    assert not run_module(CONTAINER, args)[0]['changed']
+    both = [name + '/echo', name + '/nap']
+    check = run_module(CONTAINER, dict(args, restart=True), check=True)[0]
+    assert check['changed'] and check['started'] == both == check['stopped'], check
+    assert [c['pid'] for c in P.read_record(runtime, name)['containers']] == old
+    res = run_module(CONTAINER, dict(args, restart=True))[0]
+    assert res['changed'] and res['started'] == both == res['stopped'], res
+    rec = P.read_record(runtime, name)
+    assert rec['ready'] == '2/2' and [c['restarts'] for c in rec['containers']] == [1, 1], rec
+    new = [c['pid'] for c in rec['containers']]
+    assert not set(new) & set(old) and not [pid for pid in old if alive(pid)], (old, new)
+    assert _echo(name, socket.SOCK_STREAM) == b'ping'
+    assert not run_module(CONTAINER, args)[0]['changed']
+
+
 def test_exit_status_written_late_by_the_shim_is_waited_for(pod):
     """A container read after it ended but before its shim recorded the status (the shim held
     stopped to make the window wide) is reported with that status, not Exited/Unknown."""

@@ -321,6 +321,7 @@ def test_real_plugins_with_the_node_conflist_make_the_same_pod(built):
 
 def test_pod_taken_out_of_the_inventory_is_removed(built):
     pid = built.pid('node-1', 'httpd')
+    dns = built.pid('controlplane', 'kube-dns', 'dnsmasq')
     pods = [p for p in DEFAULT_PODS if p['name'] != 'client-1']
     res = built.play('playbooks/cluster.yml', extra={'lab_pods': pods})
     assert res.rc == 0, res
@@ -334,8 +335,10 @@ def test_pod_taken_out_of_the_inventory_is_removed(built):
     assert changed_tasks(res, 'controlplane') == [
         "k8slab.podnet.services : Write the DNS pod's dnsmasq configuration (the Services' and "
         "their endpoint pods' names)",
-        "k8slab.podnet.services : Stop the DNS pods' running containers",
-        "k8slab.podnet.services : Start the DNS pods' containers with the new configuration"], res
+        "k8slab.podnet.services : Restart the DNS pods' containers with the new configuration"], res
+    restarted = built.record('controlplane', 'kube-dns')
+    assert restarted['ready'] == '1/1' and restarted['containers'][0]['pid'] != dns, restarted
+    assert not alive(dns)
     left = sorted(p['name'] for p in pods if p['node'] == 'node-1')
     assert pod_netns(built, 'node-1') == left
     assert built.sh('node-1', 'ls /run/podnet/pods').split() == left

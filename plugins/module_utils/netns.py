@@ -87,3 +87,37 @@ class InNetns(object):
             finally:
                 os.close(self.home)
                 self.home = None
+
+
+# netdevice(7) requests: an interface's (primary) IPv4 address and its netmask
+SIOCGIFADDR = 0x8915
+SIOCGIFNETMASK = 0x891b
+
+
+def interface_ipv4(netns, ifname):
+    """The IPv4 address of interface ifname (str) in network namespace netns (a /run/netns
+    name, a namespace file path, or None for the caller's), as 'A.B.C.D/PREFIXLEN' - its
+    primary address, the first that ``ip -4 addr show`` lists - or None when it has none.
+    Read in-process by the ioctls of netdevice(7) on a socket made inside the namespace (a
+    socket answers for the namespace it was made in). Raises NetnsError for a namespace that
+    cannot be entered, OSError for other errors (ENODEV: no such interface)."""
+    import errno  # pylint: disable=import-outside-toplevel
+    import fcntl  # pylint: disable=import-outside-toplevel
+    import ipaddress  # pylint: disable=import-outside-toplevel
+    import socket  # pylint: disable=import-outside-toplevel
+    import struct  # pylint: disable=import-outside-toplevel
+    with InNetns(netns):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        ifreq = struct.pack('16s16x', ifname.encode('utf-8'))
+        try:
+            address = fcntl.ioctl(sock.fileno(), SIOCGIFADDR, ifreq)[20:24]
+            mask = fcntl.ioctl(sock.fileno(), SIOCGIFNETMASK, ifreq)[20:24]
+        except OSError as e:
+            if e.errno == errno.EADDRNOTAVAIL:
+                return None
+            raise
+    finally:
+        sock.close()
+    prefixlen = bin(struct.unpack('!I', mask)[0]).count('1')
+    return '%s/%d' % (ipaddress.IPv4Address(address), prefixlen)

@@ -36,7 +36,10 @@ import subprocess
 import time
 
 from ansible_collections.k8slab.podnet.plugins.module_utils import procfs
-from ansible_collections.k8slab.podnet.plugins.module_utils.netns import InNetns, NetnsError
+from ansible_collections.k8slab.podnet.plugins.module_utils.netns import (
+    InNetns, NetnsError, libc_call)
+from ansible_collections.k8slab.podnet.plugins.module_utils.nschild import (
+    CLONE_NEWNS, MS_BIND, MS_PRIVATE, MS_REC, mount)
 from ansible_collections.k8slab.podnet.plugins.module_utils.files import read_text, write_atomic
 
 RUNTIME_DIR = '/run/podnet'
@@ -151,21 +154,33 @@ def pids_in_netns(inodes):
     return sorted(found)
 
 
-def spawn(argv, netns):
-    """Starts argv (list of str; argv[0] a path or a name on PATH) detached, as a runtime starts a pause or a
-    shim: in its own session (setsid: no signal of the module's process group reaches it),
-    stdio on /dev/null, no other inherited descriptors, LC_ALL=C, and in the network namespace
-    netns (a /run/netns name or a /proc/PID/ns/net path; the calling thread enters it for the
-    fork, so no nsenter runs). Returns its pid at once: it outlives the module, which does not
-    wait for it. Raises PodError naming argv[0] and netns when it cannot be started."""
+def spawn(argv, netns, binds=()):
+    """Starts argv (list of str; argv[0] a path or a name on PATH) detached, as a runtime
+    starts a pause or a shim: in its own session (setsid: no signal of the module's process
+    group reaches it), stdio on /dev/null, no other inherited descriptors, LC_ALL=C, and in
+    the network namespace netns (a /run/netns name or a /proc/PID/ns/net path; the calling
+    thread enters it for the fork, so no nsenter runs). binds: (source, target) paths
+    bind-mounted in a mount namespace of its own, private so nothing leaks back (what
+    ``unshare --mount --propagation private`` and ``mount --bind`` would do, done between fork
+    and exec). Returns its pid at once: it outlives the module, which does not wait for it.
+    Raises PodError naming argv[0] and netns when it cannot be started."""
+    def private_mounts():
+        libc_call('unshare', CLONE_NEWNS)
+        mount(None, '/', None, MS_REC | MS_PRIVATE)
+        for source, target in binds:
+            mount(source, target, flags=MS_BIND)
     try:
         with InNetns(netns):
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, close_fds=True,
                                     start_new_session=True, cwd='/',
-                                    env=dict(os.environ, LC_ALL='C'))
+                                    env=dict(os.environ, LC_ALL='C'),
+                                    preexec_fn=private_mounts if binds else None)
     except (OSError, NetnsError) as e:
         raise PodError('cannot start %s in %s: %s' % (argv[0], netns, e))
+    except subprocess.SubprocessError:  # private_mounts failed in the child
+        raise PodError('cannot start %s in %s: bind mounts %s failed' % (
+            argv[0], netns, ', '.join('%s over %s' % b for b in binds)))
     proc.returncode = 0  # it lives on: keep subprocess from tracking it
     return proc.pid
 
@@ -185,6 +200,21 @@ def stop(pids, grace=3.0):
             if not pids:
                 return
             time.sleep(0.05)
+
+
+def stop_container(pid):
+    """Stops a running container (pid, an int) as ``crictl stop`` does (stop: SIGTERM, then
+    SIGKILL) and waits up to SHIM_EXIT_WAIT seconds for its shim (its parent, when that runs
+    SHIM) to record the exit status and end; a shim still there then is killed. So the files
+    the runtime clears next, for a restart, are never written again by the old shim."""
+    st = procfs.stat(pid)
+    shim = st[1] if st and cmdline(st[1])[:4] == ['/bin/sh', '-c', SHIM, 'shim'] else None
+    stop([pid])
+    deadline = time.time() + SHIM_EXIT_WAIT
+    while shim and alive(shim) and time.time() < deadline:
+        time.sleep(0.01)
+    if shim and alive(shim):
+        stop([shim], grace=0)
 
 
 def socket_inodes(pid):

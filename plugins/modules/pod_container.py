@@ -111,7 +111,7 @@ attributes:
   platform:
     support: full
     platforms: linux
-    description: Needs root, C(ip) (iproute2) and, with O(cluster_dns), C(unshare) and C(mount) (util-linux).
+    description: Needs root and C(ip) (iproute2).
 seealso:
   - module: k8slab.podnet.pod_sandbox
 extends_documentation_fragment:
@@ -177,10 +177,10 @@ import sys
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.k8slab.podnet.plugins.module_utils import command
 from ansible_collections.k8slab.podnet.plugins.module_utils import pods as P
 from ansible_collections.k8slab.podnet.plugins.module_utils.clusterdns import pod_resolv_conf
 from ansible_collections.k8slab.podnet.plugins.module_utils.files import read_text, write_atomic
+from ansible_collections.k8slab.podnet.plugins.module_utils.netns import NetnsError, interface_ipv4
 
 # The http and echo workloads. A bind() failure is reported as the kernel's errno and text.
 WORKLOAD = r'''"""Workloads of k8slab.podnet containers: http PORT POD CONTAINER NODE | echo PORT."""
@@ -323,12 +323,11 @@ class Runtime(object):
         # The pod's resolv.conf, as kubelet mounts it into each container: its own mount
         # namespace (private, so nothing leaks back to the node) with the file over /etc's.
         resolv = os.path.join(P.pod_dir(self.runtime_dir, pod['name']), RESOLV_CONF)
-        mount = (['unshare', '--mount', '--propagation', 'private', '/bin/sh', '-ec',
-                  'mount --bind "$1" /etc/resolv.conf; shift; exec "$@"', 'sh', resolv]
+        binds = ([(resolv, '/etc/resolv.conf')]
                  if self.m.params['cluster_dns'] and os.path.exists(resolv) else [])
         # Detached in the sandbox's network namespace (the pause's, as a runtime joins it).
-        P.spawn(mount + ['/bin/sh', '-c', P.SHIM, 'shim', files['pid'], files['log'],
-                         files['exit']] + argv, '/proc/%d/ns/net' % sandbox_pid)
+        P.spawn(['/bin/sh', '-c', P.SHIM, 'shim', files['pid'], files['log'], files['exit']]
+                + argv, '/proc/%d/ns/net' % sandbox_pid, binds=binds)
         workload = P.WORKLOAD_ALIASES.get(c['workload'], c['workload'])
         return dict(name=c['name'], workload=workload, port=c.get('port'), argv=argv, pid=None,
                     log=files['log']), files
@@ -398,11 +397,7 @@ class Runtime(object):
             if not self.check:
                 files = P.container_files(self.runtime_dir, name, cname)
                 if c['state'] == 'Running':
-                    P.stop([c['pid']])
-                    # Its shim records the exit right after; wait for it, then clear all.
-                    deadline = time.time() + 2
-                    while not os.path.exists(files['exit']) and time.time() < deadline:
-                        time.sleep(0.02)
+                    P.stop_container(c['pid'])  # its shim done, then clear all
                 for path in files.values():
                     for stale in (path, path + '.previous'):
                         if os.path.exists(stale):
@@ -421,7 +416,7 @@ class Runtime(object):
             if cur and cur['state'] == 'Running':
                 self.result['stopped'].append('%s/%s' % (name, c['name']))
                 if not self.check:
-                    P.stop([cur['pid']])
+                    P.stop_container(cur['pid'])
             elif cur and cur.get('argv') == argv and (
                     pod['restart_policy'] == 'Never' or (
                         pod['restart_policy'] == 'OnFailure' and cur.get('exit_code') == 0)):
@@ -481,17 +476,11 @@ class Runtime(object):
         return True
 
     def pod_ip(self, name):
-        """eth0's first IPv4 address in the pod (what the pod really holds), or None."""
-        rc, out, _err = command.run([self.m.get_bin_path('ip', required=True), '-j',
-                                     '-n', name, 'addr', 'show', 'dev', 'eth0'])
+        """eth0's IPv4 address in the pod (what the pod really holds), or None."""
         try:
-            for link in json.loads(out) if rc == 0 else []:
-                for a in link.get('addr_info', []):
-                    if a.get('family') == 'inet':
-                        return '%s/%s' % (a['local'], a['prefixlen'])
-        except ValueError:
-            pass
-        return None
+            return interface_ipv4(name, 'eth0')
+        except (NetnsError, OSError):
+            return None
 
     def write_program(self):
         self.program_changed = read_text(self.program) != WORKLOAD

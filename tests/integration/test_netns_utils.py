@@ -3,6 +3,7 @@ network namespaces made for the test (needs root): the thread enters a namespace
 comes back, /proc/sys/net answers for the namespace entered, a namespace's sysctls are read
 and written without starting a process, and pods.spawn starts a detached process there. Nothing here changes the root namespace."""
 
+import errno
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from ansible_collections.k8slab.podnet.plugins.module_utils import command  # no
 from ansible_collections.k8slab.podnet.plugins.module_utils import iproute  # noqa: E402
 from ansible_collections.k8slab.podnet.plugins.module_utils import pods as P  # noqa: E402
 from ansible_collections.k8slab.podnet.plugins.module_utils.netns import (  # noqa: E402
-    InNetns, NetnsError)
+    InNetns, NetnsError, interface_ipv4)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='needs root')
 
@@ -157,3 +158,58 @@ def test_spawn_starts_a_detached_process_in_the_namespace(two_netns):
         for pid in pids:
             os.kill(pid, 9)
             os.waitpid(pid, 0)
+
+
+def test_spawn_binds_files_in_a_private_mount_namespace_of_its_own(two_netns, tmp_path):
+    """binds: the process sees the file over /etc/resolv.conf (as kubelet mounts a pod's
+    resolv.conf), in a mount namespace of its own; the caller's mounts, and the file it sees
+    there, stay as they were. A bind that cannot be made fails naming it."""
+    a = two_netns[0]
+    src = tmp_path / 'resolv.conf'
+    src.write_text('nameserver 10.96.0.10\n')
+    host = open('/etc/resolv.conf').read()
+    # A target in a shared mount too: were the process's mounts not private, the host would
+    # see its bind there (on hosts where / is shared, over /etc/resolv.conf as well).
+    shared = tmp_path / 'shared'
+    shared.mkdir()
+    (shared / 'target').write_text('')
+    sh('mount --bind {0} {0} && mount --make-shared {0}'.format(shared))
+    mounts = open('/proc/self/mountinfo').read()
+    pids = []
+    try:
+        pids.append(P.spawn(['/bin/sleep', '30'], a, binds=[(str(src), '/etc/resolv.conf'),
+                                                           (str(src), str(shared / 'target'))]))
+        for target in ('/etc/resolv.conf', shared / 'target'):
+            with open('/proc/%d/root/%s' % (pids[0], target)) as f:
+                assert f.read() == 'nameserver 10.96.0.10\n'
+        assert (shared / 'target').read_text() == ''
+        assert os.stat('/proc/%d/ns/mnt' % pids[0]).st_ino != os.stat('/proc/self/ns/mnt').st_ino
+        assert open('/etc/resolv.conf').read() == host
+        assert open('/proc/self/mountinfo').read() == mounts
+        missing = str(tmp_path / 'missing')
+        with pytest.raises(P.PodError, match='bind mounts %s over /etc/resolv.conf failed'
+                           % missing):
+            pids.append(P.spawn(['/bin/sleep', '30'], a, binds=[(missing, '/etc/resolv.conf')]))
+        assert open('/proc/self/mountinfo').read() == mounts
+    finally:
+        for pid in pids:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        sh('umount -R %s' % shared)
+
+
+def test_interface_ipv4_reads_the_primary_address_in_the_namespace(two_netns):
+    """As ``ip -4 addr show`` lists it first, read in the namespace, not the caller's; None
+    without an address; ENODEV for a missing interface, NetnsError for a missing namespace."""
+    a, b = two_netns
+    assert interface_ipv4(a, 'd0') is None
+    sh('ip -n %s addr add 10.244.7.9/24 dev d0 && ip -n %s addr add 10.244.8.1/16 dev d0 && '
+       'ip -n %s addr add 10.1.2.3/30 dev d0' % (a, a, b))
+    assert interface_ipv4(a, 'd0') == '10.244.7.9/24'
+    assert interface_ipv4(b, 'd0') == '10.1.2.3/30'
+    assert interface_ipv4('/run/netns/' + b, 'd0') == '10.1.2.3/30'
+    with pytest.raises(OSError) as e:
+        interface_ipv4(a, 'nothere0')
+    assert e.value.errno == errno.ENODEV
+    with pytest.raises(NetnsError, match='network namespace %s-none' % a):
+        interface_ipv4(a + '-none', 'd0')

@@ -219,14 +219,21 @@ def test_restart_stops_and_starts_every_running_container_again(pod):
     check = run_module(CONTAINER, dict(args, restart=True), check=True)[0]
     assert check['changed'] and check['started'] == both == check['stopped'], check
     assert [c['pid'] for c in P.read_record(runtime, name)['containers']] == old
+    # One old shim held stopped: it could record its container's exit only after the new
+    # container's files were made - it must never get to (waited for, then killed).
+    shim = int(open('/proc/%d/stat' % old[1]).read().rsplit(')', 1)[1].split()[1])
+    os.kill(shim, signal.SIGSTOP)
     res = run_module(CONTAINER, dict(args, restart=True))[0]
     assert res['changed'] and res['started'] == both == res['stopped'], res
+    assert not alive(shim)
     rec = P.read_record(runtime, name)
     assert rec['ready'] == '2/2' and [c['restarts'] for c in rec['containers']] == [1, 1], rec
     new = [c['pid'] for c in rec['containers']]
     assert not set(new) & set(old) and not [pid for pid in old if alive(pid)], (old, new)
     assert _echo(name, socket.SOCK_STREAM) == b'ping'
+    time.sleep(0.2)  # what a surviving old shim would write meanwhile
     assert not run_module(CONTAINER, args)[0]['changed']
+    assert P.read_record(runtime, name)['ready'] == '2/2'
 
 
 def test_exit_status_written_late_by_the_shim_is_waited_for(pod):

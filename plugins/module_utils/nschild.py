@@ -83,6 +83,7 @@ def in_child(fn, enter=None, new=None):
     the new namespaces is pinned (binds made are undone). The child never returns into the
     caller (os._exit), so it flushes none of the module's buffers."""
     enter, new = enter or {}, new or {}
+    libc_call('getpid')  # libc loaded before the fork: the child imports nothing
     r1, w1 = os.pipe()  # child -> parent: the result
     r2, w2 = os.pipe()  # parent -> child: closed when the pins are made
     pid = os.fork()

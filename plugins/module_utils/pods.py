@@ -169,6 +169,8 @@ def spawn(argv, netns, binds=()):
         mount(None, '/', None, MS_REC | MS_PRIVATE)
         for source, target in binds:
             mount(source, target, flags=MS_BIND)
+    if binds:
+        libc_call('getpid')  # libc loaded before the fork: the child imports nothing
     try:
         with InNetns(netns):
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

@@ -177,8 +177,8 @@ def test_spawn_binds_files_in_a_private_mount_namespace_of_its_own(two_netns, tm
     mounts = open('/proc/self/mountinfo').read()
     pids = []
     try:
-        pids.append(P.spawn(['/bin/sleep', '30'], a, binds=[(str(src), '/etc/resolv.conf'),
-                                                           (str(src), str(shared / 'target'))]))
+        binds = [(str(src), '/etc/resolv.conf'), (str(src), str(shared / 'target'))]
+        pids.append(P.spawn(['/bin/sleep', '30'], a, binds=binds))
         for target in ('/etc/resolv.conf', shared / 'target'):
             with open('/proc/%d/root/%s' % (pids[0], target)) as f:
                 assert f.read() == 'nameserver 10.96.0.10\n'

@@ -106,10 +106,13 @@ def interface_ipv4(netns, ifname):
     import ipaddress  # pylint: disable=import-outside-toplevel
     import socket  # pylint: disable=import-outside-toplevel
     import struct  # pylint: disable=import-outside-toplevel
+    raw = ifname.encode('utf-8')
+    if not 0 < len(raw) < 16:  # IFNAMSIZ with its NUL: a longer name would be cut short
+        raise OSError(errno.EINVAL, 'interface name %r is not 1 to 15 bytes' % ifname)
     with InNetns(netns):
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        ifreq = struct.pack('16s16x', ifname.encode('utf-8'))
+        ifreq = struct.pack('16s24x', raw)  # struct ifreq: name, then a 24-byte union
         try:
             address = fcntl.ioctl(sock.fileno(), SIOCGIFADDR, ifreq)[20:24]
             mask = fcntl.ioctl(sock.fileno(), SIOCGIFNETMASK, ifreq)[20:24]

@@ -69,6 +69,44 @@ def sethostname(name):
     libc_call('sethostname', raw, ctypes.c_size_t(len(raw)))
 
 
+def _child(fn, enter, new, w1, r2):
+    """The forked child's part of in_child: enter, make, run fn, answer on w1, wait on r2."""
+    try:
+        # All opened first: once in a node's mount namespace, the host's pins of its other
+        # namespaces are out of sight.
+        fds = {}
+        for flag in enter:
+            try:
+                fds[flag] = os.open(enter[flag], os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as e:
+                raise NetnsError('cannot open the %s namespace %s: %s'
+                                 % (NS_NAMES[flag], enter[flag], e.strerror))
+        for flag in sorted(fds):
+            try:
+                setns(fds[flag], flag)
+            except OSError as e:
+                raise NetnsError('cannot enter the %s namespace %s: %s'
+                                 % (NS_NAMES[flag], enter[flag], e.strerror))
+        flags = 0
+        for flag in new:
+            flags |= flag
+        if flags:
+            try:
+                libc_call('unshare', flags)
+                if CLONE_NEWNS in new:
+                    mount(None, '/', None, MS_REC | MS_PRIVATE)
+            except OSError as e:
+                raise NetnsError('cannot make new namespaces: %s' % e.strerror)
+        data = json.dumps(dict(result=fn()))
+    except BaseException as e:  # pylint: disable=broad-except
+        data = json.dumps(dict(error=str(e) or type(e).__name__))
+    data = data.encode('utf-8')
+    while data:
+        data = data[os.write(w1, data):]
+    os.close(w1)
+    os.read(r2, 1)  # EOF once the parent has pinned the namespaces
+
+
 def in_child(fn, enter=None, new=None):
     """Runs fn() in a forked child and returns what it returns (JSON-able).
 
@@ -78,55 +116,31 @@ def in_child(fn, enter=None, new=None):
     then runs fn; when fn returns, the parent binds each new namespace over its file (which
     must exist) while the child still holds it. Only CLONE_NEWNS and CLONE_NEWUTS.
 
-    Raises NetnsError naming the step when the child cannot enter, make or run (its
-    exception's message; a mount error as OSError's text), or a pin fails: then nothing of
-    the new namespaces is pinned (binds made are undone). The child never returns into the
-    caller (os._exit), so it flushes none of the module's buffers."""
+    Raises NetnsError with a message naming what failed - entering, making, fn's exception
+    (its message; a mount error as OSError's text), the fork itself, or a pin - and then
+    nothing of the new namespaces is pinned (binds made are undone). The child never returns
+    into the caller (os._exit), so it flushes none of the module's buffers, and it is always
+    reaped."""
     enter, new = enter or {}, new or {}
     libc_call('getpid')  # libc loaded before the fork: the child imports nothing
-    r1, w1 = os.pipe()  # child -> parent: the result
-    r2, w2 = os.pipe()  # parent -> child: closed when the pins are made
-    pid = os.fork()
+    fds = []
+    try:
+        r1, w1 = os.pipe()  # child -> parent: the result
+        fds += [r1, w1]
+        r2, w2 = os.pipe()  # parent -> child: closed when the pins are made
+        fds += [r2, w2]
+        pid = os.fork()
+    except OSError as e:
+        for fd in fds:
+            os.close(fd)
+        raise NetnsError('cannot fork a child for the namespaces: %s' % e.strerror)
     if pid == 0:  # pragma: no cover - the child reports through the pipe
-        status = 1
         try:
             os.close(r1)
             os.close(w2)
-            try:
-                # All opened first: once in a node's mount namespace, the host's pins of
-                # its other namespaces are out of sight.
-                fds = {}
-                for flag in enter:
-                    try:
-                        fds[flag] = os.open(enter[flag], os.O_RDONLY | os.O_CLOEXEC)
-                    except OSError as e:
-                        raise NetnsError('cannot open the %s namespace %s: %s'
-                                         % (NS_NAMES[flag], enter[flag], e.strerror))
-                for flag in sorted(fds):
-                    try:
-                        setns(fds[flag], flag)
-                    except OSError as e:
-                        raise NetnsError('cannot enter the %s namespace %s: %s'
-                                         % (NS_NAMES[flag], enter[flag], e.strerror))
-                flags = 0
-                for flag in new:
-                    flags |= flag
-                if flags:
-                    try:
-                        libc_call('unshare', flags)
-                    except OSError as e:
-                        raise NetnsError('cannot make new namespaces: %s' % e.strerror)
-                if CLONE_NEWNS in new:
-                    mount(None, '/', None, MS_REC | MS_PRIVATE)
-                reply = dict(result=fn())
-                status = 0
-            except Exception as e:  # pylint: disable=broad-except
-                reply = dict(error=str(e))
-            os.write(w1, json.dumps(reply).encode('utf-8'))
-            os.close(w1)
-            os.read(r2, 1)  # EOF once the parent has pinned the namespaces
+            _child(fn, enter, new, w1, r2)
         finally:
-            os._exit(status)
+            os._exit(0)  # pylint: disable=protected-access
     os.close(w1)
     os.close(r2)
     pinned = []

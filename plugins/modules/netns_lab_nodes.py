@@ -82,8 +82,8 @@ attributes:
     support: full
     platforms: linux
     description:
-      - Needs root, iproute2 and, to tear down, util-linux (C(nsenter), C(umount)). The nodes'
-        namespaces are made and set up by system calls in a child of the module (no
+      - Needs root and, to tear down, iproute2 and util-linux (C(nsenter), C(umount)). The
+        nodes' namespaces are made and set up by system calls in a child of the module (no
         C(unshare) or C(mount) process); RV(commands) names the commands that do the same.
 author: k8slab.podnet developers (@k8slab)
 '''
@@ -103,7 +103,9 @@ EXAMPLES = r'''
 
 RETURN = r'''
 commands:
-  description: What ran (or would run in check mode), as shell commands.
+  description:
+    - What was done (or would be in check mode), as the shell commands that do the same - the
+      nodes' namespaces and mounts are made by system calls, teardown runs the commands.
   returned: always
   type: list
   elements: str
@@ -181,7 +183,7 @@ def step_argv(step):
     if verb == 'umount-stack':
         return ['sh', '-c', 'while mountpoint -q {0}; do umount -l {0}; done'.format(args[0])]
     if verb == 'umount-lazy':
-        return ['umount', '-l'] + args
+        return ['sh', '-c', 'umount -l %s 2>/dev/null || true' % shlex.quote(args[0])]
     if verb == 'tmpfs':
         return ['mount', '-t', 'tmpfs', '-o', TMPFS_OPTIONS, TMPFS_SOURCE] + args
     return {'bind': ['mount', '--bind'], 'hostname': ['hostname']}[verb] + args
@@ -265,7 +267,10 @@ class Lab(object):
     def mkdir(self, path):
         """``mkdir -p path``, recorded as that command, done without a process."""
         if self.note_change(['mkdir', '-p', path]):
-            os.makedirs(path, exist_ok=True)
+            try:
+                os.makedirs(path, exist_ok=True)
+            except OSError as e:
+                raise LabError('mkdir -p %s: %s' % (path, e.strerror))
 
     def touch(self, path):
         """``touch path`` (a new empty file), recorded as that command, done without a process."""
@@ -324,38 +329,54 @@ class Lab(object):
         except OSError as e:
             raise LabError('%s: %s' % (self.commands[-1], e.strerror))
 
+        # Mount points the nodes need, made on the host's filesystem before a node mounts.
+        for d in [NETNS_DIR] + self.private_dirs:
+            if not os.path.isdir(d):
+                self.note_host_dir(d)
+                self.mkdir(d)
         for node in nodes:
             self.present_node(node)
 
     def present_node(self, node):
-        """The node's mount and UTS namespaces made (or entered) and set up by one forked
-        child (module_utils/nschild): a new namespace is pinned only once its setup is done."""
+        """The node's mount and UTS namespaces made (or entered) and set up by a forked child
+        (module_utils/nschild). A new namespace is pinned only once its setup is done, so a
+        failure leaves nothing of it; an existing one is looked at first (a dry pass), so
+        RV(commands) names the steps before any is taken."""
         files = {CLONE_NEWNS: self.node_file(node), CLONE_NEWUTS: uts_ns_file(self.lab, node)}
         new = dict((flag, path) for flag, path in files.items() if pinned(path) is None)
         for flag in sorted(new):
             if not os.path.exists(new[flag]):
                 self.touch(new[flag])
-        if new:
-            self.note_change(['unshare'] + ['--%s=%s' % (OPTION[f], new[f]) for f in sorted(new)]
-                             + ['--propagation', 'private', 'true'])
-        # Mount points the node needs, made on the host's filesystem before the child mounts.
-        for d in [NETNS_DIR] + self.private_dirs:
-            if not os.path.isdir(d):
-                self.note_host_dir(d)
-                self.mkdir(d)
+        unshare = (['unshare'] + ['--%s=%s' % (OPTION[f], new[f]) for f in sorted(new)]
+                   + ['--propagation', 'private', 'true'])
         resolv = self.resolv_conf(node)
         if self.check and new:
-            return  # a new node: its setup below would all be done
+            self.note_change(unshare)
+            if CLONE_NEWNS in new:
+                return  # a new node: its setup would all be done
         binds = [(self.node_dir(node, d), d) for d in self.private_dirs]
         enter = dict((flag, path) for flag, path in files.items() if flag not in new)
         try:
-            steps = in_child(lambda: setup_node(node, binds, resolv, apply=not self.check),
-                             enter=enter, new=new)
+            if new and not self.check:
+                steps = in_child(lambda: setup_node(node, binds, resolv), enter=enter, new=new)
+                self.note_change(unshare)
+            else:
+                steps = in_child(lambda: setup_node(node, binds, resolv, apply=False),
+                                 enter=enter)
+                if steps and not self.check:
+                    for step in steps:
+                        self.note_step(files, step)
+                    steps = in_child(lambda: setup_node(node, binds, resolv), enter=enter)
+                    return
         except NetnsError as e:
-            raise LabError('node %s: %s' % (node, e))
+            raise LabError('node %s: %s%s' % (node, e, ' (nothing of it was kept)' if new else ''))
         for step in steps:
-            flag = CLONE_NEWUTS if step[0] == 'hostname' else CLONE_NEWNS
-            self.note_change(['nsenter', '--%s=%s' % (OPTION[flag], files[flag])] + step_argv(step))
+            self.note_step(files, step)
+
+    def note_step(self, files, step):
+        """Record a setup step as the nsenter command that does the same."""
+        flag = CLONE_NEWUTS if step[0] == 'hostname' else CLONE_NEWNS
+        self.note_change(['nsenter', '--%s=%s' % (OPTION[flag], files[flag])] + step_argv(step))
 
     def resolv_conf(self, node):
         """The node's own resolver file written here; (source, target) of its bind mount over

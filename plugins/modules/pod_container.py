@@ -104,14 +104,15 @@ options:
     description:
       - Restart every running container of the listed pods - stopped as C(crictl stop) does
         (SIGTERM, SIGKILL after a grace period), then started again - as after a change of
-        configuration that a workload reads only when it starts (dnsmasq's). Always a change.
+        configuration that a workload reads only when it starts (dnsmasq's). A change when a
+        container is restarted; exited ones follow O(pods[].restart_policy) as without it.
     type: bool
     default: false
 attributes:
   platform:
     support: full
     platforms: linux
-    description: Needs root and C(ip) (iproute2).
+    description: Needs root; the containers' shims run C(/bin/sh).
 seealso:
   - module: k8slab.podnet.pod_sandbox
 extends_documentation_fragment:
@@ -313,7 +314,8 @@ class Runtime(object):
     def start(self, pod, c, argv, sandbox_pid):
         """Starts one container under its shim and returns at once: (record entry, pid
         still None; its files). wait_started waits for it (pod() before the pod's next
-        container, main() for the last containers of all pods at once)."""
+        container, main() for the last containers of all pods at once). One that cannot be
+        started comes back with its message and files None."""
         files = P.container_files(self.runtime_dir, pod['name'], c['name'])
         for path in (files['pid'], files['exit']):
             if os.path.exists(path):
@@ -325,12 +327,19 @@ class Runtime(object):
         resolv = os.path.join(P.pod_dir(self.runtime_dir, pod['name']), RESOLV_CONF)
         binds = ([(resolv, '/etc/resolv.conf')]
                  if self.m.params['cluster_dns'] and os.path.exists(resolv) else [])
-        # Detached in the sandbox's network namespace (the pause's, as a runtime joins it).
-        P.spawn(['/bin/sh', '-c', P.SHIM, 'shim', files['pid'], files['log'], files['exit']]
-                + argv, '/proc/%d/ns/net' % sandbox_pid, binds=binds)
         workload = P.WORKLOAD_ALIASES.get(c['workload'], c['workload'])
-        return dict(name=c['name'], workload=workload, port=c.get('port'), argv=argv, pid=None,
-                    log=files['log']), files
+        entry = dict(name=c['name'], workload=workload, port=c.get('port'), argv=argv, pid=None,
+                     log=files['log'])
+        try:
+            # Detached in the sandbox's network namespace (the pause's, as a runtime joins it).
+            P.spawn(['/bin/sh', '-c', P.SHIM, 'shim', files['pid'], files['log'], files['exit']]
+                    + argv, '/proc/%d/ns/net' % sandbox_pid, binds=binds)
+        except P.PodError as e:
+            # As a kubelet reports a container that could not be created: not running, the
+            # reason in its record; the run goes on (fail_not_ready makes it fail).
+            entry['message'] = str(e)
+            return entry, None
+        return entry, files
 
     @staticmethod
     def is_started(entry, elapsed):
@@ -435,7 +444,8 @@ class Runtime(object):
                 pending = []
             entry, files = self.start(pod, c, argv, spid)
             entry['restarts'] = restarts + 1 if cur else 0
-            pending.append((entry, files))
+            if files:
+                pending.append((entry, files))
             entries.append(entry)
             fresh.append(entry['name'])
         self.started.extend(pending)

@@ -47,7 +47,12 @@ def test_a_nodes_lost_mounts_and_host_name_are_put_back():
     args = dict(lab=lab, nodes=['node-1'], private_dirs=['/run/podnet'],
                 resolv_conf='nameserver 10.0.2.3\n')
     node = 'nsenter --mount=/run/k8slab/{0}/mnt/node-1 --uts=/run/k8slab/{0}/uts/node-1 '.format(lab)
-    host_mounts = sh('cat /proc/self/mountinfo')
+    host_name = socket.gethostname()
+
+    def lab_mounts():  # the host's mount table entries of this lab, and /etc/resolv.conf's
+        return [line for line in sh('cat /proc/self/mountinfo').splitlines()
+                if '/' + lab in line or ' /etc/resolv.conf ' in line or ' /run/podnet ' in line]
+    host_mounts = lab_mounts()
     try:
         assert run_module('k8slab.podnet.netns_lab_nodes', args)[0]['changed']
         look = node + "sh -c 'hostname; cat /etc/resolv.conf; mountpoint -q /run/podnet && echo bound'"
@@ -61,8 +66,10 @@ def test_a_nodes_lost_mounts_and_host_name_are_put_back():
         assert res['changed'] and res['commands'] == check['commands'], (res, check)
         assert sh(look) == 'node-1\nnameserver 10.0.2.3\nbound\n'
         assert not run_module('k8slab.podnet.netns_lab_nodes', args)[0]['changed']
-        assert socket.gethostname() != 'node-1'
     finally:
         gone = run_module('k8slab.podnet.netns_lab_nodes', dict(args, state='absent'))[0]
+        if socket.gethostname() != host_name:  # the node's name leaked: put the host's back
+            sh('hostname %s' % host_name)
         assert not gone.get('failed'), gone
-    assert sh('cat /proc/self/mountinfo') == host_mounts
+    assert socket.gethostname() == host_name
+    assert lab_mounts() == host_mounts

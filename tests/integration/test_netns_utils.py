@@ -174,7 +174,12 @@ def test_spawn_binds_files_in_a_private_mount_namespace_of_its_own(two_netns, tm
     shared.mkdir()
     (shared / 'target').write_text('')
     sh('mount --bind {0} {0} && mount --make-shared {0}'.format(shared))
-    mounts = open('/proc/self/mountinfo').read()
+
+    def mine():  # the mount table entries this test could make: its own paths, resolv.conf
+        with open('/proc/self/mountinfo') as f:
+            return [line for line in f if str(tmp_path) in line or ' /etc/resolv.conf ' in line]
+
+    mounts = mine()
     pids = []
     try:
         binds = [(str(src), '/etc/resolv.conf'), (str(src), str(shared / 'target'))]
@@ -185,17 +190,20 @@ def test_spawn_binds_files_in_a_private_mount_namespace_of_its_own(two_netns, tm
         assert (shared / 'target').read_text() == ''
         assert os.stat('/proc/%d/ns/mnt' % pids[0]).st_ino != os.stat('/proc/self/ns/mnt').st_ino
         assert open('/etc/resolv.conf').read() == host
-        assert open('/proc/self/mountinfo').read() == mounts
+        assert mine() == mounts
         missing = str(tmp_path / 'missing')
         with pytest.raises(P.PodError, match='bind mounts %s over /etc/resolv.conf failed'
                            % missing):
             pids.append(P.spawn(['/bin/sleep', '30'], a, binds=[(missing, '/etc/resolv.conf')]))
-        assert open('/proc/self/mountinfo').read() == mounts
+        assert mine() == mounts
     finally:
         for pid in pids:
             os.kill(pid, 9)
             os.waitpid(pid, 0)
         sh('umount -R %s' % shared)
+        # A bind that leaked would hide the host's resolver file: never leave it there.
+        if any(str(src) in line for line in mine()):
+            sh('umount /etc/resolv.conf')
 
 
 def test_interface_ipv4_reads_the_primary_address_in_the_namespace(two_netns):
@@ -211,5 +219,8 @@ def test_interface_ipv4_reads_the_primary_address_in_the_namespace(two_netns):
     with pytest.raises(OSError) as e:
         interface_ipv4(a, 'nothere0')
     assert e.value.errno == errno.ENODEV
+    with pytest.raises(OSError) as e:
+        interface_ipv4(a, 'd0' + 'x' * 14)  # 16 bytes: never cut short to another name
+    assert e.value.errno == errno.EINVAL
     with pytest.raises(NetnsError, match='network namespace %s-none' % a):
         interface_ipv4(a + '-none', 'd0')

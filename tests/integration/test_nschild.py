@@ -37,6 +37,15 @@ def no_children():
     return False
 
 
+@pytest.fixture(autouse=True)
+def host_name_kept():
+    """Were a child's UTS namespace not its own, the host's name would change: put it back."""
+    name = socket.gethostname()
+    yield
+    if socket.gethostname() != name:
+        sethostname(name)
+
+
 @pytest.fixture
 def pins(uid):
     """A private bind mount of a fresh directory (namespace files can only be bound into a
@@ -44,16 +53,18 @@ def pins(uid):
     directory mp (so a mount there would reach the host, were the child's copy not private);
     all unmounted and removed after the test."""
     base = '/run/kc%s' % uid
-    os.makedirs(base + '-shared/mp')
-    os.makedirs(base)
-    sh('mount --bind {0} {0} && mount --make-private {0}'.format(base))
-    sh('mount --bind {0}-shared {0}-shared && mount --make-shared {0}-shared'.format(base))
-    for name in ('mnt', 'uts'):
-        open(os.path.join(base, name), 'w').close()
-    yield base
-    for path in (base + '/mnt', base + '/uts', base + '-shared/mp', base + '-shared', base):
-        subprocess.run(['umount', path], capture_output=True, check=False)
-    sh('rm -rf {0} {0}-shared'.format(base))
+    try:
+        os.makedirs(base + '-shared/mp')
+        os.makedirs(base)
+        sh('mount --bind {0} {0} && mount --make-private {0}'.format(base))
+        sh('mount --bind {0}-shared {0}-shared && mount --make-shared {0}-shared'.format(base))
+        for name in ('mnt', 'uts'):
+            open(os.path.join(base, name), 'w').close()
+        yield base
+    finally:
+        for path in (base + '/mnt', base + '/uts', base + '-shared/mp', base + '-shared', base):
+            subprocess.run(['umount', path], capture_output=True, check=False)
+        sh('rm -rf {0} {0}-shared'.format(base))
 
 
 def test_new_namespaces_are_pinned_only_when_the_work_succeeded(pins):
@@ -78,6 +89,15 @@ def test_new_namespaces_are_pinned_only_when_the_work_succeeded(pins):
     # Entered again: the UTS pin is out of sight inside the node's mount namespace (made
     # before the pin), so both files are opened before either is entered.
     assert in_child(socket.gethostname, enter={CLONE_NEWNS: mnt, CLONE_NEWUTS: uts}) == 'kc-node'
+    # A half-made pair (the mount namespace pinned, the UTS one not): enter one, make the other.
+    sh('umount %s' % uts)
+
+    def renamed():
+        sethostname('kc-again')
+        return socket.gethostname()
+    assert in_child(renamed, enter={CLONE_NEWNS: mnt}, new={CLONE_NEWUTS: uts}) == 'kc-again'
+    assert sh('nsenter --uts=%s hostname' % uts).strip() == 'kc-again'
+    assert 'kc-test' in sh('nsenter --mount=%s cat /proc/self/mountinfo' % mnt)
     # The caller stayed where it was: namespaces, host name, mount table.
     assert own_namespaces() == before and socket.gethostname() == host_name
     assert not mounted(pins + '-shared/mp')

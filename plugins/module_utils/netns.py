@@ -15,7 +15,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
+import fcntl
+import ipaddress
 import os
+import socket
+import struct
 
 NETNS_DIR = '/run/netns'
 CLONE_NEWNET = 0x40000000
@@ -101,11 +106,6 @@ def interface_ipv4(netns, ifname):
     Read in-process by the ioctls of netdevice(7) on a socket made inside the namespace (a
     socket answers for the namespace it was made in). Raises NetnsError for a namespace that
     cannot be entered, OSError for other errors (ENODEV: no such interface)."""
-    import errno  # pylint: disable=import-outside-toplevel
-    import fcntl  # pylint: disable=import-outside-toplevel
-    import ipaddress  # pylint: disable=import-outside-toplevel
-    import socket  # pylint: disable=import-outside-toplevel
-    import struct  # pylint: disable=import-outside-toplevel
     raw = ifname.encode('utf-8')
     if not 0 < len(raw) < 16:  # IFNAMSIZ with its NUL: a longer name would be cut short
         raise OSError(errno.EINVAL, 'interface name %r is not 1 to 15 bytes' % ifname)

@@ -69,6 +69,15 @@ def sethostname(name):
     libc_call('sethostname', raw, ctypes.c_size_t(len(raw)))
 
 
+def unshare(flags):
+    """unshare(2) of the calling process's namespaces flags (CLONE_NEW*); with CLONE_NEWNS
+    every mount of the new mount namespace is made private, as ``unshare --propagation
+    private`` does, so nothing mounted there propagates back. Raises OSError."""
+    libc_call('unshare', flags)
+    if flags & CLONE_NEWNS:
+        mount(None, '/', None, MS_REC | MS_PRIVATE)
+
+
 def _child(fn, enter, new, w1, r2):
     """The forked child's part of in_child: enter, make, run fn, answer on w1, wait on r2."""
     try:
@@ -92,9 +101,7 @@ def _child(fn, enter, new, w1, r2):
             flags |= flag
         if flags:
             try:
-                libc_call('unshare', flags)
-                if CLONE_NEWNS in new:
-                    mount(None, '/', None, MS_REC | MS_PRIVATE)
+                unshare(flags)
             except OSError as e:
                 raise NetnsError('cannot make new namespaces: %s' % e.strerror)
         data = json.dumps(dict(result=fn()))

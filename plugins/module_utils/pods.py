@@ -39,7 +39,7 @@ from ansible_collections.k8slab.podnet.plugins.module_utils import procfs
 from ansible_collections.k8slab.podnet.plugins.module_utils.netns import (
     InNetns, NetnsError, libc_call)
 from ansible_collections.k8slab.podnet.plugins.module_utils.nschild import (
-    CLONE_NEWNS, MS_BIND, MS_PRIVATE, MS_REC, mount)
+    CLONE_NEWNS, MS_BIND, mount, unshare)
 from ansible_collections.k8slab.podnet.plugins.module_utils.files import read_text, write_atomic
 
 RUNTIME_DIR = '/run/podnet'
@@ -55,6 +55,8 @@ WORKLOAD_ALIASES = {'httpd': 'http'}
 SHIM = ('pidf=$1; log=$2; ex=$3; shift 3; '
         '"$@" </dev/null >>"$log" 2>&1 & echo $! >"$pidf.tmp" && mv "$pidf.tmp" "$pidf"; '
         'wait $!; echo $? >"$ex.tmp" && mv "$ex.tmp" "$ex"')
+# A shim's argv before its files and the container's argv: how a shim is started and found.
+SHIM_ARGV = ['/bin/sh', '-c', SHIM, 'shim']
 
 
 # Seconds a live shim gets to record the exit status of its ended container.
@@ -165,8 +167,7 @@ def spawn(argv, netns, binds=()):
     and exec). Returns its pid at once: it outlives the module, which does not wait for it.
     Raises PodError naming argv[0] and netns when it cannot be started."""
     def private_mounts():
-        libc_call('unshare', CLONE_NEWNS)
-        mount(None, '/', None, MS_REC | MS_PRIVATE)
+        unshare(CLONE_NEWNS)
         for source, target in binds:
             mount(source, target, flags=MS_BIND)
     if binds:
@@ -210,7 +211,7 @@ def stop_container(pid):
     SHIM) to record the exit status and end; a shim still there then is killed. So the files
     the runtime clears next, for a restart, are never written again by the old shim."""
     st = procfs.stat(pid)
-    shim = st[1] if st and cmdline(st[1])[:4] == ['/bin/sh', '-c', SHIM, 'shim'] else None
+    shim = st[1] if st and cmdline(st[1])[:4] == SHIM_ARGV else None
     stop([pid])
     deadline = time.time() + SHIM_EXIT_WAIT
     while shim and alive(shim) and time.time() < deadline:
@@ -282,7 +283,7 @@ def shim_running(pid_file):
         if not entry.isdigit():
             continue
         argv = cmdline(int(entry))
-        if argv[:4] != ['/bin/sh', '-c', SHIM, 'shim'] or len(argv) < 5:
+        if argv[:4] != SHIM_ARGV or len(argv) < 5:
             continue
         try:
             st = os.stat('/proc/%s/root%s' % (entry, argv[4]))

@@ -332,8 +332,8 @@ class Runtime(object):
                      log=files['log'])
         try:
             # Detached in the sandbox's network namespace (the pause's, as a runtime joins it).
-            P.spawn(['/bin/sh', '-c', P.SHIM, 'shim', files['pid'], files['log'], files['exit']]
-                    + argv, '/proc/%d/ns/net' % sandbox_pid, binds=binds)
+            P.spawn(P.SHIM_ARGV + [files['pid'], files['log'], files['exit']] + argv,
+                    '/proc/%d/ns/net' % sandbox_pid, binds=binds)
         except P.PodError as e:
             # As a kubelet reports a container that could not be created: not running, the
             # reason in its record; the run goes on (fail_not_ready makes it fail).

@@ -18,6 +18,8 @@ generates an inventory in a temporary directory (lab name `kebench`) and times, 
   (then teardown again)
 and, for the same topology, the command-per-step playbook (`cmd`, lab prefix `kbcmd`) and the
 plain shell script (`shell`, prefix `kbsh`) from bench/baseline.py, each proven with a ping.
+A step whose lab is not in the state it measures gets an untimed build or teardown first
+(lab_plan): `--lab-steps idempotent` alone times a rerun, not a first build.
 Wall time and CPU time (user + system of every waited-for child process) are reported as
 min/median; a table is printed and the raw samples are written as JSON. Each run of a step that
 verifies records its report's number of checks (the verify-time curve: verify wall against
@@ -103,6 +105,28 @@ def warm_server_cpu(lab):
             continue
         result[pid] = sum(int(x) for x in fields[11:15]) / os.sysconf('SC_CLK_TCK')
     return result
+
+
+def lab_plan(steps, repeat):
+    """The lab steps to run: [(repeat, n, step, timed)]. Each repeat takes the asked ``steps``
+    in the order of LAB_STEPS (and a second teardown after ``site``, of the lab site.yml made);
+    an untimed build or teardown goes before a step whose lab is not in the state the step
+    measures - build and site start from no lab, verify, idempotent, check and teardown from
+    a built one - so that, say, ``idempotent`` asked alone is a rerun and not a first build."""
+    sequence = [s for s in LAB_STEPS if s in steps]
+    if 'site' in sequence:
+        sequence.append('teardown')
+    plan, built, n = [], False, 0
+    for rep in range(1, repeat + 1):
+        for what in sequence:
+            need = what not in ('build', 'site')
+            if built != need:
+                plan.append((rep, n, 'build' if need else 'teardown', False))
+                n += 1
+            plan.append((rep, n, what, True))
+            n += 1
+            built = what != 'teardown'
+    return plan
 
 
 class BenchError(Exception):
@@ -198,25 +222,24 @@ class Bench:
         down = ['playbooks/netns_lab_down.yml']
         build = ['playbooks/validate.yml', 'playbooks/netns_lab_up.yml', 'playbooks/cluster.yml']
         self.playbook(inv, down, self.log(size, 'pre-teardown'))
-        sequence = [('build', build, ()), ('verify', ['playbooks/verify.yml'], ()),
-                    ('idempotent', ['site.yml'], ()), ('check', ['site.yml'], ('--check',)),
-                    ('teardown', down, ()), ('site', ['site.yml'], ())]
-        if 'site' in self.args.lab_steps:
-            sequence.append(('teardown', down, ()))  # a second sample, of the lab site.yml made
+        playbooks = dict(build=build, verify=['playbooks/verify.yml'], idempotent=['site.yml'],
+                         check=['site.yml'], teardown=down, site=['site.yml'])
         try:
-            for rep in range(1, self.args.repeat + 1):
-                for n, (what, playbooks, extra) in enumerate(sequence):
-                    if what not in self.args.lab_steps:
-                        continue
-                    report = self.clear_verify_report()
-                    wall, cpu, out, tasks = self.playbook(
-                        inv, playbooks, self.log(size, '%s-%d-%d' % (what, rep, n)), *extra)
-                    ok, changed, _failed = recap(out)
-                    more = dict(tasks=ok, changed=changed, profile=tasks)
-                    more.update(read_verify_report(report))
-                    if what in MEMORY_STEPS:
-                        more['memory'] = memory.lab_processes(LAB_NAME)
-                    self.record(size, label, what, rep, wall, cpu, **more)
+            for rep, n, what, timed in lab_plan(self.args.lab_steps, self.args.repeat):
+                extra = ('--check',) if what == 'check' else ()
+                log = self.log(size, '%s-%d-%d' % (what, rep, n) if timed else
+                               'untimed-%s-%d-%d' % (what, rep, n))
+                if not timed:
+                    self.playbook(inv, playbooks[what], log)
+                    continue
+                report = self.clear_verify_report()
+                wall, cpu, out, tasks = self.playbook(inv, playbooks[what], log, *extra)
+                ok, changed, _failed = recap(out)
+                more = dict(tasks=ok, changed=changed, profile=tasks)
+                more.update(read_verify_report(report))
+                if what in MEMORY_STEPS:
+                    more['memory'] = memory.lab_processes(LAB_NAME)
+                self.record(size, label, what, rep, wall, cpu, **more)
         finally:
             self.playbook(inv, down, self.log(size, 'final-teardown'))
 

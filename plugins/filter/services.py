@@ -11,7 +11,8 @@ get clusterIPs, nodePorts and resolv.conf without a round trip to a node.
   allocated (deterministically, as kube_proxy and cluster_dns allocate them).
 - ``namespace | k8slab.podnet.pod_resolv_conf(nameserver='10.96.0.10')``: kubelet's resolv.conf.
 - ``pods | k8slab.podnet.service_pods(services, namespace, name)``: the pods (ready or not)
-  the named service's selector matches (the DNS pods a node must configure, for instance).
+  the named service's selector matches (the DNS pods a node must configure, for instance);
+  without namespace and name, the pods any service selects (kube-proxy's endpoints).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -43,10 +44,16 @@ def kube_services(services, pods=None, service_cidr=SERVICE_CIDR):
         raise AnsibleFilterError('bad services: %s' % e)
 
 
-def service_pods(pods, services, namespace, name):
-    """The pods (dicts with namespace and labels, e.g. pod_specs' long form) that the
-    selector of service ``namespace/name`` among ``services`` matches; [] when there is no
-    such service or it has no selector."""
+def service_pods(pods, services, namespace=None, name=None):
+    """The pods (dicts with namespace and labels: pod_specs' long form or node_info's records)
+    that the selector of service ``namespace/name`` among ``services`` matches; [] when there
+    is no such service or it has no selector. Without ``name``: the pods that any of
+    ``services`` selects, once each, in their order - what the EndpointSlice controller makes
+    endpoints of, and all of the pods that kube-proxy needs."""
+    if name is None:
+        wanted = [dict(svc, namespace=svc.get('namespace', 'default'))
+                  for svc in services or [] if svc.get('selector')]
+        return [p for p in pods or [] if any(selects(svc, p) for svc in wanted)]
     for svc in services or []:
         if svc.get('namespace', 'default') == namespace and svc.get('name') == name:
             if not svc.get('selector'):

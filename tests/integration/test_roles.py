@@ -319,6 +319,20 @@ def test_real_plugins_with_the_node_conflist_make_the_same_pod(built):
     assert res.rc == 0 and res.changed == 0, res
 
 
+def test_pods_on_node_is_what_the_node_makes(built):
+    """The role's pods_on_node option (this node's pods, long form) is what its modules get,
+    not the inventory's lab_pods: given node-2's pods but one, a check-mode run would remove
+    that one there, and change nothing (check mode)."""
+    mine = [p for p in DEFAULT_PODS if p['node'] == 'node-2']
+    gone, kept = mine[0]['name'], [dict(p, node='node-2') for p in mine[1:]]
+    before = pod_netns(built, 'node-2')
+    res = built.play('playbooks/cluster.yml', check=True, extra={'pods_on_node': kept})
+    assert res.rc == 0, res
+    sandbox = task_like(res, 'Keep a sandbox per pod', 'node-2')
+    assert sandbox['removed'] == [gone] and sandbox['created'] == [], sandbox
+    assert pod_netns(built, 'node-2') == before
+
+
 def test_pod_taken_out_of_the_inventory_is_removed(built):
     pid = built.pid('node-1', 'httpd')
     dns = built.pid('controlplane', 'kube-dns', 'dnsmasq')

@@ -236,3 +236,17 @@ def test_scaled_topology_keeps_the_cluster_dns():
 def test_the_benchmark_keeps_the_callbacks_ansible_cfg_enables():
     # ANSIBLE_CALLBACKS_ENABLED replaces ansible.cfg's list: the benchmark adds its own to it.
     assert 'k8slab.podnet.warm' in bench.cfg_callbacks()
+
+
+def test_lab_plan_times_each_step_on_the_lab_it_measures():
+    # idempotent and teardown asked without build: an untimed build first, every repeat.
+    plan = bench.lab_plan(['site', 'idempotent', 'teardown'], 2)
+    assert [(w, t) for _r, _n, w, t in plan] == [
+        ('build', False), ('idempotent', True), ('teardown', True), ('site', True),
+        ('teardown', True)] * 2
+    assert [n for _r, n, _w, _t in plan] == list(range(10))
+    # The full sequence needs nothing untimed; build twice without teardown tears down first.
+    assert all(step[3] for step in bench.lab_plan(bench.LAB_STEPS, 3))
+    assert [(w, t) for _r, _n, w, t in bench.lab_plan(['build', 'verify'], 2)] == [
+        ('build', True), ('verify', True), ('teardown', False), ('build', True),
+        ('verify', True)]

@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
 
 from ansible.errors import AnsibleFilterError  # noqa: E402
 from ansible_collections.k8slab.podnet.plugins.filter.services import (  # noqa: E402
-    kube_services, service_errors)
+    kube_services, service_errors, service_pods)
 from ansible_collections.k8slab.podnet.plugins.module_utils.clusterdns import (  # noqa: E402
     cluster_dnsmasq_conf, cluster_records, pod_resolv_conf, reverse_zones)
 from ansible_collections.k8slab.podnet.plugins.module_utils.kubeproxy import (  # noqa: E402
@@ -78,3 +78,19 @@ def test_filters():
     assert kube_services([{'name': 'ok', 'ports': [{'port': 80}]}])[0]['clusterIP'].startswith('10.')
     with pytest.raises(AnsibleFilterError):
         kube_services([{'name': 'Bad', 'ports': [{'port': 80}]}])
+
+
+def test_service_pods_of_one_service_or_of_any():
+    """With a name: that Service's pods (the DNS pods); without: the pods some Service selects,
+    once each, in their order (kube-proxy's endpoints) - a pod no selector matches is left out,
+    and a Service without a selector selects nothing."""
+    idle = {'name': 'idle', 'labels': {'app': 'idle'}, 'ip': '10.244.1.9'}
+    other_ns = {'name': 'nginx-2', 'namespace': 'other', 'labels': {'app': 'nginx-dns'}}
+    pods = [idle, PODS[0], other_ns, PODS[1]]
+    raw = [dict(s) for s in SERVICES] + [{'name': 'manual', 'ports': [{'port': 80}]}]
+    assert service_pods(pods, raw, 'kube-system', 'kube-dns') == [PODS[1]]
+    assert service_pods(pods, raw, 'default', 'manual') == []
+    assert service_pods(pods, raw) == [PODS[0], PODS[1]]
+    # namespace defaults to "default" on a Service as on a pod
+    assert service_pods(pods, [{'name': 'x', 'selector': {'app': 'idle'}}]) == [idle]
+    assert service_pods(pods, []) == [] and service_pods(None, raw) == []

@@ -266,3 +266,7 @@ def test_pod_specs_expand_the_shorthand():
     assert specs[0]['veth'] == pod_veth_name('httpd') and specs[0]['namespace'] == 'default'
     two = pod_specs([SEED000], keys=['name', 'containers'])
     assert two == [{'name': 'test-pod', 'containers': SEED000['containers']}]
+    # The pods role takes its modules' views from the long form (pods_on_node): the same.
+    assert pod_specs(specs) == specs
+    assert pod_specs(specs, keys=['name', 'veth']) == pod_specs(PODS + [SEED000], 'node-1',
+                                                                keys=['name', 'veth'])

@@ -62,6 +62,28 @@ def _pick_target(lab, node):
     return next((p for p in pods if p.get('workload') == 'httpd'), pods[0] if pods else None)
 
 
+def _path_targets(lab):
+    """{node: the pod that pod -> pod traces to node aim at}, for the nodes that have pods."""
+    targets = dict((y, _pick_target(lab, y)) for y in lab.order)
+    return dict((y, t) for y, t in targets.items() if t is not None)
+
+
+def _refusal_client(lab, node, refusals):
+    """The pod of node to expect ``refusals`` refusals from (Services without endpoints):
+    kube-proxy's REJECT answers with an ICMP error from the node, which the kernel rate-limits
+    per destination pod together with the TTL-1 answers to that pod's traces (probe.HopPacer).
+    So the first pod whose traces to other nodes (_path_sources) leave room for the refusals
+    in the burst, else the one with the fewest: a refusal without a turn is answered with
+    silence, and passes only on a retry a second later."""
+    load = {}
+    for y, source in _path_sources(lab, node, _path_targets(lab)).items():
+        if y != node and source is not None:
+            load[source['name']] = load.get(source['name'], 0) + 1
+    pods = lab.pods_on(node)
+    return next((p for p in pods if load.get(p['name'], 0) + refusals <= ICMP_BURST),
+                min(pods, key=lambda p: load.get(p['name'], 0)) if pods else None)
+
+
 @register
 class Address(Kind):
     """Every node's eth1, cni0 (and eth0) and every pod's eth0 hold the planned address."""
@@ -107,8 +129,7 @@ class Path(Kind):
                     yield lab.check('path %s -> %s %s' % (x, y, lab.public), self.name, x,
                                     lab.eth1(y), resolved=lab.eth1(y), hops=[lab.eth1(y)])
         # pod -> pod, one per ordered node pair (and within a node): the seed's results.
-        targets = dict((y, _pick_target(lab, y)) for y in lab.order)
-        targets = dict((y, t) for y, t in targets.items() if t is not None)
+        targets = _path_targets(lab)
         for x in lab.order:
             sources = _path_sources(lab, x, targets)
             for y in lab.order:
@@ -283,13 +304,17 @@ class Service(Kind):
     keys = ('port', 'url_path', 'endpoints', 'requests')
 
     def checks(self, lab, opts):
-        for svc, port, eps in _service_ports(lab):
+        ports = _service_ports(lab)
+        refusals = len([eps for _svc, _port, eps in ports if not eps])
+        clients = dict((x, _refusal_client(lab, x, refusals)) for x in lab.order) \
+            if refusals else {}
+        for svc, port, eps in ports:
             label = _port_label(svc, port)
             names = sorted(p['name'] for p in eps)
             expect = dict(resolved=svc['clusterIP'], port=port['port'], url_path='/hello',
                           endpoints=names, requests=int(opts.get('service_requests', 60)))
             for x in lab.order:
-                c = _client(lab, x, names)
+                c = _client(lab, x, names) if eps else clients[x]
                 if c:
                     yield lab.check('service %s/%s -> %s' % (x, c['name'], label), self.name,
                                     '%s/%s' % (x, c['name']), svc['clusterIP'], **expect)

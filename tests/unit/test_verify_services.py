@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.join(ROOT, '.collections'))
 
 from ansible_collections.k8slab.podnet.plugins.filter.verify import verify_checks  # noqa: E402
 from ansible_collections.k8slab.podnet.plugins.module_utils.probe import (  # noqa: E402
-    evaluate, fair_share_min)
+    ICMP_BURST, evaluate, fair_share_min)
 
 with open(os.path.join(ROOT, 'inventories', 'topology.yml')) as f:
     TOPOLOGY = yaml.safe_load(f)
@@ -125,3 +125,37 @@ def test_dns_judgement_needs_the_answer_in_time():
     assert not passed and text == 'no answer in 0.01s'
     any_answer = dict(p, answer='')
     assert evaluate(any_answer, dict(answers=[], seconds=0.01, rc=2))[0]
+
+
+def test_refusals_are_expected_from_a_pod_whose_traces_leave_them_room():
+    """kube-proxy's REJECT is an ICMP error from the node to the pod, rate-limited together
+    with the TTL-1 answers to that pod's traces: with ten nodes, a node's first pods start nine
+    traces between them (at most ICMP_BURST each), so the refusal checks go from a pod whose
+    traces leave room for them - else one is answered with silence and passes only on a
+    retry. With room (the reference lab), the usual client."""
+    order = ['controlplane'] + ['node-%d' % i for i in range(1, 10)]
+    nodes = dict((n, {'eth1_ip': '192.168.56.%d' % (10 + i), 'pod_cidr': '10.244.%d.0/24' % i})
+                 for i, n in enumerate(order))
+    pods = [{'name': 'n%dp%d' % (i, k), 'node': n} for i, n in enumerate(order) for k in range(4)]
+    nobody = [{'namespace': 'default', 'name': name, 'clusterIP': ip, 'selector': {'app': 'none'},
+               'ports': [{'port': 80}]}
+              for name, ip in (('nobody', '10.96.100.100'), ('none', '10.96.100.101'))]
+    lab = dict(nodes=nodes, node_order=order, pods=pods, services=nobody)
+    checks = verify_checks(lab, {}, dict(OPTIONS, node_dns_names={}))
+    traces = {}
+    for c in checks:
+        words = c['name'].split()
+        if c['kind'] == 'path' and '/' in words[1] and \
+                words[1].split('/')[0] != words[3].split('/')[0]:
+            traces[c['netns']] = traces.get(c['netns'], 0) + 1
+    refusals = [c for c in checks if c['kind'] == 'service']
+    assert len(refusals) == 2 * len(order) and max(traces.values()) == ICMP_BURST
+    for c in refusals:
+        assert c['endpoints'] == [] and traces.get(c['netns'], 0) + 2 <= ICMP_BURST, \
+            (c['name'], traces)
+    ref = dict(LAB, services=LAB['services'] + nobody[:1])
+    assert sorted(c['name'] for c in verify_checks(ref, FACTS, OPTIONS)
+                  if c['kind'] == 'service' and 'nobody' in c['name']) == [
+        'service controlplane/client-0 -> default/nobody:80',
+        'service node-1/httpd -> default/nobody:80',
+        'service node-2/client-2 -> default/nobody:80']

@@ -124,3 +124,13 @@ def interface_ipv4(netns, ifname):
         sock.close()
     prefixlen = bin(struct.unpack('!I', mask)[0]).count('1')
     return '%s/%d' % (ipaddress.IPv4Address(address), prefixlen)
+
+
+def link_exists(ifname):
+    """Whether the calling thread's network namespace has an interface named ifname (str):
+    if_nametoindex(3), which asks the kernel on a socket of that namespace."""
+    try:
+        socket.if_nametoindex(ifname)
+    except OSError:
+        return False
+    return True

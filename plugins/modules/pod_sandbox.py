@@ -138,6 +138,9 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8slab.podnet.plugins.module_utils import command
 from ansible_collections.k8slab.podnet.plugins.module_utils import pods as P
+from ansible_collections.k8slab.podnet.plugins.module_utils.netns import NetnsError, link_exists
+from ansible_collections.k8slab.podnet.plugins.module_utils.nschild import (
+    netns_add, netns_delete)
 
 SUBOPTIONS = dict(
     name=dict(type='str', required=True),
@@ -181,20 +184,18 @@ class Sandboxes(object):
         pids.discard(os.getpid())
         if not self.check:
             P.stop(sorted(pids))
-            if veth:
+            if veth and link_exists(veth):  # a new pod has none: no `ip` for nothing
                 self.run([self.ip, 'link', 'del', 'dev', veth], ok_missing=True)
             if os.path.exists(netns):
-                self.run([self.ip, 'netns', 'del', name], ok_missing=True)
+                netns_delete(name)
         return sorted(pids)
 
     def create(self, pod):
         """A new netns with lo up and a pause process in it; undone on failure."""
         name = pod['name']
         pdir = P.pod_dir(self.runtime_dir, name)
-        netns = os.path.join(P.NETNS_DIR, name)
-        self.run([self.ip, 'netns', 'add', name])
+        netns = netns_add(name)  # `ip netns add` and `ip -n NAME link set lo up`, no process
         try:
-            self.run([self.ip, '-n', name, 'link', 'set', 'dev', 'lo', 'up'])
             if not os.path.isdir(pdir):
                 os.makedirs(pdir, 0o755)
             pause = os.path.join(pdir, P.PAUSE)
@@ -312,7 +313,7 @@ def main():
                     rec = P.read_record(p['runtime_dir'], name) or {}
                     changed |= sb.absent(name, (rec.get('sandbox') or {}).get('veth'),
                                          before, after)
-    except (P.PodError, OSError, IOError, ValueError) as e:
+    except (P.PodError, NetnsError, OSError, IOError, ValueError) as e:
         module.fail_json(msg=str(e), **sb.result)
     res = dict(sb.result, changed=changed)
     if module._diff:

@@ -1,8 +1,11 @@
 """plugins/module_utils/nschild.py on real mount and UTS namespaces (needs root): a forked
 child makes or enters them and works there; a new namespace is pinned only when the work
 succeeded, the caller's own namespaces never change, and no child is left behind. Everything
-lives below a private directory of the test's own, removed afterwards."""
+lives below a private directory of the test's own, removed afterwards. Named network
+namespaces made and removed as ``ip netns add/del`` do, seen by ``ip`` itself, with names of
+the test's own (deleted after it)."""
 
+import json
 import os
 import socket
 import subprocess
@@ -15,7 +18,7 @@ from conftest import ROOT, sh
 sys.path.insert(0, os.path.join(ROOT, '.collections'))
 from ansible_collections.k8slab.podnet.plugins.module_utils.netns import NetnsError  # noqa: E402
 from ansible_collections.k8slab.podnet.plugins.module_utils.nschild import (  # noqa: E402
-    CLONE_NEWNS, CLONE_NEWUTS, in_child, mount, sethostname)
+    CLONE_NEWNS, CLONE_NEWUTS, in_child, mount, netns_add, netns_delete, sethostname)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='needs root')
 
@@ -118,3 +121,31 @@ def test_a_namespace_that_cannot_be_entered_is_named(pins):
     with pytest.raises(NetnsError, match='cannot open the mnt namespace %s: No such file' % (pins + '/nothing')):
         in_child(lambda: 'never', enter={CLONE_NEWNS: pins + '/nothing'})
     assert no_children()
+
+
+def test_named_network_namespaces_as_ip_netns_add_and_del_make_them(uid, netns_cleanup):
+    name = 'kc%s-pod' % uid
+    netns_cleanup.append(name)
+    home = os.readlink('/proc/thread-self/ns/net')
+    assert netns_add(name) == '/run/netns/' + name
+    assert os.readlink('/proc/thread-self/ns/net') == home  # the caller stays where it was
+    assert name in sh('ip netns list').split()
+    links = json.loads(sh('ip -j -n %s link show' % name))
+    assert [(l['ifname'], 'UP' in l['flags']) for l in links] == [('lo', True)]
+    assert sh('findmnt -n -o PROPAGATION /run/netns').strip() == 'shared'  # as iproute2 leaves it
+    inode = os.stat('/run/netns/' + name).st_ino
+    # An existing name fails, named, and the namespace there stays as it was.
+    with pytest.raises(NetnsError, match='/run/netns/%s: File exists' % name):
+        netns_add(name)
+    assert os.stat('/run/netns/' + name).st_ino == inode
+    netns_delete(name)
+    netns_delete(name)  # gone already: no error
+    assert not os.path.exists('/run/netns/' + name) and not mounted('/run/netns/' + name)
+    assert name not in sh('ip netns list').split()
+    with pytest.raises(NetnsError, match='not a plain name'):
+        netns_add('../kc%s' % uid)
+    without_lo = 'kc%s-down' % uid
+    netns_cleanup.append(without_lo)
+    netns_add(without_lo, loopback_up=False)
+    assert 'UP' not in json.loads(sh('ip -j -n %s link show lo' % without_lo))[0]['flags']
+    netns_delete(without_lo)

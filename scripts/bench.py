@@ -109,12 +109,13 @@ def warm_server_cpu(lab):
 
 def lab_plan(steps, repeat):
     """The lab steps to run: [(repeat, n, step, timed)]. Each repeat takes the asked ``steps``
-    in the order of LAB_STEPS (and a second teardown after ``site``, of the lab site.yml made);
+    in the order of LAB_STEPS (with ``teardown`` asked, a second one after ``site``, of the
+    lab site.yml made);
     an untimed build or teardown goes before a step whose lab is not in the state the step
     measures - build and site start from no lab, verify, idempotent, check and teardown from
     a built one - so that, say, ``idempotent`` asked alone is a rerun and not a first build."""
     sequence = [s for s in LAB_STEPS if s in steps]
-    if 'site' in sequence:
+    if 'site' in sequence and 'teardown' in sequence:
         sequence.append('teardown')
     plan, built, n = [], False, 0
     for rep in range(1, repeat + 1):

@@ -50,6 +50,10 @@ def service_pods(pods, services, namespace=None, name=None):
     is no such service or it has no selector. Without ``name``: the pods that any of
     ``services`` selects, once each, in their order - what the EndpointSlice controller makes
     endpoints of, and all of the pods that kube-proxy needs."""
+    if (namespace is None) != (name is None):
+        raise AnsibleFilterError('service_pods: give both namespace and name (one Service) or '
+                                 'neither (every Service), not namespace=%r name=%r'
+                                 % (namespace, name))
     if name is None:
         wanted = [dict(svc, namespace=svc.get('namespace', 'default'))
                   for svc in services or [] if svc.get('selector')]

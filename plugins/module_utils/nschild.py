@@ -6,14 +6,16 @@
 What ``unshare --mount=FILE --uts=FILE`` and ``nsenter --mount=FILE`` followed by ``mount``,
 ``umount`` and ``hostname`` do, in one fork: the child enters (setns(2)) or makes (unshare(2))
 the namespaces, runs a function there and sends its result back; the module's own process
-never changes namespace. A namespace the child made is pinned (bind-mounted over its file,
+never changes mount or UTS namespace. A namespace the child made is pinned (bind-mounted over its file,
 as unshare(1) does) only when the function succeeded, so a failed setup leaves nothing
 half-made: the namespace goes with the child. System calls through libc (ctypes), standard
 library only; the calls follow mount(2), umount2(2), unshare(2) and sethostname(2).
 
 Named network namespaces as ``ip netns add`` and ``ip netns del`` make and remove them
 (``netns_add``, ``netns_delete``), with no process: a module making twenty pods would start
-forty ``ip`` processes for them.
+forty ``ip`` processes for them. There the calling thread makes the network namespace and
+returns (unshare(2), setns(2)), and sets its lo up by ioctl(2) (netdevice(7)); flock(2) as
+iproute2 takes it.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -197,51 +199,79 @@ def in_child(fn, enter=None, new=None):
 
 def _shared_run_dir():
     """NETNS_DIR made a shared mount point, as iproute2's netns_add makes it (bound over
-    itself first when it is not a mount point), so a namespace pinned there later shows in
-    every mount namespace that shares it."""
+    itself first when it is not a mount point), under an exclusive lock on the directory as
+    iproute2 takes it, so two makers never stack two binds; a namespace pinned there later
+    shows in every mount namespace that shares it."""
     try:
         os.makedirs(NETNS_DIR, 0o755)
     except OSError as e:
         if e.errno != errno.EEXIST:
             raise
+    fd = os.open(NETNS_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        mount('', NETNS_DIR, 'none', MS_SHARED | MS_REC)
-    except OSError as e:
-        if e.errno != errno.EINVAL:
-            raise
-        mount(NETNS_DIR, NETNS_DIR, 'none', MS_BIND | MS_REC)
-        mount('', NETNS_DIR, 'none', MS_SHARED | MS_REC)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            mount('', NETNS_DIR, 'none', MS_SHARED | MS_REC)
+        except OSError as e:
+            if e.errno != errno.EINVAL:
+                raise
+            mount(NETNS_DIR, NETNS_DIR, 'none', MS_BIND | MS_REC)
+            mount('', NETNS_DIR, 'none', MS_SHARED | MS_REC)
+    finally:
+        os.close(fd)  # and the lock with it
 
 
 def _loopback_up():
-    """Sets lo up in the calling thread's network namespace (SIOCSIFFLAGS, netdevice(7))."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # of the thread's namespace
+    """Sets lo up in the calling thread's network namespace (SIOCGIFFLAGS, SIOCSIFFLAGS of
+    netdevice(7) on a socket made there; struct ifreq: a 16-byte name, then a 24-byte union
+    whose first field is the short flags)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        ifr = struct.pack('16sh14x', b'lo', 0)
-        flags = struct.unpack('16sh14x', fcntl.ioctl(sock.fileno(), SIOCGIFFLAGS, ifr))[1]
-        fcntl.ioctl(sock.fileno(), SIOCSIFFLAGS, struct.pack('16sh14x', b'lo', flags | IFF_UP))
+        ifr = fcntl.ioctl(sock.fileno(), SIOCGIFFLAGS, struct.pack('16s24x', b'lo'))
+        flags = struct.unpack('16sh22x', ifr)[1]
+        fcntl.ioctl(sock.fileno(), SIOCSIFFLAGS, struct.pack('16sh22x', b'lo', flags | IFF_UP))
     finally:
         sock.close()
+
+
+def _netns_path(name):
+    """NETNS_DIR/name for a name ``ip netns`` accepts (iproute2's invalid_name: not empty, no
+    '/', not '.' or '..', at most NAME_MAX bytes). Raises NetnsError otherwise."""
+    if not isinstance(name, str) or not name or '/' in name or name in ('.', '..') or \
+            len(name.encode('utf-8')) > 255:
+        raise NetnsError('network namespace %r: not a plain name' % (name,))
+    return os.path.join(NETNS_DIR, name)
+
+
+def _quietly(fn, *args):
+    """Undo steps after a failure: the first error is the one reported."""
+    try:
+        fn(*args)
+    except OSError:
+        pass
 
 
 def netns_add(name, loopback_up=True):
     """Makes the network namespace NETNS_DIR/name as ``ip netns add NAME`` does (iproute2's
     netns_add): the shared run directory, the file made (O_EXCL: an existing name fails), a
-    new namespace (unshare(2) by the calling thread, which then returns to its own with
-    setns(2)) bound over it; with loopback_up its lo up, as a runtime's loopback plugin
-    leaves a sandbox. name: str, a plain file name. Returns the file's path. Raises
-    NetnsError naming the namespace; nothing is left then (no file, no mount)."""
-    path = os.path.join(NETNS_DIR, name)
-    if not name or '/' in name or name in ('.', '..'):
-        raise NetnsError('network namespace %r: not a plain name' % (name,))
+    new namespace bound over it; with loopback_up its lo up, as a runtime's loopback plugin
+    leaves a sandbox. The calling thread makes the namespace (unshare(2)) and returns to its
+    own (setns(2)); other threads never move. name: str, a plain file name (_netns_path).
+    Returns the file's path. Raises NetnsError naming the namespace, and then nothing is left
+    (no file, no mount) - except when the thread cannot return to its namespace, which
+    iproute2 treats as fatal: the error says so, and the made namespace stays pinned."""
+    path = _netns_path(name)
     try:
-        _shared_run_dir()
-        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+        home = os.open('/proc/thread-self/ns/net', os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
         raise NetnsError('cannot create network namespace %s: %s' % (path, e.strerror))
-    home = os.open('/proc/thread-self/ns/net', os.O_RDONLY | os.O_CLOEXEC)
-    step = 'make'
     try:
+        try:
+            _shared_run_dir()
+            os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+        except OSError as e:
+            raise NetnsError('cannot create network namespace %s: %s' % (path, e.strerror))
+        step, failed = 'make', None
         try:
             libc_call('unshare', CLONE_NEWNET)
             step = 'pin'
@@ -249,13 +279,21 @@ def netns_add(name, loopback_up=True):
             step = 'set lo up in'
             if loopback_up:
                 _loopback_up()
-        finally:
-            setns(home, CLONE_NEWNET)  # the thread never stays in the new namespace
-    except OSError as e:
-        if step == 'set lo up in':
-            umount(path, MNT_DETACH)
-        os.unlink(path)
-        raise NetnsError('cannot %s network namespace %s: %s' % (step, path, e.strerror))
+            step = None
+        except OSError as e:
+            failed = e
+        if step != 'make':  # unshare succeeded: this thread is in the new namespace
+            try:
+                setns(home, CLONE_NEWNET)
+            except OSError as e:
+                raise NetnsError('made network namespace %s, but the thread cannot return to '
+                                 'its own: %s' % (path, e.strerror))
+        if step is not None:
+            if step == 'set lo up in':
+                _quietly(umount, path, MNT_DETACH)
+            _quietly(os.unlink, path)
+            raise NetnsError('cannot %s network namespace %s: %s'
+                             % (step, path, failed.strerror))
     finally:
         os.close(home)
     return path
@@ -264,8 +302,8 @@ def netns_add(name, loopback_up=True):
 def netns_delete(name):
     """Removes NETNS_DIR/name as ``ip netns del NAME`` does: its mount detached, the file
     unlinked; the namespace itself goes when nothing else holds it. A name that does not
-    exist is no error. Raises NetnsError naming the namespace."""
-    path = os.path.join(NETNS_DIR, name)
+    exist is no error. name: as for netns_add. Raises NetnsError naming the namespace."""
+    path = _netns_path(name)
     try:
         umount(path, MNT_DETACH)
     except OSError as e:

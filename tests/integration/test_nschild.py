@@ -142,8 +142,12 @@ def test_named_network_namespaces_as_ip_netns_add_and_del_make_them(uid, netns_c
     netns_delete(name)  # gone already: no error
     assert not os.path.exists('/run/netns/' + name) and not mounted('/run/netns/' + name)
     assert name not in sh('ip netns list').split()
-    with pytest.raises(NetnsError, match='not a plain name'):
-        netns_add('../kc%s' % uid)
+    for bad in ('../kc%s' % uid, '', '..', 'x' * 256):
+        with pytest.raises(NetnsError, match='not a plain name'):
+            netns_add(bad)
+        with pytest.raises(NetnsError, match='not a plain name'):
+            netns_delete(bad)  # '' would be /run/netns itself
+    assert mounted('/run/netns')
     without_lo = 'kc%s-down' % uid
     netns_cleanup.append(without_lo)
     netns_add(without_lo, loopback_up=False)

@@ -322,7 +322,8 @@ def test_real_plugins_with_the_node_conflist_make_the_same_pod(built):
 def test_pods_on_node_is_what_the_node_makes(built):
     """The role's pods_on_node option (this node's pods, long form) is what its modules get,
     not the inventory's lab_pods: given node-2's pods but one, a check-mode run would remove
-    that one there, and change nothing (check mode)."""
+    that one there, and change nothing (check mode). (An extra var gives every node that
+    list; only node-2's result is read.)"""
     mine = [p for p in DEFAULT_PODS if p['node'] == 'node-2']
     gone, kept = mine[0]['name'], [dict(p, node='node-2') for p in mine[1:]]
     before = pod_netns(built, 'node-2')

@@ -250,3 +250,6 @@ def test_lab_plan_times_each_step_on_the_lab_it_measures():
     assert [(w, t) for _r, _n, w, t in bench.lab_plan(['build', 'verify'], 2)] == [
         ('build', True), ('verify', True), ('teardown', False), ('build', True),
         ('verify', True)]
+    # site alone: its lab is torn down untimed before the next one.
+    assert [(w, t) for _r, _n, w, t in bench.lab_plan(['site'], 2)] == [
+        ('site', True), ('teardown', False), ('site', True)]

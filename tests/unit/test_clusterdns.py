@@ -94,3 +94,5 @@ def test_service_pods_of_one_service_or_of_any():
     # namespace defaults to "default" on a Service as on a pod
     assert service_pods(pods, [{'name': 'x', 'selector': {'app': 'idle'}}]) == [idle]
     assert service_pods(pods, []) == [] and service_pods(None, raw) == []
+    with pytest.raises(AnsibleFilterError, match='both namespace and name'):
+        service_pods(pods, raw, 'kube-system')

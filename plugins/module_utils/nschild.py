@@ -236,9 +236,13 @@ def _loopback_up():
 
 def _netns_path(name):
     """NETNS_DIR/name for a name ``ip netns`` accepts (iproute2's invalid_name: not empty, no
-    '/', not '.' or '..', at most NAME_MAX bytes). Raises NetnsError otherwise."""
-    if not isinstance(name, str) or not name or '/' in name or name in ('.', '..') or \
-            len(name.encode('utf-8')) > 255:
+    '/', not '.' or '..', at most NAME_MAX bytes; and no NUL, which a path cannot hold).
+    Raises NetnsError otherwise."""
+    try:
+        size = len(os.fsencode(name)) if isinstance(name, str) else 0
+    except UnicodeEncodeError:
+        size = 0
+    if not 0 < size <= 255 or '/' in name or '\0' in name or name in ('.', '..'):
         raise NetnsError('network namespace %r: not a plain name' % (name,))
     return os.path.join(NETNS_DIR, name)
 

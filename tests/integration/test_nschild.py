@@ -142,7 +142,7 @@ def test_named_network_namespaces_as_ip_netns_add_and_del_make_them(uid, netns_c
     netns_delete(name)  # gone already: no error
     assert not os.path.exists('/run/netns/' + name) and not mounted('/run/netns/' + name)
     assert name not in sh('ip netns list').split()
-    for bad in ('../kc%s' % uid, '', '..', 'x' * 256):
+    for bad in ('../kc%s' % uid, '', '..', 'x' * 256, 'kc\0x', b'kc'):
         with pytest.raises(NetnsError, match='not a plain name'):
             netns_add(bad)
         with pytest.raises(NetnsError, match='not a plain name'):

@@ -78,7 +78,9 @@ def test_the_cli_lists_drills_and_explains_one_without_verifying(lab):
                          capture_output=True, text=True, check=False)
     try:
         assert out.returncode == 0, out.stderr
-        assert 'fault: k8slab exec node-1 -- echo 0 > /proc/sys/net/ipv4/ip_forward' in out.stdout
+        # Pasteable: the redirection runs in the node, not on the reader's host.
+        assert ("fault: k8slab exec node-1 -- sh -c 'echo 0 > /proc/sys/net/ipv4/ip_forward'"
+                in out.stdout)
         # the finding commands ran on the live lab and show the fault
         assert '$ k8slab exec node-1 -- sysctl net.ipv4.ip_forward\nnet.ipv4.ip_forward = 0' \
             in out.stdout

@@ -74,3 +74,15 @@ def test_a_bad_drill_file_is_refused_naming_file_and_field(tmp_path):
 def test_where_names_the_hop():
     row = dict(reason='hop 2: expected 192.168.56.11, observed 10.0.2.2', expected='', observed='')
     assert drill.where(row) == 'hop 2: expected 192.168.56.11, got 10.0.2.2'
+
+
+def test_printed_commands_paste_into_a_shell_as_the_drill_ran_them():
+    import shlex
+    line = 'for i in 1 2; do curl -s http://10.109.117.159/hello || echo "(no answer)"; done'
+    shown = drill.exec_line('node-1/app-3', line)
+    assert shown.startswith('k8slab exec node-1/app-3 -- sh -c ')
+    assert shlex.split(shown)[-3:] == ['sh', '-c', line]  # one word, the loop intact
+    assert drill.exec_line('node-1', 'echo 0 > /proc/sys/net/ipv4/ip_forward') == \
+        "k8slab exec node-1 -- sh -c 'echo 0 > /proc/sys/net/ipv4/ip_forward'"
+    assert drill.exec_line('node-2', 'ip route show root 10.244.0.0/16') == \
+        'k8slab exec node-2 -- ip route show root 10.244.0.0/16'

@@ -19,6 +19,7 @@ __metaclass__ = type
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -215,6 +216,15 @@ def show_failures(rows, drill=None):
             print('  (expected to fail but passed: %s)' % name)
 
 
+def exec_line(target, command):
+    """The k8slab command a reader can paste to run command (a shell line) in target (NODE or
+    NODE/POD) as the drill ran it: wrapped in ``sh -c '...'`` when it holds shell syntax, so
+    the reader's own shell neither splits a loop nor redirects on the host."""
+    if re.search(r'[;&|<>$`(){}*?~#!\\"\'\n]', command):
+        command = 'sh -c ' + shlex.quote(command)
+    return 'k8slab exec %s -- %s' % (target, command)
+
+
 def show_find(lab, drill):
     for step in drill['find']:
         try:
@@ -222,7 +232,7 @@ def show_find(lab, drill):
             dummy, out = node_run(lab, step['node'], command, check=False)
         except DrillError as e:
             command, out = step['run'], str(e)
-        print('\n$ k8slab exec %s -- %s' % (step['node'], command))
+        print('\n$ ' + exec_line(step['node'], command))
         print('\n'.join(out.splitlines()[:12]))
         if step.get('look'):
             print('  ^ look for: %s' % resolve(lab, step['node'], step['look']))
@@ -246,7 +256,7 @@ def run(args):
             return 0
         print('== drill %s: %s\n%s\n' % (drill['name'], drill['title'], drill['summary']))
         for node, command in inject(lab, drill):
-            print('fault: k8slab exec %s -- %s' % (node, command))
+            print('fault: ' + exec_line(node, command))
         if not args.no_verify:
             print('\nverifying ...')
             show_failures(verify(lab.name, args.inventory), drill)

@@ -45,6 +45,19 @@ options:
     default: false
     vars:
       - name: k8slab_on_host
+  create_lab_dir:
+    description:
+      - With O(on_host), make the lab's directory C(/run/k8slab/<lab_name>) when it is
+        missing, so that the task's module already goes through the warm server (O(warm))
+        instead of a cold Python. The C(netns_lab) role sets it on the first task of a build,
+        which makes that directory anyway; teardown removes it with the lab.
+      - Never in check mode, and not for an invalid O(lab_name). Without it, a module run
+        before the lab's directory exists (check mode, a teardown of a lab that is not there)
+        takes the cold path, and the host keeps nothing of the run.
+    type: bool
+    default: false
+    vars:
+      - name: k8slab_create_lab_dir
   node:
     description:
       - Name of the node in the lab.
@@ -175,7 +188,8 @@ from ansible.plugins.connection.local import Connection as LocalConnection
 from ansible.utils.display import Display
 from ansible.utils.path import unfrackpath
 from ansible_collections.k8slab.podnet.plugins.module_utils.netns_lab import (
-    NETNS_DIR, lab_dir, mount_ns_file, node_netns, nsenter_options, pinned, uts_ns_file)
+    NETNS_DIR, host_lock, lab_dir, lab_name_error, mount_ns_file, node_netns, nsenter_options,
+    pinned, uts_ns_file)
 from ansible_collections.k8slab.podnet.plugins.module_utils.netns_warm import (
     lock_file, server_files, server_key, warm_dir)
 from ansible_collections.k8slab.podnet.plugins.plugin_utils import ansiballz_cache, netns_warm
@@ -339,11 +353,20 @@ class Connection(LocalConnection):
                 return None
         return None
 
+    def _may_create_lab_dir(self, lab):
+        """True when this task may make the lab's directory for its server (create_lab_dir)."""
+        return bool(self.get_option('on_host') and self.get_option('create_lab_dir')
+                    and not self._play_context.check_mode and lab_name_error(lab) is None)
+
     def _start_warm_server(self, lab, sock, pidfile, log, code_dir):
         """Start the lab's warm server unless another task just did (under the lab's lock)."""
         directory = warm_dir(lab)
         if not os.path.isdir(lab_dir(lab)):
-            raise OSError('lab directory %s is missing' % lab_dir(lab))
+            if not self._may_create_lab_dir(lab):
+                raise OSError('lab directory %s is missing' % lab_dir(lab))
+            # Under the labs' host lock: the last lab's teardown removes /run/k8slab itself.
+            with host_lock():
+                os.makedirs(lab_dir(lab), exist_ok=True)
         if not os.path.isdir(directory):
             try:
                 os.mkdir(directory, 0o700)

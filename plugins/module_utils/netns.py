@@ -55,6 +55,13 @@ def setns(fd, nstype=CLONE_NEWNET):
         libc_call('setns', fd, nstype)
 
 
+def own_netns():
+    """The calling thread's way back home: an O_CLOEXEC descriptor (int) of its own network
+    namespace, /proc/thread-self/ns/net, to pass to setns after it has moved (InNetns, or
+    nschild.netns_add, which unshares). Raises OSError."""
+    return os.open('/proc/thread-self/ns/net', os.O_RDONLY | os.O_CLOEXEC)
+
+
 class InNetns(object):
     """Context manager: the calling thread enters /run/netns/NAME (or, name an absolute path,
     the namespace file there: /proc/PID/ns/net) and comes back after, also when the body
@@ -74,7 +81,7 @@ class InNetns(object):
             target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
             raise NetnsError('network namespace %s: %s' % (self.name, e.strerror))
-        self.home = os.open('/proc/thread-self/ns/net', os.O_RDONLY | os.O_CLOEXEC)
+        self.home = own_netns()
         try:
             setns(target)
         except OSError as e:
@@ -94,28 +101,41 @@ class InNetns(object):
                 self.home = None
 
 
-# netdevice(7) requests: an interface's (primary) IPv4 address and its netmask
+# netdevice(7) requests: an interface's (primary) IPv4 address and its netmask, its flags
 SIOCGIFADDR = 0x8915
 SIOCGIFNETMASK = 0x891b
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+IFNAMSIZ = 16
+
+
+def ifreq_ioctl(sock, request, ifname, union=b''):
+    """A netdevice(7) request (SIOC*) about interface ifname (str, 1 to 15 bytes) on sock (a
+    socket: it answers for the network namespace it was made in). struct ifreq is the name in
+    IFNAMSIZ bytes with its NUL, then a 24-byte union, here union (bytes, zero-padded).
+    Returns the answer's union (24 bytes). Raises OSError: EINVAL for a name that would be
+    cut short to another one, ENODEV when there is no such interface, the ioctl's errno."""
+    raw = ifname.encode('utf-8')
+    if not 0 < len(raw) < IFNAMSIZ:
+        raise OSError(errno.EINVAL, 'interface name %r is not 1 to 15 bytes' % ifname)
+    return fcntl.ioctl(sock.fileno(), request, struct.pack('16s24s', raw, union))[IFNAMSIZ:]
 
 
 def interface_ipv4(netns, ifname):
     """The IPv4 address of interface ifname (str) in network namespace netns (a /run/netns
     name, a namespace file path, or None for the caller's), as 'A.B.C.D/PREFIXLEN' - its
     primary address, the first that ``ip -4 addr show`` lists - or None when it has none.
-    Read in-process by the ioctls of netdevice(7) on a socket made inside the namespace (a
-    socket answers for the namespace it was made in). Raises NetnsError for a namespace that
-    cannot be entered, OSError for other errors (ENODEV: no such interface)."""
-    raw = ifname.encode('utf-8')
-    if not 0 < len(raw) < 16:  # IFNAMSIZ with its NUL: a longer name would be cut short
-        raise OSError(errno.EINVAL, 'interface name %r is not 1 to 15 bytes' % ifname)
+    Read in-process by SIOCGIFADDR and SIOCGIFNETMASK (ifreq_ioctl) on a socket made inside
+    the namespace. Raises NetnsError for a namespace that cannot be entered, OSError for other
+    errors (ENODEV: no such interface)."""
     with InNetns(netns):
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        ifreq = struct.pack('16s24x', raw)  # struct ifreq: name, then a 24-byte union
         try:
-            address = fcntl.ioctl(sock.fileno(), SIOCGIFADDR, ifreq)[20:24]
-            mask = fcntl.ioctl(sock.fileno(), SIOCGIFNETMASK, ifreq)[20:24]
+            # The union holds a struct sockaddr_in: family, port, then the address.
+            address = ifreq_ioctl(sock, SIOCGIFADDR, ifname)[4:8]
+            mask = ifreq_ioctl(sock, SIOCGIFNETMASK, ifname)[4:8]
         except OSError as e:
             if e.errno == errno.EADDRNOTAVAIL:
                 return None
@@ -124,6 +144,18 @@ def interface_ipv4(netns, ifname):
         sock.close()
     prefixlen = bin(struct.unpack('!I', mask)[0]).count('1')
     return '%s/%d' % (ipaddress.IPv4Address(address), prefixlen)
+
+
+def set_loopback_up():
+    """Sets lo up in the calling thread's network namespace, as a runtime's loopback plugin
+    does (SIOCGIFFLAGS, then SIOCSIFFLAGS with IFF_UP; the union's first field is the short
+    flags). Raises OSError."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        flags = struct.unpack_from('h', ifreq_ioctl(sock, SIOCGIFFLAGS, 'lo'))[0]
+        ifreq_ioctl(sock, SIOCSIFFLAGS, 'lo', struct.pack('h', flags | IFF_UP))
+    finally:
+        sock.close()
 
 
 def link_exists(ifname):

@@ -29,6 +29,8 @@ The lab's tree:
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import contextlib
+import fcntl
 import ipaddress
 import os
 import re
@@ -134,6 +136,20 @@ def lab_namespaces(lab, nodes):
 # ---- the tree under /run/k8slab/<lab>/ -------------------------------------------------------
 def lab_dir(lab):
     return os.path.join(STATE_DIR, lab)
+
+
+@contextlib.contextmanager
+def host_lock():
+    """An exclusive flock(2) on the directory above STATE_DIR (/run), held while a lab's
+    host-side state is made or removed (labs share /run/k8slab and its host-dirs.json: the last
+    lab's teardown removes them). The lock is a file descriptor, not a file, so the host keeps
+    nothing of it. Blocks until other labs' module runs let go."""
+    fd = os.open(os.path.dirname(STATE_DIR), os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def record_file(lab):

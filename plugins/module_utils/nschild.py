@@ -14,7 +14,7 @@ library only; the calls follow mount(2), umount2(2), unshare(2) and sethostname(
 Named network namespaces as ``ip netns add`` and ``ip netns del`` make and remove them
 (``netns_add``, ``netns_delete``), with no process: a module making twenty pods would start
 forty ``ip`` processes for them. There the calling thread makes the network namespace and
-returns (unshare(2), setns(2)), and sets its lo up by ioctl(2) (netdevice(7)); flock(2) as
+returns (unshare(2), setns(2)), and sets its lo up (netns.set_loopback_up); flock(2) as
 iproute2 takes it.
 """
 
@@ -27,11 +27,9 @@ import errno
 import fcntl
 import json
 import os
-import socket
-import struct
 
 from ansible_collections.k8slab.podnet.plugins.module_utils.netns import (
-    CLONE_NEWNET, NETNS_DIR, NetnsError, libc_call, setns)
+    CLONE_NEWNET, NETNS_DIR, NetnsError, libc_call, own_netns, set_loopback_up, setns)
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -40,9 +38,6 @@ MS_REC = 0x4000
 MS_PRIVATE = 0x40000
 MS_SHARED = 0x100000
 MNT_DETACH = 0x2
-SIOCGIFFLAGS = 0x8913
-SIOCSIFFLAGS = 0x8914
-IFF_UP = 0x1
 # /proc/PID/ns/<name> of each namespace type
 NS_NAMES = {CLONE_NEWNS: 'mnt', CLONE_NEWUTS: 'uts'}
 
@@ -221,19 +216,6 @@ def _shared_run_dir():
         os.close(fd)  # and the lock with it
 
 
-def _loopback_up():
-    """Sets lo up in the calling thread's network namespace (SIOCGIFFLAGS, SIOCSIFFLAGS of
-    netdevice(7) on a socket made there; struct ifreq: a 16-byte name, then a 24-byte union
-    whose first field is the short flags)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        ifr = fcntl.ioctl(sock.fileno(), SIOCGIFFLAGS, struct.pack('16s24x', b'lo'))
-        flags = struct.unpack('16sh22x', ifr)[1]
-        fcntl.ioctl(sock.fileno(), SIOCSIFFLAGS, struct.pack('16sh22x', b'lo', flags | IFF_UP))
-    finally:
-        sock.close()
-
-
 def _netns_path(name):
     """NETNS_DIR/name for a name ``ip netns`` accepts (iproute2's invalid_name: not empty, no
     '/', not '.' or '..', at most NAME_MAX bytes; and no NUL, which a path cannot hold).
@@ -266,7 +248,7 @@ def netns_add(name, loopback_up=True):
     iproute2 treats as fatal: the error says so, and the made namespace stays pinned."""
     path = _netns_path(name)
     try:
-        home = os.open('/proc/thread-self/ns/net', os.O_RDONLY | os.O_CLOEXEC)
+        home = own_netns()
     except OSError as e:
         raise NetnsError('cannot create network namespace %s: %s' % (path, e.strerror))
     try:
@@ -282,7 +264,7 @@ def netns_add(name, loopback_up=True):
             mount('/proc/thread-self/ns/net', path, 'none', MS_BIND)
             step = 'set lo up in'
             if loopback_up:
-                _loopback_up()
+                set_loopback_up()
             step = None
         except OSError as e:
             failed = e

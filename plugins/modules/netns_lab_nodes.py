@@ -116,8 +116,6 @@ killed:
   elements: str
 '''
 
-import contextlib
-import fcntl
 import json
 import os
 import re
@@ -130,8 +128,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8slab.podnet.plugins.module_utils import command
 from ansible_collections.k8slab.podnet.plugins.module_utils.files import read_text, write_atomic
 from ansible_collections.k8slab.podnet.plugins.module_utils.netns_lab import (
-    HOST_DIRS_FILE, NETNS_DIR, STATE_DIR, lab_dir, lab_name_error, mount_ns_dir, mount_ns_file,
-    node_dir, node_name_error, pinned, record_file, uts_ns_dir, uts_ns_file)
+    HOST_DIRS_FILE, NETNS_DIR, STATE_DIR, host_lock, lab_dir, lab_name_error, mount_ns_dir,
+    mount_ns_file, node_dir, node_name_error, pinned, record_file, uts_ns_dir, uts_ns_file)
 from ansible_collections.k8slab.podnet.plugins.module_utils.netns import NetnsError
 from ansible_collections.k8slab.podnet.plugins.module_utils.netns_warm import stop_servers
 from ansible_collections.k8slab.podnet.plugins.module_utils.nschild import (
@@ -537,19 +535,6 @@ class Lab(object):
                 self.run(['umount', NETNS_DIR])
             self.run(['rmdir', path])
         self.run(['rm', '-rf', '--one-file-system', STATE_DIR])
-
-
-@contextlib.contextmanager
-def host_lock():
-    """An exclusive flock(2) on the directory above STATE_DIR (/run), held while a lab's
-    host-side state is made or removed; the lock is a file descriptor, not a file, so the
-    host keeps nothing of it. Blocks until other labs' module runs let go."""
-    fd = os.open(os.path.dirname(STATE_DIR), os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def validate(lab, nodes, namespaces):

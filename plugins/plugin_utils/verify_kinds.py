@@ -68,15 +68,15 @@ def _path_targets(lab):
     return dict((y, t) for y, t in targets.items() if t is not None)
 
 
-def _refusal_client(lab, node, refusals):
+def _refusal_client(lab, node, sources, refusals):
     """The pod of node to expect ``refusals`` refusals from (Services without endpoints):
     kube-proxy's REJECT answers with an ICMP error from the node, which the kernel rate-limits
     per destination pod together with the TTL-1 answers to that pod's traces (probe.HopPacer).
-    So the first pod whose traces to other nodes (_path_sources) leave room for the refusals
-    in the burst, else the one with the fewest: a refusal without a turn is answered with
-    silence, and passes only on a retry a second later."""
+    So the first pod whose traces to other nodes (sources: the node's _path_sources) leave
+    room for the refusals in the burst, else the one with the fewest: a refusal without a
+    turn is answered with silence, and passes only on a retry a second later."""
     load = {}
-    for y, source in _path_sources(lab, node, _path_targets(lab)).items():
+    for y, source in sources.items():
         if y != node and source is not None:
             load[source['name']] = load.get(source['name'], 0) + 1
     pods = lab.pods_on(node)
@@ -306,8 +306,11 @@ class Service(Kind):
     def checks(self, lab, opts):
         ports = _service_ports(lab)
         refusals = len([eps for _svc, _port, eps in ports if not eps])
-        clients = dict((x, _refusal_client(lab, x, refusals)) for x in lab.order) \
-            if refusals else {}
+        clients = {}
+        if refusals:
+            targets = _path_targets(lab)
+            clients = dict((x, _refusal_client(lab, x, _path_sources(lab, x, targets), refusals))
+                           for x in lab.order)
         for svc, port, eps in ports:
             label = _port_label(svc, port)
             names = sorted(p['name'] for p in eps)

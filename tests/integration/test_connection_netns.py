@@ -426,6 +426,55 @@ def test_compiled_module_code_is_kept_beside_ansibles_temporary_files(node, tmp_
     stop_servers(lab)
 
 
+def test_create_lab_dir_lets_a_builds_first_module_run_warm():
+    """The netns_lab role's first task of a build sets k8slab_create_lab_dir: the connection
+    makes the lab's directory and starts the lab's server, so that module runs warm too. In
+    check mode, or for an invalid lab name, it makes nothing (the module runs cold)."""
+    lab = 'kw' + secrets.token_hex(2)
+    bad = '../kw' + secrets.token_hex(2)  # would be /run/kwXXXX
+    play_text = """
+- hosts: localhost
+  gather_facts: false
+  vars:
+    ansible_connection: k8slab.podnet.netns
+    k8slab_on_host: true
+    k8slab_create_lab_dir: true
+    k8slab_lab_name: %s
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  tasks:
+    - name: node
+      k8slab.podnet.netns_lab_nodes: {lab: %s, nodes: [%s], namespaces: [%s-%s], state: %s}
+"""
+    build = play_text % (lab, lab, NODE, lab, NODE, 'present')
+    try:
+        res = run_playbook(build, args=('--check',))
+        assert res.rc == 0, res
+        assert res.task('node')['changed']
+        assert not os.path.exists('/run/k8slab/%s' % lab)
+        assert server_pids(lab) == []
+        res = run_playbook(play_text % (bad, bad, NODE, 'kw', NODE, 'present'))
+        assert res.rc != 0 and 'lab name' in res.task('node')['msg'], res
+        assert not os.path.exists(os.path.normpath('/run/k8slab/' + bad))
+        assert server_pids(bad) == []
+        # Without the option the first run is cold and starts no server (the test below);
+        # with it, the first run went through a server it started.
+        res = run_playbook(build)
+        assert res.rc == 0, res
+        assert res.task('node')['changed']
+        assert len(server_pids(lab)) == 1, server_pids(lab)
+    finally:
+        stop_servers(bad)  # only if the name check failed
+        shutil.rmtree(os.path.normpath('/run/k8slab/' + bad), ignore_errors=True)
+        res = run_playbook(play_text % (lab, lab, NODE, lab, NODE, 'absent'))
+        assert res.rc == 0, res
+    for _attempt in range(100):
+        if not server_pids(lab):
+            break
+        time.sleep(0.02)
+    assert server_pids(lab) == []
+    assert not os.path.exists('/run/k8slab/%s' % lab)
+
+
 def test_teardown_through_the_warm_path_takes_its_own_server_with_it():
     """The netns_lab role removes a lab through host mode (roles/netns_lab/tasks/absent.yml):
     netns_lab_nodes state=absent runs in the lab's warm server, stops the lab's other

@@ -24,6 +24,7 @@ The lab's tree:
   /run/k8slab/<lab>/uts/<node>            the node's UTS namespace (its host name)
   /run/k8slab/<lab>/nodes/<node>/<path>   the node's private directories, as the host sees them
   /run/k8slab/<lab>/outside/              the outside's HTTP server: www/, http.pid, http.log
+  /run/k8slab/<lab>/dns/<node>/           the node's NAT router's dnsmasq: dnsmasq.conf, .pid, .log
 """
 
 from __future__ import absolute_import, division, print_function
@@ -183,6 +184,10 @@ def outside_dir(lab):
     return os.path.join(STATE_DIR, lab, 'outside')
 
 
+def dns_dir(lab, node):
+    return os.path.join(STATE_DIR, lab, 'dns', node)
+
+
 def running_labs():
     """Names of the labs that are up on this host (those with a record), sorted."""
     try:
@@ -255,9 +260,9 @@ def layout(lab, nodes, node_ips=None, **options):
 
     Returns a dict: lab, dir, record, nodes (list of dicts: name, netns, nat_netns, mount_ns,
     uts_ns, dir), namespaces (lab_namespaces), endpoints (namespaces that must not forward)
-    and, with node_ips, the wiring in the shapes of the bridge, veth, netns_lab_nat and
-    netns_lab_http modules' options: bridges, pairs, routers, outside (netns, address, port,
-    root, pidfile). Raises LayoutError for an invalid name, a missing node address or an
+    and, with node_ips, the wiring in the shapes of the bridge, veth, netns_lab_nat,
+    netns_lab_http and netns_lab_dns modules' options: bridges, pairs, routers, outside
+    (netns, address, port, root, pidfile), dns (address, servers: netns, conf, pidfile). Raises LayoutError for an invalid name, a missing node address or an
     address that does not parse. The wiring follows VirtualBox: a host-only network, and per
     node a NAT network of its own where the node is 10.0.2.15 behind 10.0.2.2.
     """
@@ -281,7 +286,7 @@ def layout(lab, nodes, node_ips=None, **options):
 
 
 def wiring(lab, nodes, node_ips, opts):
-    """bridges, pairs, routers and outside of layout() (which documents them); opts has every
+    """bridges, pairs, routers, outside and dns of layout() (which documents them); opts has every
     WIRING_DEFAULTS key. NAT pairs come first, so a node's eth0 gets a lower interface index
     than eth1, as on a VM."""
     missing = [n for n in nodes if not node_ips.get(n)]
@@ -328,4 +333,9 @@ def wiring(lab, nodes, node_ips, opts):
         outside=dict(netns=outside_ns, address=str(outside_ip.ip), port=OUTSIDE_HTTP_PORT,
                      root=os.path.join(outside_dir(lab), 'www'),
                      pidfile=os.path.join(outside_dir(lab), 'http.pid')),
+        dns=dict(address=str(dns.ip),
+                 servers=[dict(netns=nat_netns(lab, n),
+                               conf=os.path.join(dns_dir(lab, n), 'dnsmasq.conf'),
+                               pidfile=os.path.join(dns_dir(lab, n), 'dnsmasq.pid'))
+                          for n in nodes]),
     )

@@ -187,3 +187,38 @@ def test_nat_router_dns(lab, uid):
     finally:
         res = run_module('k8slab.podnet.netns_lab_dns', dict(args, state='absent'))[0]
     assert res['changed'] and not os.path.exists('/proc/%d' % pid)
+
+
+def test_nat_router_dns_servers_in_one_run(lab):
+    """servers: every NAT router in one run (the netns_lab role's way); every namespace and
+    address is checked before any server starts."""
+    r1, r2 = lab['n'], lab['c']  # any namespaces stand in for two NAT routers
+    servers = [{'netns': r, 'conf': str(lab['tmp'] / r / 'dnsmasq.conf'),
+                'pidfile': str(lab['tmp'] / r / 'dnsmasq.pid')} for r in (r1, r2)]
+    args = {'servers': servers, 'hosts': {'node-1': '192.168.56.11'}}
+    res = run_module('k8slab.podnet.netns_lab_dns',
+                     dict(args, servers=[servers[0], dict(servers[1], netns=r2 + '-none')]))[0]
+    assert res.get('failed') and 'servers[1].netns' in res['msg'], res
+    res = run_module('k8slab.podnet.netns_lab_dns', dict(args, netns=r1))[0]
+    assert res.get('failed') and 'mutually exclusive' in res['msg'], res
+    sh('ip -n %s addr add 10.0.2.3/32 dev lo' % r1)
+    try:
+        res = run_module('k8slab.podnet.netns_lab_dns', args)[0]
+        # r2 lacks the address: the run fails before r1's server starts
+        assert res.get('failed') and r2 in res['msg'], res
+        assert not any(os.path.exists(s['pidfile']) for s in servers)
+        sh('ip -n %s addr add 10.0.2.3/32 dev lo' % r2)
+        res = run_module('k8slab.podnet.netns_lab_dns', args, check=True)[0]
+        assert res['changed'] and not any(os.path.exists(s['pidfile']) for s in servers), res
+        res = run_module('k8slab.podnet.netns_lab_dns', args, diff=True)[0]
+        assert res['changed'] and [s['netns'] for s in res['servers']] == [r1, r2], res
+        pids = [s['pid'] for s in res['servers']]
+        assert all(pids) and len(res['diff']) == 2, res
+        for r in (r1, r2):
+            assert query(r, '10.0.2.3', 'node-1')[:2] == (0, ['192.168.56.11'])
+        res = run_module('k8slab.podnet.netns_lab_dns', args)[0]
+        assert not res['changed'] and [s['pid'] for s in res['servers']] == pids, res
+    finally:
+        res = run_module('k8slab.podnet.netns_lab_dns', dict(args, state='absent'))[0]
+    assert res['changed'] and [s['changed'] for s in res['servers']] == [True, True], res
+    assert not any(os.path.exists('/proc/%d' % p) for p in pids)

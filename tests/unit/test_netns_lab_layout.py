@@ -110,6 +110,9 @@ def test_wiring_of_the_reference_lab():
     assert data['outside'] == {'netns': 'hc-outside', 'address': '203.0.113.1', 'port': 80,
                                'root': '/run/k8slab/hc/outside/www',
                                'pidfile': '/run/k8slab/hc/outside/http.pid'}
+    assert data['dns'] == {'address': '10.0.2.3', 'servers': [
+        {'netns': 'hc-%s-nat' % n, 'conf': '/run/k8slab/hc/dns/%s/dnsmasq.conf' % n,
+         'pidfile': '/run/k8slab/hc/dns/%s/dnsmasq.pid' % n} for n in NODES]}
 
 
 def test_wiring_follows_the_inventory():
@@ -125,6 +128,7 @@ def test_wiring_follows_the_inventory():
     assert by['wan0']['addresses'] == ['198.51.100.3/25']
     assert by['wan0']['routes'] == [{'dst': 'default', 'via': '198.51.100.100'}]
     assert data['bridges'][2]['addresses'] == ['10.9.0.2/16', '10.9.0.3/16']
+    assert data['dns']['address'] == '10.9.0.3'
     # None is "not set": the default
     assert layout('hc', ['a'], {'a': '192.168.56.10'}, nat_iface=None)['pairs'][0]['peer'] == 'eth0'
 

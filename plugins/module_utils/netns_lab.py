@@ -262,11 +262,15 @@ def layout(lab, nodes, node_ips=None, **options):
     uts_ns, dir), namespaces (lab_namespaces), endpoints (namespaces that must not forward)
     and, with node_ips, the wiring in the shapes of the bridge, veth, netns_lab_nat,
     netns_lab_http and netns_lab_dns modules' options: bridges, pairs, routers, outside
-    (netns, address, port, root, pidfile), dns (address, servers: netns, conf, pidfile). Raises LayoutError for an invalid name, a missing node address or an
-    address that does not parse. The wiring follows VirtualBox: a host-only network, and per
-    node a NAT network of its own where the node is 10.0.2.15 behind 10.0.2.2.
+    (netns, address, port, root, pidfile), dns (address, servers: netns, conf, pidfile).
+    Raises LayoutError for an invalid name, a lab to wire without nodes, a missing node
+    address or an address that does not parse. The wiring follows VirtualBox: a host-only
+    network, and per node a NAT network of its own where the node is 10.0.2.15 behind
+    10.0.2.2.
     """
     check_names(lab, nodes)
+    if node_ips is not None and not nodes:
+        raise LayoutError('a lab to build needs nodes (the inventory group k8s_cluster is empty)')
     unknown = sorted(set(options) - set(WIRING_DEFAULTS))
     if unknown:
         raise LayoutError('unknown layout options: %s' % ', '.join(unknown))

@@ -147,6 +147,12 @@ def test_bad_wiring_inputs_are_named(kw, needle):
         layout('hc', ['a'], {'a': '192.168.56.10'}, **kw)
 
 
+def test_a_lab_to_build_needs_nodes():
+    with pytest.raises(LayoutError, match='needs nodes'):
+        layout('hc', [], {})
+    assert layout('hc', [], None)['namespaces'] == ['hc-host', 'hc-hostonly', 'hc-outside']
+
+
 def test_a_node_without_address_is_named():
     with pytest.raises(LayoutError, match='node-2'):
         layout('hc', NODES, {'controlplane': '192.168.56.10', 'node-1': '192.168.56.11'})

@@ -39,8 +39,8 @@ options:
       - Run on the lab's host itself, in the namespaces of the process that runs Ansible, as
         the C(local) connection does; O(node), O(netns), O(mount_ns) and O(uts_ns) are then
         not used. Pipelined modules still take the warm path (O(warm)) once the lab's
-        directory exists, so the tasks that build the lab's machines on the host cost what a
-        node's tasks cost.
+        directory exists (or O(create_lab_dir) makes it), so the tasks that build the lab's
+        machines on the host cost what a node's tasks cost.
     type: bool
     default: false
     vars:
@@ -51,9 +51,12 @@ options:
         missing, so that the task's module already goes through the warm server (O(warm))
         instead of a cold Python. The C(netns_lab) role sets it on the first task of a build,
         which makes that directory anyway; teardown removes it with the lab.
-      - Never in check mode, and not for an invalid O(lab_name). Without it, a module run
-        before the lab's directory exists (check mode, a teardown of a lab that is not there)
-        takes the cold path, and the host keeps nothing of the run.
+      - Never in check mode, and not for an invalid O(lab_name). When the task's module has
+        recorded no lab there (C(lab.json)) by its end - it failed first, or built nothing -
+        the directory goes again, so the host keeps nothing of the run.
+      - Set it on the task that builds the lab only (its O(lab_name) must be the module's
+        lab). Without it, a module run before the lab's directory exists (check mode, a
+        teardown of a lab that is not there) takes the cold path.
     type: bool
     default: false
     vars:
@@ -188,8 +191,8 @@ from ansible.plugins.connection.local import Connection as LocalConnection
 from ansible.utils.display import Display
 from ansible.utils.path import unfrackpath
 from ansible_collections.k8slab.podnet.plugins.module_utils.netns_lab import (
-    NETNS_DIR, host_lock, lab_dir, lab_name_error, mount_ns_file, node_netns, nsenter_options,
-    pinned, uts_ns_file)
+    NETNS_DIR, STATE_DIR, host_lock, lab_dir, lab_name_error, mount_ns_file, node_netns,
+    nsenter_options, pinned, record_file, uts_ns_file)
 from ansible_collections.k8slab.podnet.plugins.module_utils.netns_warm import (
     lock_file, server_files, server_key, warm_dir)
 from ansible_collections.k8slab.podnet.plugins.plugin_utils import ansiballz_cache, netns_warm
@@ -224,6 +227,9 @@ class Connection(LocalConnection):
 
     transport = 'k8slab.podnet.netns'
     has_pipelining = True
+    # (lab, whether /run/k8slab was made too) while a lab directory made by create_lab_dir
+    # is not yet known to hold a lab
+    _made_lab_dir = None
 
     def _node_paths(self):
         lab = self.get_option('lab_name')
@@ -259,7 +265,10 @@ class Connection(LocalConnection):
         shell = C.DEFAULT_EXECUTABLE.split()[0] if C.DEFAULT_EXECUTABLE else '/bin/sh'
         warm = self._warm_command(cmd, in_data, sudoable, shell)
         if warm:
-            result = self._warm_exec(warm[0], in_data)
+            try:
+                result = self._warm_exec(warm[0], in_data)
+            finally:
+                self._remove_unbuilt_lab_dir()
             if result is not None:
                 return result
         if not self._enter:
@@ -353,6 +362,21 @@ class Connection(LocalConnection):
                 return None
         return None
 
+    def _remove_unbuilt_lab_dir(self):
+        """A lab directory made for this task's server, when the task recorded no lab in it
+        (it failed first, or built nothing): removed, with /run/k8slab if it was made too, so
+        the host keeps nothing of the run; the server leaves with the directory."""
+        made, self._made_lab_dir = self._made_lab_dir, None
+        if made is None or os.path.exists(record_file(made[0])):
+            return
+        with host_lock():
+            shutil.rmtree(lab_dir(made[0]), ignore_errors=True)
+            if made[1]:
+                try:
+                    os.rmdir(STATE_DIR)
+                except OSError:
+                    pass  # another lab's, meanwhile
+
     def _may_create_lab_dir(self, lab):
         """True when this task may make the lab's directory for its server (create_lab_dir)."""
         return bool(self.get_option('on_host') and self.get_option('create_lab_dir')
@@ -366,7 +390,9 @@ class Connection(LocalConnection):
                 raise OSError('lab directory %s is missing' % lab_dir(lab))
             # Under the labs' host lock: the last lab's teardown removes /run/k8slab itself.
             with host_lock():
+                made_state_dir = not os.path.isdir(STATE_DIR)
                 os.makedirs(lab_dir(lab), exist_ok=True)
+            self._made_lab_dir = (lab, made_state_dir)
         if not os.path.isdir(directory):
             try:
                 os.mkdir(directory, 0o700)

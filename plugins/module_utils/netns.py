@@ -58,7 +58,7 @@ def setns(fd, nstype=CLONE_NEWNET):
 def own_netns():
     """The calling thread's way back home: an O_CLOEXEC descriptor (int) of its own network
     namespace, /proc/thread-self/ns/net, to pass to setns after it has moved (InNetns, or
-    nschild.netns_add, which unshares). Raises OSError."""
+    nschild.netns_add, which unshares); the caller closes it. Raises OSError."""
     return os.open('/proc/thread-self/ns/net', os.O_RDONLY | os.O_CLOEXEC)
 
 
@@ -115,10 +115,13 @@ def ifreq_ioctl(sock, request, ifname, union=b''):
     socket: it answers for the network namespace it was made in). struct ifreq is the name in
     IFNAMSIZ bytes with its NUL, then a 24-byte union, here union (bytes, zero-padded).
     Returns the answer's union (24 bytes). Raises OSError: EINVAL for a name that would be
-    cut short to another one, ENODEV when there is no such interface, the ioctl's errno."""
+    cut short to another one or a union over 24 bytes, ENODEV when there is no such
+    interface, else the ioctl's errno."""
     raw = ifname.encode('utf-8')
     if not 0 < len(raw) < IFNAMSIZ:
         raise OSError(errno.EINVAL, 'interface name %r is not 1 to 15 bytes' % ifname)
+    if len(union) > 24:
+        raise OSError(errno.EINVAL, 'an ifreq union holds 24 bytes, not %d' % len(union))
     return fcntl.ioctl(sock.fileno(), request, struct.pack('16s24s', raw, union))[IFNAMSIZ:]
 
 

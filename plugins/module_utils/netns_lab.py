@@ -143,8 +143,9 @@ def lab_dir(lab):
 def host_lock():
     """An exclusive flock(2) on the directory above STATE_DIR (/run), held while a lab's
     host-side state is made or removed (labs share /run/k8slab and its host-dirs.json: the last
-    lab's teardown removes them). The lock is a file descriptor, not a file, so the host keeps
-    nothing of it. Blocks until other labs' module runs let go."""
+    lab's teardown removes them); netns_lab_nodes holds it for its run, the netns connection
+    while it makes a lab's directory. The lock is a file descriptor, not a file, so the host
+    keeps nothing of it. Blocks until other labs' module runs let go. Raises OSError."""
     fd = os.open(os.path.dirname(STATE_DIR), os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -185,6 +186,7 @@ def outside_dir(lab):
 
 
 def dns_dir(lab, node):
+    """The directory of the dnsmasq of node's NAT router: dnsmasq.conf, .pid, .log."""
     return os.path.join(STATE_DIR, lab, 'dns', node)
 
 
@@ -270,7 +272,7 @@ def layout(lab, nodes, node_ips=None, **options):
     """
     check_names(lab, nodes)
     if node_ips is not None and not nodes:
-        raise LayoutError('a lab to build needs nodes (the inventory group k8s_cluster is empty)')
+        raise LayoutError('a lab to build needs nodes, and none were given')
     unknown = sorted(set(options) - set(WIRING_DEFAULTS))
     if unknown:
         raise LayoutError('unknown layout options: %s' % ', '.join(unknown))

@@ -20,7 +20,8 @@ description:
     It is running when that PID is alive in O(netns); a changed configuration restarts it.
   - O(address) must already be an address of the namespace (the module fails otherwise).
   - The lab's NAT routers take one call with O(servers). Every server's namespace and address
-    are checked before anything changes.
+    are checked, and no two servers may share a namespace or a file, before anything changes;
+    if a server then fails to start, the servers this run changed are put back as they were.
 options:
   netns:
     description:
@@ -58,10 +59,10 @@ options:
     description: Optional domain appended to each name in O(hosts) as well (both forms answer).
     type: str
   conf:
-    description: Path of the dnsmasq configuration file (with O(netns)).
+    description: Path of the dnsmasq configuration file. Required with O(netns).
     type: path
   pidfile:
-    description: Where dnsmasq writes its PID (with O(netns)).
+    description: Where dnsmasq writes its PID. Required with O(netns).
     type: path
   state:
     description: C(present) runs it, C(absent) stops it.
@@ -81,11 +82,11 @@ extends_documentation_fragment:
 EXAMPLES = r'''
 - name: DNS at 10.0.2.3 on node-1's NAT network
   k8slab.podnet.netns_lab_dns:
-    netns: k8slab-nat-node-1
+    netns: k8slab-node-1-nat
     hosts: {controlplane: 192.168.56.10, node-1: 192.168.56.11, node-2: 192.168.56.12,
             outside: 203.0.113.1}
-    conf: /run/k8slab/k8slab/nat-node-1/dnsmasq.conf
-    pidfile: /run/k8slab/k8slab/nat-node-1/dnsmasq.pid
+    conf: /run/k8slab/k8slab/dns/node-1/dnsmasq.conf
+    pidfile: /run/k8slab/k8slab/dns/node-1/dnsmasq.pid
 
 - name: The same in every NAT router of the lab, in one run
   k8slab.podnet.netns_lab_dns:
@@ -99,15 +100,24 @@ EXAMPLES = r'''
 
 RETURN = r'''
 pid:
-  description: PID of dnsmasq (absent when stopped).
+  description: PID of dnsmasq; null when it is stopped, or in check mode when it would start.
   returned: success, with O(netns)
   type: int
 servers:
-  description: Each server of O(servers), in order, with its PID (absent when stopped) and whether
-    it changed.
-  returned: success, with O(servers)
+  description: Each server of O(servers), in order.
+  returned: success, with O(servers); also when a server fails to start (what was undone)
   type: list
   elements: dict
+  contains:
+    netns:
+      description: Its namespace.
+      type: str
+    pid:
+      description: Its PID, as RV(pid).
+      type: int
+    changed:
+      description: Whether its configuration or process changed (or was put back after a failure).
+      type: bool
   sample: [{netns: k8slab-node-1-nat, pid: 4242, changed: false}]
 '''
 
@@ -142,26 +152,73 @@ def stop(pid):
         time.sleep(0.05)
 
 
-def serve(module, server, text):
-    """Keeps dnsmasq running in server['netns'] with configuration text: written to
-    server['conf'], restarted when it changed or is not running. Returns (changed, pid, diff)."""
+class DnsError(Exception):
+    """A server that could not be configured or did not start; the message names its
+    namespace."""
+
+
+def serve(server, text, check):
+    """Keeps dnsmasq running in server['netns'] (a dict of netns, conf, pidfile) with the
+    configuration text: written to server['conf'], restarted when it changed or is not
+    running. Returns (changed, pid or None, the configuration before or None, whether a server
+    ran before). Raises DnsError when dnsmasq does not start, once this server is put back."""
     pid = running(server['pidfile'], server['netns'])
     current = read_text(server['conf'])
     changed = current != text or pid is None
-    if changed and not module.check_mode:
-        write_atomic(server['conf'], text, makedirs=True)
+    if changed and not check:
+        try:
+            write_atomic(server['conf'], text, makedirs=True)
+        except (IOError, OSError) as e:
+            raise DnsError('cannot write %s for the server in %s: %s'
+                           % (server['conf'], server['netns'], e))
         if pid:
             stop(pid)
         # dnsmasq daemonizes (closing its inherited descriptors) after it bound its socket,
         # so a zero exit status means it serves.
-        command.run_ok(module, ['ip', 'netns', 'exec', server['netns'], 'dnsmasq',
-                                '--conf-file=' + server['conf']])
+        rc, _out, err = command.run(['ip', 'netns', 'exec', server['netns'], 'dnsmasq',
+                                     '--conf-file=' + server['conf']])
+        new = running(server['pidfile'], server['netns'])
+        if rc != 0 or new is None:
+            put_back([(server, current, pid is not None)])
+            raise DnsError('dnsmasq in %s did not start (rc=%d): %s; see %s' % (
+                server['netns'], rc, (err or '').strip(), server['conf']))
+        return True, new, current, pid is not None
+    return changed, pid, current, pid is not None
+
+
+def put_back(done):
+    """Undoes serve() for each (server, configuration before or None, ran before) of done,
+    last first, best effort: the old configuration, and its server running again if one ran;
+    a new one stopped and its file removed."""
+    for server, before, ran in reversed(done):
         pid = running(server['pidfile'], server['netns'])
-        if pid is None:
-            module.fail_json(msg='dnsmasq in %s did not start; see %s'
-                             % (server['netns'], server['conf']))
-    return changed, pid, dict(before=current or '', after=text, before_header=server['conf'],
-                              after_header=server['conf'])
+        if pid:
+            stop(pid)
+        try:
+            if before is None:
+                os.unlink(server['conf'])
+            else:
+                write_atomic(server['conf'], before)
+        except OSError:
+            pass
+        if ran and before is not None:
+            command.run(['ip', 'netns', 'exec', server['netns'], 'dnsmasq',
+                         '--conf-file=' + server['conf']])
+
+
+def check_servers(module, servers, one):
+    """Fails naming the option when a namespace does not exist or two servers share a
+    namespace, a configuration or a pidfile (they would fight over one address or file)."""
+    seen = {}
+    for i, server in enumerate(servers):
+        if not os.path.exists('/run/netns/' + server['netns']):
+            module.fail_json(msg='network namespace %r (%s) does not exist'
+                             % (server['netns'], 'netns' if one else 'servers[%d].netns' % i))
+        for key in ('netns', 'conf', 'pidfile'):
+            other = seen.setdefault((key, server[key]), i)
+            if other != i:
+                module.fail_json(msg='servers[%d].%s %r is also servers[%d].%s'
+                                 % (i, key, server[key], other, key))
 
 
 def main():
@@ -186,13 +243,14 @@ def main():
     )
     p = module.params
     one = p['servers'] is None
+    if one and not (p['netns'] and p['conf'] and p['pidfile']):
+        # An explicit null passes required_one_of and required_by (they count keys given).
+        module.fail_json(msg='netns, conf and pidfile (or servers) are required, got netns=%r '
+                         'conf=%r pidfile=%r' % (p['netns'], p['conf'], p['pidfile']))
     servers = [dict(netns=p['netns'], conf=p['conf'], pidfile=p['pidfile'])] if one \
         else p['servers']
     # Everything is checked before anything changes.
-    for i, server in enumerate(servers):
-        if not os.path.exists('/run/netns/' + server['netns']):
-            module.fail_json(msg='network namespace %r (%s) does not exist'
-                             % (server['netns'], 'netns' if one else 'servers[%d].netns' % i))
+    check_servers(module, servers, one)
     results = []
     if p['state'] == 'absent':
         for server in servers:
@@ -215,22 +273,31 @@ def main():
         ipaddress.ip_address(p['address'])
     except ValueError:
         module.fail_json(msg='address %r is not an IP address' % p['address'])
-    for server in servers:
+    for i, server in enumerate(servers):
         out = command.run_ok(module, ['ip', '-j', '-n', server['netns'], 'addr', 'show'])
         local = [a['local'] for link in json.loads(out) for a in link.get('addr_info', [])]
         if p['address'] not in local:
-            module.fail_json(msg='address %s is not an address of network namespace %s'
-                             % (p['address'], server['netns']))
+            module.fail_json(msg='address %s is not an address of network namespace %s (%s)'
+                             % (p['address'], server['netns'],
+                                'netns' if one else 'servers[%d].netns' % i))
 
-    diffs = []
+    diffs, done = [], []
     for server in servers:
         # local=/#/: every name is this server's to answer; unknown ones get NXDOMAIN at once.
         text = dnsmasq_conf({'host': records}, domain='#', extra=[
             'listen-address=' + p['address'], 'bind-interfaces', 'pid-file=' + server['pidfile'],
             'log-facility=' + os.path.join(os.path.dirname(server['conf']), 'dnsmasq.log')])
-        changed, pid, diff = serve(module, server, text)
+        try:
+            changed, pid, before, ran = serve(server, text, module.check_mode)
+        except DnsError as e:
+            # Nothing half-made: the servers changed before this one go back as they were.
+            put_back(done)
+            module.fail_json(msg=str(e), servers=results)
         results.append(dict(netns=server['netns'], pid=pid, changed=changed))
-        diffs.append(diff)
+        diffs.append(dict(before=before or '', after=text, before_header=server['conf'],
+                          after_header=server['conf']))
+        if changed and not module.check_mode:
+            done.append((server, before, ran))
     changed = any(r['changed'] for r in results)
     if one:
         module.exit_json(changed=changed, pid=results[0]['pid'], diff=diffs[0])

@@ -89,6 +89,12 @@ def checks(lab, facts=None, options=None, extra=None, kinds=None):
     ('' to skip), http_port, http_body (str.format with {pod} and {node})."""
     if not isinstance(lab, dict) or not isinstance(lab.get('nodes'), dict):
         raise VerifyError('verify_checks: lab must be a dict with nodes (lab_nodes)')
+    # The verify role does not validate lab_pods per node (the topology role does, once);
+    # playbooks/verify.yml alone still gets a clear error for a bad one.
+    pods = lab.get('pods') or []
+    if not isinstance(pods, list) or not all(isinstance(p, dict) for p in pods):
+        raise VerifyError('verify_checks: pods (lab_pods) must be a list of dicts, got %r'
+                          % (pods,))
     opts = dict(DEFAULT_OPTIONS)
     opts.update(options or {})
     view = Lab(lab, facts)

@@ -72,9 +72,10 @@ def _refusal_client(lab, node, sources, refusals):
     """The pod of node to expect ``refusals`` refusals from (Services without endpoints):
     kube-proxy's REJECT answers with an ICMP error from the node, which the kernel rate-limits
     per destination pod together with the TTL-1 answers to that pod's traces (probe.HopPacer).
-    So the first pod whose traces to other nodes (sources: the node's _path_sources) leave
-    room for the refusals in the burst, else the one with the fewest: a refusal without a
-    turn is answered with silence, and passes only on a retry a second later."""
+    So the first pod whose traces to other nodes (sources: the node's _path_sources,
+    {target node: source pod dict or None}) leave room for the refusals in the burst, else
+    the one with the fewest: a refusal without a turn is answered with silence, and passes
+    only on a retry a second later."""
     load = {}
     for y, source in sources.items():
         if y != node and source is not None:

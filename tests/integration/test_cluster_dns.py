@@ -199,8 +199,6 @@ def test_nat_router_dns_servers_in_one_run(lab):
     res = run_module('k8slab.podnet.netns_lab_dns',
                      dict(args, servers=[servers[0], dict(servers[1], netns=r2 + '-none')]))[0]
     assert res.get('failed') and 'servers[1].netns' in res['msg'], res
-    res = run_module('k8slab.podnet.netns_lab_dns', dict(args, netns=r1))[0]
-    assert res.get('failed') and 'mutually exclusive' in res['msg'], res
     sh('ip -n %s addr add 10.0.2.3/32 dev lo' % r1)
     try:
         res = run_module('k8slab.podnet.netns_lab_dns', args)[0]
@@ -218,6 +216,24 @@ def test_nat_router_dns_servers_in_one_run(lab):
             assert query(r, '10.0.2.3', 'node-1')[:2] == (0, ['192.168.56.11'])
         res = run_module('k8slab.podnet.netns_lab_dns', args)[0]
         assert not res['changed'] and [s['pid'] for s in res['servers']] == pids, res
+        # A server that cannot be set up puts back the ones this run changed: r1 keeps its
+        # server and its configuration when r2's new configuration cannot be written.
+        before = open(servers[0]['conf']).read()
+        (lab['tmp'] / 'file').write_text('')
+        broken = dict(args, hosts={'node-2': '192.168.56.12'},
+                      servers=[servers[0], dict(servers[1], conf=str(lab['tmp'] / 'file' / 'c'))])
+        res = run_module('k8slab.podnet.netns_lab_dns', broken)[0]
+        assert res.get('failed') and r2 in res['msg'] and 'file/c' in res['msg'], res
+        assert open(servers[0]['conf']).read() == before
+        back = int(open(servers[0]['pidfile']).read())
+        assert query(r1, '10.0.2.3', 'node-1')[:2] == (0, ['192.168.56.11'])
+        pids[0] = back
+        # no two servers on one namespace or file
+        res = run_module('k8slab.podnet.netns_lab_dns',
+                         dict(args, servers=[servers[0], dict(servers[1], netns=r1)]))[0]
+        assert res.get('failed') and 'servers[1].netns' in res['msg'], res
+        res = run_module('k8slab.podnet.netns_lab_dns', {'netns': None, 'conf': 'x'})[0]
+        assert res.get('failed') and 'required' in res['msg'], res
     finally:
         res = run_module('k8slab.podnet.netns_lab_dns', dict(args, state='absent'))[0]
     assert res['changed'] and [s['changed'] for s in res['servers']] == [True, True], res

@@ -429,7 +429,8 @@ def test_compiled_module_code_is_kept_beside_ansibles_temporary_files(node, tmp_
 def test_create_lab_dir_lets_a_builds_first_module_run_warm():
     """The netns_lab role's first task of a build sets k8slab_create_lab_dir: the connection
     makes the lab's directory and starts the lab's server, so that module runs warm too. In
-    check mode, or for an invalid lab name, it makes nothing (the module runs cold)."""
+    check mode, or for an invalid lab name, it makes nothing (the module runs cold); when the
+    module records no lab (it failed first), the directory goes again."""
     lab = 'kw' + secrets.token_hex(2)
     bad = '../kw' + secrets.token_hex(2)  # would be /run/kwXXXX
     play_text = """
@@ -438,24 +439,36 @@ def test_create_lab_dir_lets_a_builds_first_module_run_warm():
   vars:
     ansible_connection: k8slab.podnet.netns
     k8slab_on_host: true
-    k8slab_create_lab_dir: true
+    k8slab_create_lab_dir: %s
     k8slab_lab_name: %s
     ansible_python_interpreter: "{{ ansible_playbook_python }}"
   tasks:
     - name: node
       k8slab.podnet.netns_lab_nodes: {lab: %s, nodes: [%s], namespaces: [%s-%s], state: %s}
 """
-    build = play_text % (lab, lab, NODE, lab, NODE, 'present')
+    build = play_text % ('true', lab, lab, NODE, lab, NODE, 'present')
+    had_state_dir = os.path.isdir('/run/k8slab')
     try:
         res = run_playbook(build, args=('--check',))
         assert res.rc == 0, res
         assert res.task('node')['changed']
         assert not os.path.exists('/run/k8slab/%s' % lab)
         assert server_pids(lab) == []
-        res = run_playbook(play_text % (bad, bad, NODE, 'kw', NODE, 'present'))
+        res = run_playbook(play_text % ('true', bad, bad, NODE, 'kw', NODE, 'present'))
         assert res.rc != 0 and 'lab name' in res.task('node')['msg'], res
         assert not os.path.exists(os.path.normpath('/run/k8slab/' + bad))
         assert server_pids(bad) == []
+        # A valid lab whose first module fails before it records anything (a node name the
+        # lab refuses): the directory made for its server goes again, and the server with it.
+        res = run_playbook(play_text % ('true', lab, lab, 'vboxnet0', lab, NODE, 'present'))
+        assert res.rc != 0 and 'vboxnet0' in res.task('node')['msg'], res
+        assert not os.path.exists('/run/k8slab/%s' % lab)
+        assert os.path.isdir('/run/k8slab') == had_state_dir
+        for _attempt in range(100):
+            if not server_pids(lab):
+                break
+            time.sleep(0.05)
+        assert server_pids(lab) == []
         # Without the option the first run is cold and starts no server (the test below);
         # with it, the first run went through a server it started.
         res = run_playbook(build)
@@ -465,7 +478,7 @@ def test_create_lab_dir_lets_a_builds_first_module_run_warm():
     finally:
         stop_servers(bad)  # only if the name check failed
         shutil.rmtree(os.path.normpath('/run/k8slab/' + bad), ignore_errors=True)
-        res = run_playbook(play_text % (lab, lab, NODE, lab, NODE, 'absent'))
+        res = run_playbook(play_text % ('false', lab, lab, NODE, lab, NODE, 'absent'))
         assert res.rc == 0, res
     for _attempt in range(100):
         if not server_pids(lab):

@@ -187,6 +187,13 @@ def test_bad_extra_checks_are_refused(bad, msg):
         verify_checks(LAB, FACTS, None, [bad])
 
 
+@pytest.mark.parametrize('pods', ['httpd', {'name': 'httpd'}, ['httpd']])
+def test_bad_lab_pods_are_named(pods):
+    # playbooks/verify.yml alone: the topology role has not validated lab_pods
+    with pytest.raises(AnsibleFilterError, match='lab_pods'):
+        verify_checks(dict(LAB, pods=pods), FACTS)
+
+
 def test_select_by_kind_tag_and_name(checks):
     all_checks = list(checks.values())
     assert set(c['kind'] for c in verify_select(all_checks, None, '', ['path'])) == {'path'}

@@ -53,10 +53,11 @@ options:
         which makes that directory anyway; teardown removes it with the lab.
       - Never in check mode, and not for an invalid O(lab_name). When the task's module has
         recorded no lab there (C(lab.json)) by its end - it failed first, or built nothing -
-        the directory goes again, so the host keeps nothing of the run.
-      - Set it on the task that builds the lab only (its O(lab_name) must be the module's
-        lab). Without it, a module run before the lab's directory exists (check mode, a
-        teardown of a lab that is not there) takes the cold path.
+        the directory is removed again, so the host keeps nothing of the run.
+      - Set it only on the task that builds the lab, with O(lab_name) the name of the lab that
+        task builds (as the C(netns_lab) role does). Without it, a module run before the lab's
+        directory exists (check mode, a teardown of a lab that is not there) takes the cold
+        path.
     type: bool
     default: false
     vars:

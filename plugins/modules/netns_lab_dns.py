@@ -30,21 +30,23 @@ options:
     type: str
   servers:
     description:
-      - Several servers in one run, one per namespace, each with its own O(netns), O(conf) and
-        O(pidfile); O(address), O(hosts), O(domain) and O(state) apply to all of them.
+      - Several servers in one run, one per namespace, each with its own C(netns), C(conf) and
+        C(pidfile) (all three required, as for a single server); O(address), O(hosts),
+        O(domain) and O(state) apply to all of them.
+      - Not with O(netns), O(conf) or O(pidfile).
     type: list
     elements: dict
     suboptions:
       netns:
-        description: As O(netns).
+        description: Network namespace to serve in.
         type: str
         required: true
       conf:
-        description: As O(conf).
+        description: Path of its dnsmasq configuration file.
         type: path
         required: true
       pidfile:
-        description: As O(pidfile).
+        description: Where its dnsmasq writes its PID.
         type: path
         required: true
   address:

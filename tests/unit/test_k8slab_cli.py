@@ -12,13 +12,18 @@ sys.path.insert(0, os.path.join(ROOT, '.collections'))
 
 from ansible_collections.k8slab.podnet.plugins.plugin_utils.k8slab_cli import main  # noqa: E402
 from ansible_collections.k8slab.podnet.plugins.plugin_utils.k8slab_cli.lab import (  # noqa: E402
-    Subcommand)
+    Lab, Subcommand)
 
 
 def test_the_table_holds_todays_subcommands():
     first = ['up', 'down', 'verify', 'status', 'pods', 'logs', 'exec']
     assert [c.name for c in main.SUBCOMMANDS][:7] == first
     assert {'graph', 'capture', 'drill', 'heal'} <= set(c.name for c in main.SUBCOMMANDS)
+
+
+def test_a_down_labs_hint_builds_that_lab():
+    assert Lab('k8slab').up_command == 'k8slab up'
+    assert Lab('kx1').up_command == 'k8slab --lab kx1 up'
 
 
 def test_a_subcommand_added_to_the_table_is_parsed_and_run(monkeypatch):

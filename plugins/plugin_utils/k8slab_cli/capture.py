@@ -22,8 +22,8 @@ def capture_argv(lab, target, iface, extra):
     output can be piped), then the caller's options and filter (e.g. ['-c', '5', 'icmp'])."""
     node, dummy, pod = target.partition('/')
     if not lab.has_node(node):
-        fail('lab %s has no node %r (nodes: %s); `k8slab up` builds the lab'
-             % (lab.name, node, ', '.join(lab.nodes()) or 'none'))
+        fail('lab %s has no node %r (nodes: %s); `%s` builds the lab'
+             % (lab.name, node, ', '.join(lab.nodes()) or 'none', lab.up_command))
     argv = lab.enter(node)
     if pod:
         if not lab.has_pod(node, pod):

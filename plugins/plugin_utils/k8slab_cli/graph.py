@@ -447,7 +447,7 @@ def run(args):
     _graphviz_python()
     lab = Lab(pick_lab(args))
     if not lab.up:
-        fail('lab %s is not up (k8slab up builds it)' % lab.name)
+        fail('lab %s is not up (`%s` builds it)' % (lab.name, lab.up_command))
     report_file = args.report or default_report(lab.name)
     report = None
     if report_file:

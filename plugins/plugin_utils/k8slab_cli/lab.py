@@ -65,6 +65,11 @@ class Lab(object):
     def up(self):
         return os.path.isfile(record_file(self.name))
 
+    @property
+    def up_command(self):
+        """The command that builds this lab (str), to paste as printed."""
+        return 'k8slab up' if self.name == DEFAULT_LAB else 'k8slab --lab %s up' % self.name
+
     def nodes(self):
         try:
             with open(record_file(self.name)) as f:

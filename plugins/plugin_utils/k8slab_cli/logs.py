@@ -22,8 +22,8 @@ def split_target(lab, target):
     if not pod:
         fail('%r: name a pod as NODE/POD' % target)
     if node not in lab.nodes():
-        fail('lab %s has no node %r (nodes: %s); `k8slab up` builds the lab'
-             % (lab.name, node, ', '.join(lab.nodes()) or 'none'))
+        fail('lab %s has no node %r (nodes: %s); `%s` builds the lab'
+             % (lab.name, node, ', '.join(lab.nodes()) or 'none', lab.up_command))
     return node, pod
 
 

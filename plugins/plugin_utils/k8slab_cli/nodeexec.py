@@ -57,8 +57,8 @@ def run(args):
     lab = Lab(pick_lab(args))
     node, dummy, pod = args.target.partition('/')
     if not lab.has_node(node):
-        fail('lab %s has no node %r (nodes: %s); `k8slab up` builds the lab'
-             % (lab.name, node, ', '.join(lab.nodes()) or 'none'))
+        fail('lab %s has no node %r (nodes: %s); `%s` builds the lab'
+             % (lab.name, node, ', '.join(lab.nodes()) or 'none', lab.up_command))
     if args.container and not pod:
         fail('-c %s: name the pod as NODE/POD' % args.container)
     where = '/'.join(x for x in (node, pod, args.container) if x)

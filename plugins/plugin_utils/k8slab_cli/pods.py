@@ -29,7 +29,8 @@ def lab_pods(lab, nodes=None):
 def run(args):
     lab = Lab(pick_lab(args))
     if not lab.up:
-        print('lab %s is not up (k8slab up builds it)' % lab.name, file=sys.stderr)
+        print('lab %s is not up (`%s` builds it)' % (lab.name, lab.up_command),
+              file=sys.stderr)
         return 1
     if args.node and args.node not in lab.nodes():
         fail('lab %s has no node %r (nodes: %s)' % (lab.name, args.node, ', '.join(lab.nodes())))

@@ -99,7 +99,8 @@ def show(lab):
     """Print one lab's nodes and pods as tables; 1 when it is not up."""
     data = status_data(lab)
     if not data['up']:
-        print('lab %s is not up (k8slab up builds it)' % lab.name, file=sys.stderr)
+        print('lab %s is not up (`%s` builds it)' % (lab.name, lab.up_command),
+              file=sys.stderr)
         return 1
     first = ['eth0', 'eth1', 'cni0']
     ifaces = sorted({i for n in data['nodes'] for i in n['addresses']},

@@ -368,9 +368,12 @@ class Connection(LocalConnection):
         (it failed first, or built nothing): removed, with /run/k8slab if it was made too, so
         the host keeps nothing of the run; the server leaves with the directory."""
         made, self._made_lab_dir = self._made_lab_dir, None
-        if made is None or os.path.exists(record_file(made[0])):
+        if made is None:
             return
         with host_lock():
+            # Looked at under the lock: another run may have built the lab meanwhile.
+            if os.path.exists(record_file(made[0])):
+                return
             shutil.rmtree(lab_dir(made[0]), ignore_errors=True)
             if made[1]:
                 try:

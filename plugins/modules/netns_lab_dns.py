@@ -126,6 +126,7 @@ servers:
 import ipaddress
 import json
 import os
+import re
 import signal
 import time
 
@@ -133,6 +134,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8slab.podnet.plugins.module_utils import command
 from ansible_collections.k8slab.podnet.plugins.module_utils.clusterdns import dnsmasq_conf
 from ansible_collections.k8slab.podnet.plugins.module_utils.files import read_text, write_atomic
+
+LOG_NAME = 'dnsmasq.log'  # beside the configuration
+# A host or domain name: dot-separated labels of letters, digits, '-' and '_'.
+DNS_NAME = re.compile(r'[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?'
+                      r'(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\Z')
 
 
 def running(pidfile, netns):
@@ -208,19 +214,34 @@ def put_back(done):
                          '--conf-file=' + server['conf']])
 
 
+def server_files(server):
+    """{what: normalized absolute path} of the files a server writes: conf, pidfile and the
+    log beside conf."""
+    conf = os.path.normpath(server['conf'])
+    return dict(conf=conf, pidfile=os.path.normpath(server['pidfile']),
+                log=os.path.join(os.path.dirname(conf), LOG_NAME))
+
+
 def check_servers(module, servers, one):
-    """Fails naming the option when a namespace does not exist or two servers share a
-    namespace, a configuration or a pidfile (they would fight over one address or file)."""
+    """Fails naming the option when a namespace is not a plain existing name, a file is not
+    an absolute path, or two servers (or one server's files) share a namespace or a file:
+    they would fight over one address or file."""
     seen = {}
     for i, server in enumerate(servers):
-        if not os.path.exists('/run/netns/' + server['netns']):
+        where = (lambda key: key) if one else (lambda key: 'servers[%d].%s' % (i, key))
+        ns = server['netns']
+        if not ns or '/' in ns or ns in ('.', '..') or not os.path.exists('/run/netns/' + ns):
             module.fail_json(msg='network namespace %r (%s) does not exist'
-                             % (server['netns'], 'netns' if one else 'servers[%d].netns' % i))
-        for key in ('netns', 'conf', 'pidfile'):
-            other = seen.setdefault((key, server[key]), i)
-            if other != i:
-                module.fail_json(msg='servers[%d].%s %r is also servers[%d].%s'
-                                 % (i, key, server[key], other, key))
+                             % (ns, where('netns')))
+        for key in ('conf', 'pidfile'):
+            if not server[key] or not os.path.isabs(server[key]):
+                module.fail_json(msg='%s %r is not an absolute path' % (where(key), server[key]))
+        for key, value in [('netns', ns)] + sorted(server_files(server).items()):
+            other = seen.setdefault(('netns' if key == 'netns' else 'file', value),
+                                    (i, key))
+            if other != (i, key):
+                module.fail_json(msg='%s %r is also %s' % (
+                    where(key), value, key if one else 'servers[%d].%s' % other))
 
 
 def main():
@@ -263,8 +284,13 @@ def main():
         changed = any(r['changed'] for r in results)
         module.exit_json(changed=changed, **({} if one else dict(servers=results)))
 
+    # Names go into dnsmasq's configuration: a line break would add a directive of its own.
+    if p['domain'] is not None and not DNS_NAME.match(p['domain']):
+        module.fail_json(msg='domain %r is not a DNS name' % p['domain'])
     records = []
     for name, ip in sorted(p['hosts'].items()):
+        if not DNS_NAME.match(name):
+            module.fail_json(msg='hosts: %r is not a DNS name' % (name,))
         try:
             ip = str(ipaddress.IPv4Address(str(ip)))
         except ValueError:
@@ -288,13 +314,14 @@ def main():
         # local=/#/: every name is this server's to answer; unknown ones get NXDOMAIN at once.
         text = dnsmasq_conf({'host': records}, domain='#', extra=[
             'listen-address=' + p['address'], 'bind-interfaces', 'pid-file=' + server['pidfile'],
-            'log-facility=' + os.path.join(os.path.dirname(server['conf']), 'dnsmasq.log')])
+            'log-facility=' + server_files(server)['log']])
         try:
             changed, pid, before, ran = serve(server, text, module.check_mode)
         except DnsError as e:
             # Nothing half-made: the servers changed before this one go back as they were.
             put_back(done)
-            module.fail_json(msg=str(e), servers=results)
+            module.fail_json(msg=str(e), servers=[
+                dict(r, pid=running(s['pidfile'], s['netns'])) for r, s in zip(results, servers)])
         results.append(dict(netns=server['netns'], pid=pid, changed=changed))
         diffs.append(dict(before=before or '', after=text, before_header=server['conf'],
                           after_header=server['conf']))

@@ -228,10 +228,17 @@ def test_nat_router_dns_servers_in_one_run(lab):
         back = int(open(servers[0]['pidfile']).read())
         assert query(r1, '10.0.2.3', 'node-1')[:2] == (0, ['192.168.56.11'])
         pids[0] = back
-        # no two servers on one namespace or file
-        res = run_module('k8slab.podnet.netns_lab_dns',
-                         dict(args, servers=[servers[0], dict(servers[1], netns=r1)]))[0]
-        assert res.get('failed') and 'servers[1].netns' in res['msg'], res
+        # no two servers on one namespace or file, files by absolute paths, names that
+        # cannot add a line to the configuration: refused before anything changes
+        for bad, needle in [(dict(servers[1], netns=r1), 'servers[1].netns'),
+                            (dict(servers[1], pidfile=servers[0]['conf']), 'servers[1].pidfile'),
+                            (dict(servers[1], pidfile=None), 'servers[1].pidfile')]:
+            res = run_module('k8slab.podnet.netns_lab_dns',
+                             dict(args, servers=[servers[0], bad]))[0]
+            assert res.get('failed') and needle in res['msg'], (needle, res)
+        res = run_module('k8slab.podnet.netns_lab_dns', dict(args, domain='lab\nserver=8.8.8.8'))[0]
+        assert res.get('failed') and 'domain' in res['msg'], res
+        assert open(servers[0]['conf']).read() == before
         res = run_module('k8slab.podnet.netns_lab_dns', {'netns': None, 'conf': 'x'})[0]
         assert res.get('failed') and 'required' in res['msg'], res
     finally:

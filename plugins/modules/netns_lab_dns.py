@@ -134,6 +134,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8slab.podnet.plugins.module_utils import command
 from ansible_collections.k8slab.podnet.plugins.module_utils.clusterdns import dnsmasq_conf
 from ansible_collections.k8slab.podnet.plugins.module_utils.files import read_text, write_atomic
+from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
+    IprouteError, validate_netns_name)
 
 LOG_NAME = 'dnsmasq.log'  # beside the configuration
 # A host or domain name: dot-separated labels of letters, digits, '-' and '_'.
@@ -160,6 +162,15 @@ def stop(pid):
         time.sleep(0.05)
 
 
+def start(server):
+    """Starts dnsmasq in server['netns'] with server['conf']; returns (rc, stderr). dnsmasq
+    daemonizes (closing its inherited descriptors) after it bound its socket, so rc 0 means
+    it serves."""
+    rc, _out, err = command.run(['ip', 'netns', 'exec', server['netns'], 'dnsmasq',
+                                 '--conf-file=' + server['conf']])
+    return rc, err
+
+
 class DnsError(Exception):
     """A server that could not be configured or did not start; the message names its
     namespace."""
@@ -181,10 +192,7 @@ def serve(server, text, check):
                            % (server['conf'], server['netns'], e))
         if pid:
             stop(pid)
-        # dnsmasq daemonizes (closing its inherited descriptors) after it bound its socket,
-        # so a zero exit status means it serves.
-        rc, _out, err = command.run(['ip', 'netns', 'exec', server['netns'], 'dnsmasq',
-                                     '--conf-file=' + server['conf']])
+        rc, err = start(server)
         new = running(server['pidfile'], server['netns'])
         if rc != 0 or new is None:
             put_back([(server, current, pid is not None)])
@@ -210,8 +218,7 @@ def put_back(done):
         except OSError:
             pass
         if ran and before is not None:
-            command.run(['ip', 'netns', 'exec', server['netns'], 'dnsmasq',
-                         '--conf-file=' + server['conf']])
+            start(server)
 
 
 def server_files(server):
@@ -230,7 +237,11 @@ def check_servers(module, servers, one):
     for i, server in enumerate(servers):
         where = (lambda key: key) if one else (lambda key: 'servers[%d].%s' % (i, key))
         ns = server['netns']
-        if not ns or '/' in ns or ns in ('.', '..') or not os.path.exists('/run/netns/' + ns):
+        try:
+            validate_netns_name(ns, where('netns'))
+        except IprouteError as e:
+            module.fail_json(msg=str(e))
+        if not os.path.exists('/run/netns/' + ns):
             module.fail_json(msg='network namespace %r (%s) does not exist'
                              % (ns, where('netns')))
         for key in ('conf', 'pidfile'):

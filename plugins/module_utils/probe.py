@@ -205,35 +205,74 @@ def trace_hop(target, ttl, wait, dev=None):
 # source through one hop exceed that; so they are paced, and a silent hop is asked again.
 ICMP_RATELIMIT = 1.0  # seconds
 ICMP_BURST = 5        # one below the kernel's 6: a retry elsewhere may have used a token
-SILENT_REPROBES = 1   # re-probes of a silent hop, each a full interval later
 
 
 class HopPacer(object):
     """Token buckets, one per (source namespace, bound device, responding hop), mirroring the
     kernel's ICMP rate limit on the responder, so probes that share a hop take turns instead
-    of being answered with silence. Thread-safe; ``take`` blocks until its turn."""
+    of being answered with silence.
+
+    A silent hop is asked once more, a full interval later, by one trace at a time (the
+    others wait for that answer). Still silent then, it is not rate-limited (the kernel gives
+    a token back every interval): it is filtered or does not forward, and is dead for the
+    rest of the run - later probes through it take no turn and are not asked again, until it
+    answers. (Before, every trace through a drill's dead hop waited for a turn of its own:
+    31 s for one check.) Thread-safe; ``take`` blocks until its turn."""
 
     def __init__(self, interval=ICMP_RATELIMIT, burst=ICMP_BURST):
         self.interval = interval
         self.burst = burst
-        self.lock = threading.Lock()
-        self.buckets = {}  # key -> (tokens, time of last update)
+        self.cond = threading.Condition()
+        self.buckets = {}     # key -> (tokens, time of last update); tokens < 0: turns reserved
+        self.dead = set()     # hops still silent when asked again
+        self.asking = set()   # hops being asked again, by one trace
+
+    def _tokens(self, key, now):
+        tokens, last = self.buckets.get(key, (float(self.burst), now))
+        return min(float(self.burst), tokens + (now - last) / self.interval)
 
     def take(self, key):
-        """Waits until the hop of ``key`` may answer once more, then uses that turn."""
-        with self.lock:
+        """Waits until the hop of ``key`` may answer once more, then uses that turn; at once
+        for a dead hop."""
+        with self.cond:
+            if key in self.dead:
+                return
             now = time.monotonic()
-            tokens, last = self.buckets.get(key, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - last) / self.interval) - 1
+            tokens = self._tokens(key, now) - 1
             self.buckets[key] = (tokens, now)
         if tokens < 0:  # the turn is reserved; wait for it outside the lock
             time.sleep(-tokens * self.interval)
 
-    def silent(self, key):
-        """The hop did not answer: assume its bucket is empty (someone else used it)."""
-        with self.lock:
-            tokens, _last = self.buckets.get(key, (0.0, 0.0))
-            self.buckets[key] = (min(tokens, 0.0), time.monotonic())
+    def ask_again(self, key):
+        """The hop did not answer: True when the caller is to ask it once more (after
+        ``take``, which then waits a full interval: someone else may have used its token),
+        then report with ``asked_again``; False when the hop is dead. While another trace is
+        asking it again, waits for that answer first."""
+        with self.cond:
+            if key not in self.dead:
+                now = time.monotonic()
+                self.buckets[key] = (min(self._tokens(key, now), 0.0), now)
+            while key in self.asking:
+                self.cond.wait()
+            if key in self.dead:
+                return False
+            self.asking.add(key)
+            return True
+
+    def asked_again(self, key, answered):
+        """The answer to ask_again's question: the hop lives (answered) or is dead."""
+        with self.cond:
+            self.asking.discard(key)
+            if answered:
+                self.dead.discard(key)
+            else:
+                self.dead.add(key)
+            self.cond.notify_all()
+
+    def answered(self, key):
+        """The hop answered a first probe: alive again (a healed route), paced as usual."""
+        with self.cond:
+            self.dead.discard(key)
 
 
 def trace(target, max_hops, wait, dev=None, expected=None, pacer=None, source=None):
@@ -241,22 +280,26 @@ def trace(target, max_hops, wait, dev=None, expected=None, pacer=None, source=No
 
     expected: the hops expected (the pacer's keys: who should answer at each TTL, the target
     beyond them); pacer: a HopPacer shared by concurrent traces; source: what identifies the
-    sending end for the pacer (the probe's namespace). A silent hop is probed again
-    SILENT_REPROBES times, a rate-limit interval later; a hop still silent is '*' with
-    ``silent`` True, and ends the trace when an answer was expected at its TTL: the check
-    fails there whatever follows, and on a dead path every later hop would wait out its
-    probes too (a drill's broken path took 14-18 s per trace)."""
+    sending end for the pacer (the probe's namespace). A silent hop is asked once more when
+    the pacer says so (HopPacer.ask_again); a hop still silent is '*' with ``silent`` True,
+    and ends the trace when an answer was expected at its TTL: the check fails there whatever
+    follows, and on a dead path every later hop would wait out its probes too (a drill's
+    broken path took 14-18 s per trace)."""
     hops = []
     expected = list(expected or [])
     for ttl in range(1, max_hops + 1):
         key = (source, dev, expected[ttl - 1] if ttl <= len(expected) else target)
-        for _attempt in range(SILENT_REPROBES + 1):
-            if pacer is not None:
+        if pacer is not None:
+            pacer.take(key)
+        err = trace_hop(target, ttl, wait, dev)
+        if pacer is not None and err is not None:
+            pacer.answered(key)
+        elif pacer is not None and pacer.ask_again(key):
+            try:
                 pacer.take(key)
-            err = trace_hop(target, ttl, wait, dev)
-            if err is not None or pacer is None:
-                break
-            pacer.silent(key)
+                err = trace_hop(target, ttl, wait, dev)
+            finally:
+                pacer.asked_again(key, err is not None)
         if err is not None and err['origin'] == SO_EE_ORIGIN_LOCAL and err.get('message'):
             hops.append(dict(address='*', flag='!%s' % err['message'].replace(' ', '_'),
                              reached=False))
@@ -670,7 +713,9 @@ class Mtu(Kind):
 # ---- Services, DNS and the way out (issue 13) -------------------------------------------------
 
 FAIR_SHARE_ALPHA = 1e-4  # chance that a healthy endpoint is failed for too small a share
-SERVICE_MAX_ERRORS = 3   # requests without an answer before a service probe gives up
+SERVICE_MAX_ERRORS = 1   # requests without an answer before a service probe gives up: one
+                         # fails the check, and each waits out a whole `wait`
+DNS_LATE = 0.5           # seconds a lookup is awaited past its max_seconds
 RUNTIME_DIR = '/run/podnet'  # the node's pod records (module_utils/pods.py)
 
 
@@ -837,7 +882,9 @@ class Dns(Kind):
         enter = []
         if p.get('netns') and p['netns'] != p.get('home_netns'):
             enter = ['nsenter', '-t', str(_pod_pid(p['netns'])), '-n', '-m']
-        limit = (p.get('max_seconds') or 1.0) + 5
+        # Past max_seconds the check has failed: wait only DNS_LATE more, to tell a late
+        # answer (reported with its time) from none, not out the resolver's own timeouts.
+        limit = (p.get('max_seconds') or 1.0) + DNS_LATE
         # What starting nsenter and getent costs on this machine (a numeric address: no lookup
         # at all): a slow machine (a software-emulated VM) must not pass for a slow resolver.
         baseline = READS.get(('dns-baseline', p.get('netns')), lambda: _baseline(enter, limit))

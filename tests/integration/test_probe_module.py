@@ -224,20 +224,28 @@ def test_twenty_paths_through_one_hop_pass_despite_the_icmp_rate_limit(mini):
     assert not res['failed_probes'], [r['reason'] for r in results.values() if not r['passed']]
 
 
-def test_a_hop_that_stays_silent_says_so(mini):
+def test_a_hop_that_stays_silent_says_so_and_is_asked_once_more_only_once(mini):
     n2 = mini + '-n2'
-    sh('ip netns exec %s iptables -A OUTPUT -p icmp --icmp-type time-exceeded -j DROP' % n2)
+    rule = 'OUTPUT -p icmp -m icmp --icmp-type 11 -j DROP'
+    sh('ip netns exec %s iptables -A %s' % (n2, rule))
     try:
         results, _res = probe(dict(netns=n2, retries=0, probes=[dict(
-            name='filtered', kind='path', netns=mini + '-p2', target='10.244.1.2',
-            hops=['10.244.2.1', '192.168.56.11', '10.244.1.2'])]))
+            name='filtered %d' % n, kind='path', netns=mini + '-p2', target='10.244.1.2',
+            hops=['10.244.2.1', '192.168.56.11', '10.244.1.2']) for n in range(3)]))
+        # What the hop was asked: iptables-save's counters of the DROP rule, [packets:bytes].
+        dropped = [int(line.split()[0].strip('[]').split(':')[0]) for line in sh(
+            'ip netns exec %s iptables-save -c -t filter' % n2).splitlines()
+            if line.endswith(rule)]
     finally:
-        sh('ip netns exec %s iptables -D OUTPUT -p icmp --icmp-type time-exceeded -j DROP' % n2)
-    r = results['filtered']
-    # The trace ends at the hop that fails the check (hops 2 and 3 would answer).
-    assert not r['passed'] and r['hops'] == ['*'], r
-    assert r['reason'] == ('hop 1: expected 10.244.2.1, observed * (no answer from hop 1: '
-                           'rate-limited or filtered?)'), r
+        sh('ip netns exec %s iptables -D %s' % (n2, rule))
+    for r in results.values():
+        # The trace ends at the hop that fails the check (hops 2 and 3 would answer).
+        assert not r['passed'] and r['hops'] == ['*'], r
+        assert r['reason'] == ('hop 1: expected 10.244.2.1, observed * (no answer from hop 1: '
+                               'rate-limited or filtered?)'), r
+    # The first trace asks the hop twice, a rate-limit interval apart; the hop is then known
+    # dead, and the other two traces ask it once each.
+    assert dropped == [4], dropped
 
 
 def test_node_info_reads_links_pods_and_store(mini, tmp_path):

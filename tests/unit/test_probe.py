@@ -280,10 +280,53 @@ def test_pacer_allows_a_burst_then_one_per_interval_per_hop():
 def test_pacer_waits_a_full_interval_after_a_silent_hop():
     import time
     pacer = HopPacer(interval=0.1, burst=5)
-    pacer.silent(('a', None, 'h'))
+    assert pacer.ask_again(('a', None, 'h'))
     start = time.monotonic()
     pacer.take(('a', None, 'h'))
     assert time.monotonic() - start >= 0.09
+
+
+def test_silence_after_a_paid_turn_adds_no_debt():
+    import time
+    pacer = HopPacer(interval=0.1, burst=1)
+    pacer.take(('a', None, 'h'))
+    pacer.take(('a', None, 'h'))  # waits its turn: the bucket is back at 0 when it returns
+    time.sleep(0.1)               # the probe's wait: a token comes back meanwhile
+    assert pacer.ask_again(('a', None, 'h'))
+    start = time.monotonic()
+    pacer.take(('a', None, 'h'))
+    assert 0.09 <= time.monotonic() - start < 0.15  # one interval, not two
+
+
+def test_a_hop_silent_when_asked_again_is_dead_until_it_answers(monkeypatch):
+    import threading
+    from ansible_collections.k8slab.podnet.plugins.module_utils import probe as P
+    asked = []
+    answer = [None]
+
+    def trace_hop(target, ttl, wait, dev):
+        asked.append(ttl)
+        time.sleep(0.05)  # the probe's wait
+        return answer[0]
+    import time
+    monkeypatch.setattr(P, 'trace_hop', trace_hop)
+    pacer = HopPacer(interval=0.05, burst=5)
+    key = ('p2', None, '10.244.2.1')
+    expected = ['10.244.2.1', '192.168.56.11']
+    # Three traces at once through a silent hop: each asks, one asks again, the hop is dead.
+    traces = [threading.Thread(target=P.trace, args=('10.244.1.2', 3, 0, None, expected,
+                                                     pacer, 'p2')) for _n in range(3)]
+    for t in traces:
+        t.start()
+    for t in traces:
+        t.join()
+    assert len(asked) == 4 and key in pacer.dead
+    assert [h['address'] for h in P.trace('10.244.1.2', 3, 0, None, expected, pacer,
+                                          'p2')] == ['*']
+    assert len(asked) == 5  # asked once: no second try, no turn awaited
+    answer[0] = dict(errno=113, origin=2, type=11, code=0, info=0, offender='10.244.2.1')
+    P.trace('10.244.1.2', 1, 0, None, expected, pacer, 'p2')
+    assert key not in pacer.dead
 
 
 def test_a_hop_that_stays_silent_is_named():
@@ -373,3 +416,19 @@ def test_reads_are_shared_by_first_attempts_and_fresh_for_retries():
     for _n in range(2):
         with pytest.raises(OSError):
             reads.get(('ip', 'y', ()), broken)
+
+
+def test_a_lookup_is_awaited_only_a_moment_past_its_max_seconds(tmp_path, monkeypatch):
+    # getent that answers a numeric address at once (the baseline) and a name never: the
+    # check has failed at max_seconds, and the probe stops DNS_LATE later, not at the
+    # resolver's own timeouts.
+    from ansible_collections.k8slab.podnet.plugins.module_utils import probe as P
+    getent = tmp_path / 'getent'
+    getent.write_text('#!/bin/sh\n[ "$2" = 127.0.0.1 ] && exec echo "127.0.0.1 STREAM"\n'
+                      'exec sleep 30\n')
+    getent.chmod(0o755)
+    monkeypatch.setenv('PATH', '%s:%s' % (tmp_path, os.environ['PATH']))
+    result = P.run_probe(dict(name='lookup', kind='dns', qname='kube-dns', max_seconds=0.5),
+                         wait=1.0, retries=0, retry_delay=0, ip_bin='ip')
+    assert not result['passed'] and result['observed'].startswith('timed out in ')
+    assert 0.5 < float(result["observed"].split()[-1].rstrip("s")) < 2.0  # not 5.5 s

@@ -113,6 +113,20 @@ def run_module(module, module_args, check=False, diff=False):
     return result.task('the module'), result
 
 
+# A test pod's web server: http.server serving a directory, without the reverse lookup of
+# its address (HTTPServer.server_bind's getfqdn) that waits out the resolver's timeout (5 s)
+# in a namespace with no DNS. argv: ADDRESS PORT DIRECTORY.
+HTTP_SERVER = [sys.executable, '-c', """
+import functools, http.server, socketserver, sys
+class Server(http.server.ThreadingHTTPServer):
+    def server_bind(self):
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = 'pod', self.server_address[1]
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[3])
+Server((sys.argv[1], int(sys.argv[2])), handler).serve_forever()
+"""]
+
+
 def sh(cmd, check=True):
     """Run a shell command (for setting up and inspecting real state in tests)."""
     proc = subprocess.run(cmd, shell=True, capture_output=True, text=True, check=False)

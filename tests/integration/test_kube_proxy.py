@@ -12,12 +12,11 @@ Topology (nothing is added to the root namespace; its iptables-save is compared 
 import os
 import re
 import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import run_module, sh
+from conftest import HTTP_SERVER, run_module, sh
 
 SVC_IP = '10.100.0.10'
 NP_IP = '10.100.0.20'
@@ -106,8 +105,8 @@ def lab(uid, netns_cleanup, tmp_path):
         root.mkdir()
         (root / 'index.html').write_text('pod a%d\n' % i)
         lab.servers.append(subprocess.Popen(
-            ['ip', 'netns', 'exec', lab.a[i], sys.executable, '-m', 'http.server', '--bind',
-             '10.244.1.%d' % (i + 1), '--directory', str(root), '8080'],
+            ['ip', 'netns', 'exec', lab.a[i]] + HTTP_SERVER + ['10.244.1.%d' % (i + 1), '8080',
+                                                              str(root)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     for i in (1, 2):
         for dummy in range(50):

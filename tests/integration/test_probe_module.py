@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import run_module, run_playbook, sh
+from conftest import HTTP_SERVER, run_module, run_playbook, sh
 
 PROBE = 'k8slab.podnet.probe'
 # Names start with this (K8SLAB_TEST_PREFIX lets parallel sessions tell theirs apart).
@@ -55,13 +55,15 @@ def mini(uid, netns_cleanup):
            'ip -n {p}-n1 route add default via 10.0.2.2'.format(p=p))
         with open(os.path.join(www, 'index.html'), 'w') as f:
             f.write('Hello from pod httpd\n')
-        server = subprocess.Popen(['ip', 'netns', 'exec', '%s-p1' % p, 'python3', '-m',
-                                   'http.server', '-d', www, '80'],
+        server = subprocess.Popen(['ip', 'netns', 'exec', '%s-p1' % p] + HTTP_SERVER
+                                  + ['0.0.0.0', '80', www],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   start_new_session=True)
         for _attempt in range(50):
-            if ':50 ' in sh('ip netns exec %s-p1 cat /proc/net/tcp' % p, check=False):
-                break  # 0x50 = port 80 listening
+            if ':0050 ' in sh('ip netns exec %s-p1 cat /proc/net/tcp' % p, check=False):
+                break
+        else:
+            raise AssertionError('the pod httpd of %s-p1 did not listen on port 80' % p)
             time.sleep(0.1)
         yield p
     finally:

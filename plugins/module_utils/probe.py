@@ -713,8 +713,9 @@ class Mtu(Kind):
 # ---- Services, DNS and the way out (issue 13) -------------------------------------------------
 
 FAIR_SHARE_ALPHA = 1e-4  # chance that a healthy endpoint is failed for too small a share
-SERVICE_MAX_ERRORS = 1   # requests without an answer before a service probe gives up: one
-                         # fails the check, and each waits out a whole `wait`
+# Requests without an answer before a service probe gives up: one fails the check, and each
+# waits out a whole `wait`.
+SERVICE_MAX_ERRORS = 1
 DNS_LATE = 0.5           # seconds a lookup is awaited past its max_seconds
 RUNTIME_DIR = '/run/podnet'  # the node's pod records (module_utils/pods.py)
 

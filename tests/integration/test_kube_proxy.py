@@ -105,8 +105,8 @@ def lab(uid, netns_cleanup, tmp_path):
         root.mkdir()
         (root / 'index.html').write_text('pod a%d\n' % i)
         lab.servers.append(subprocess.Popen(
-            ['ip', 'netns', 'exec', lab.a[i]] + HTTP_SERVER + ['10.244.1.%d' % (i + 1), '8080',
-                                                              str(root)],
+            ['ip', 'netns', 'exec', lab.a[i]] + HTTP_SERVER
+            + ['10.244.1.%d' % (i + 1), '8080', str(root)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     for i in (1, 2):
         for dummy in range(50):

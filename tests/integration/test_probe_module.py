@@ -62,9 +62,9 @@ def mini(uid, netns_cleanup):
         for _attempt in range(50):
             if ':0050 ' in sh('ip netns exec %s-p1 cat /proc/net/tcp' % p, check=False):
                 break
+            time.sleep(0.1)
         else:
             raise AssertionError('the pod httpd of %s-p1 did not listen on port 80' % p)
-            time.sleep(0.1)
         yield p
     finally:
         if server:

@@ -213,31 +213,39 @@ class HopPacer(object):
     of being answered with silence.
 
     A silent hop is asked once more, a full interval later, by one trace at a time (the
-    others wait for that answer). Still silent then, it is not rate-limited (the kernel gives
-    a token back every interval): it is filtered or does not forward, and is dead for the
-    rest of the run - later probes through it take no turn and are not asked again, until it
-    answers. (Before, every trace through a drill's dead hop waited for a turn of its own:
-    31 s for one check.) Thread-safe; ``take`` blocks until its turn."""
+    others wait for that answer). Still silent then, it is most likely not rate-limited (the
+    kernel gives a token back every interval) but filtering or not forwarding: it counts as
+    dead for DEAD_FOR intervals - probes through it take no turn and are not asked again -
+    and then is asked again by the next trace it silences. An answer makes it live at once.
+    (Before, every trace through a drill's dead hop waited for a turn of its own: 31 s for
+    one check.) Thread-safe; ``take`` blocks until its turn."""
+
+    DEAD_FOR = 2  # intervals
 
     def __init__(self, interval=ICMP_RATELIMIT, burst=ICMP_BURST):
         self.interval = interval
         self.burst = burst
         self.cond = threading.Condition()
-        self.buckets = {}     # key -> (tokens, time of last update); tokens < 0: turns reserved
-        self.dead = set()     # hops still silent when asked again
-        self.asking = set()   # hops being asked again, by one trace
+        self.buckets = {}   # key -> (tokens, time of last update); tokens < 0: turns reserved
+        self.dead = {}      # key -> until when (monotonic seconds) the hop counts as dead
+        self.asking = {}    # key -> when a trace began to ask the silent hop again
+        self.heard = {}     # key -> when the hop last answered
 
     def _tokens(self, key, now):
         tokens, last = self.buckets.get(key, (float(self.burst), now))
         return min(float(self.burst), tokens + (now - last) / self.interval)
 
+    def _is_dead(self, key, now):
+        return self.dead.get(key, 0.0) > now
+
     def take(self, key):
         """Waits until the hop of ``key`` may answer once more, then uses that turn; at once
-        for a dead hop."""
+        for a dead hop (its silence spent none of the kernel's tokens; ``answered`` counts
+        the turn if it answers after all)."""
         with self.cond:
-            if key in self.dead:
-                return
             now = time.monotonic()
+            if self._is_dead(key, now):
+                return
             tokens = self._tokens(key, now) - 1
             self.buckets[key] = (tokens, now)
         if tokens < 0:  # the turn is reserved; wait for it outside the lock
@@ -249,30 +257,37 @@ class HopPacer(object):
         then report with ``asked_again``; False when the hop is dead. While another trace is
         asking it again, waits for that answer first."""
         with self.cond:
-            if key not in self.dead:
-                now = time.monotonic()
+            now = time.monotonic()
+            if not self._is_dead(key, now):
                 self.buckets[key] = (min(self._tokens(key, now), 0.0), now)
             while key in self.asking:
                 self.cond.wait()
-            if key in self.dead:
+            if self._is_dead(key, time.monotonic()):
                 return False
-            self.asking.add(key)
+            self.asking[key] = time.monotonic()
             return True
 
     def asked_again(self, key, answered):
-        """The answer to ask_again's question: the hop lives (answered) or is dead."""
+        """The outcome of ask_again's question: True (the hop lives), False (silent: dead
+        unless another trace heard it meanwhile) or None (the probe failed: no verdict)."""
         with self.cond:
-            self.asking.discard(key)
+            began = self.asking.pop(key, None)
+            now = time.monotonic()
             if answered:
-                self.dead.discard(key)
-            else:
-                self.dead.add(key)
+                self.heard[key] = now
+                self.dead.pop(key, None)
+            elif answered is False and self.heard.get(key, -1.0) < began:
+                self.dead[key] = now + self.DEAD_FOR * self.interval
             self.cond.notify_all()
 
     def answered(self, key):
-        """The hop answered a first probe: alive again (a healed route), paced as usual."""
+        """The hop answered a first probe: live (a healed route), paced as usual; a turn it
+        answered while counted dead is counted now."""
         with self.cond:
-            self.dead.discard(key)
+            now = time.monotonic()
+            self.heard[key] = now
+            if self.dead.pop(key, None) is not None:
+                self.buckets[key] = (self._tokens(key, now) - 1, now)
 
 
 def trace(target, max_hops, wait, dev=None, expected=None, pacer=None, source=None):
@@ -295,11 +310,13 @@ def trace(target, max_hops, wait, dev=None, expected=None, pacer=None, source=No
         if pacer is not None and err is not None:
             pacer.answered(key)
         elif pacer is not None and pacer.ask_again(key):
+            outcome = None
             try:
                 pacer.take(key)
                 err = trace_hop(target, ttl, wait, dev)
+                outcome = err is not None
             finally:
-                pacer.asked_again(key, err is not None)
+                pacer.asked_again(key, outcome)
         if err is not None and err['origin'] == SO_EE_ORIGIN_LOCAL and err.get('message'):
             hops.append(dict(address='*', flag='!%s' % err['message'].replace(' ', '_'),
                              reached=False))
@@ -717,6 +734,7 @@ FAIR_SHARE_ALPHA = 1e-4  # chance that a healthy endpoint is failed for too smal
 # waits out a whole `wait`.
 SERVICE_MAX_ERRORS = 1
 DNS_LATE = 0.5           # seconds a lookup is awaited past its max_seconds
+DNS_BASELINE_MAX = 10.0  # seconds starting nsenter and getent may take (an emulated VM)
 RUNTIME_DIR = '/run/podnet'  # the node's pod records (module_utils/pods.py)
 
 
@@ -775,10 +793,11 @@ class Service(Kind):
         return 'each of %s >= %d of %d' % (', '.join(eps), fair_share_min(n, len(eps)), n)
 
     def observe(self, p, wait, ip_bin):
-        counts, errors, refused = {}, [], False
+        counts, errors, refused, sent = {}, [], False, 0
         n = 1 if not p.get('endpoints') else p.get('requests') or 60
         with InNetns(p.get('netns')):
             for _i in range(n):
+                sent += 1
                 try:
                     status, body = http_get(p['target'], p.get('port') or 80,
                                             p.get('url_path') or '/hello', wait)
@@ -794,7 +813,7 @@ class Service(Kind):
                     counts[who] = counts.get(who, 0) + 1
                 if len(errors) >= SERVICE_MAX_ERRORS:
                     break
-        return dict(counts=counts, errors=errors, refused=refused, requests=n)
+        return dict(counts=counts, errors=errors, refused=refused, requests=sent)
 
     def judge(self, p, observed):
         expected = self.expected(p)
@@ -888,7 +907,8 @@ class Dns(Kind):
         limit = (p.get('max_seconds') or 1.0) + DNS_LATE
         # What starting nsenter and getent costs on this machine (a numeric address: no lookup
         # at all): a slow machine (a software-emulated VM) must not pass for a slow resolver.
-        baseline = READS.get(('dns-baseline', p.get('netns')), lambda: _baseline(enter, limit))
+        baseline = READS.get(('dns-baseline', p.get('netns')),
+                             lambda: _baseline(enter, DNS_BASELINE_MAX))
         start = time.monotonic()
         proc = subprocess.Popen(enter + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:

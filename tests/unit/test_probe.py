@@ -295,37 +295,90 @@ def test_silence_after_a_paid_turn_adds_no_debt():
     assert pacer.ask_again(('a', None, 'h'))
     start = time.monotonic()
     pacer.take(('a', None, 'h'))
-    assert 0.09 <= time.monotonic() - start < 0.15  # one interval, not two
+    assert 0.09 <= time.monotonic() - start < 0.19  # one interval, not two
 
 
-def test_a_hop_silent_when_asked_again_is_dead_until_it_answers(monkeypatch):
+def _traces(P, pacer, n, expected=('10.244.2.1', '192.168.56.11')):
+    """n traces at once from pod p2 towards 10.244.1.2; their hop lists."""
     import threading
-    from ansible_collections.k8slab.podnet.plugins.module_utils import probe as P
+    out = [None] * n
+
+    def one(i):
+        out[i] = [h['address'] for h in P.trace('10.244.1.2', 3, 0, None, list(expected),
+                                                pacer, 'p2')]
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def _fake_hop(P, monkeypatch, answers):
+    """trace_hop replaced: each probe takes 50 ms and gets answers(ttl, n) (None: silence)."""
+    import time
     asked = []
-    answer = [None]
 
     def trace_hop(target, ttl, wait, dev):
         asked.append(ttl)
-        time.sleep(0.05)  # the probe's wait
-        return answer[0]
-    import time
+        time.sleep(0.05)
+        return answers(ttl, len(asked))
     monkeypatch.setattr(P, 'trace_hop', trace_hop)
+    return asked
+
+
+TIME_EXCEEDED = dict(errno=113, origin=2, type=11, code=0, info=0, offender='10.244.2.1')
+
+
+def test_a_hop_silent_when_asked_again_is_dead_for_a_while(monkeypatch):
+    import time
+    from ansible_collections.k8slab.podnet.plugins.module_utils import probe as P
+    answer = [None]
+    asked = _fake_hop(P, monkeypatch, lambda ttl, n: answer[0])
     pacer = HopPacer(interval=0.05, burst=5)
     key = ('p2', None, '10.244.2.1')
-    expected = ['10.244.2.1', '192.168.56.11']
     # Three traces at once through a silent hop: each asks, one asks again, the hop is dead.
-    traces = [threading.Thread(target=P.trace, args=('10.244.1.2', 3, 0, None, expected,
-                                                     pacer, 'p2')) for _n in range(3)]
-    for t in traces:
-        t.start()
-    for t in traces:
-        t.join()
+    assert _traces(P, pacer, 3) == [['*']] * 3
     assert len(asked) == 4 and key in pacer.dead
-    assert [h['address'] for h in P.trace('10.244.1.2', 3, 0, None, expected, pacer,
-                                          'p2')] == ['*']
-    assert len(asked) == 5  # asked once: no second try, no turn awaited
-    answer[0] = dict(errno=113, origin=2, type=11, code=0, info=0, offender='10.244.2.1')
-    P.trace('10.244.1.2', 1, 0, None, expected, pacer, 'p2')
+    assert _traces(P, pacer, 1) == [['*']]
+    assert len(asked) == 5  # dead: asked once, no second try, no turn awaited
+    time.sleep(pacer.DEAD_FOR * pacer.interval)  # the verdict expires: asked again
+    assert _traces(P, pacer, 1) == [['*']] and len(asked) == 7
+    answer[0] = TIME_EXCEEDED
+    P.trace('10.244.1.2', 1, 0, None, ['10.244.2.1'], pacer, 'p2')
+    assert key not in pacer.dead
+
+
+def test_traces_waiting_for_a_hop_asked_again_go_on_when_it_answers(monkeypatch):
+    # The first probe of each is lost (rate-limited), the hop answers the second try: every
+    # trace asks again in turn and none is failed.
+    from ansible_collections.k8slab.podnet.plugins.module_utils import probe as P
+    asked = _fake_hop(P, monkeypatch, lambda ttl, n: TIME_EXCEEDED if n > 3 else None)
+    pacer = HopPacer(interval=0.05, burst=5)
+    found = _traces(P, pacer, 3, expected=['10.244.2.1'])
+    assert all(hops[0] == '10.244.2.1' for hops in found), found
+    assert len(asked) >= 6 and not pacer.dead and not pacer.asking
+
+
+def test_a_second_try_that_fails_gives_no_verdict(monkeypatch):
+    from ansible_collections.k8slab.podnet.plugins.module_utils import probe as P
+
+    def answers(ttl, n):
+        if n == 2:
+            raise OSError(24, 'Too many open files')
+    _fake_hop(P, monkeypatch, answers)
+    pacer = HopPacer(interval=0.05, burst=5)
+    with pytest.raises(OSError):
+        P.trace('10.244.1.2', 3, 0, None, ['10.244.2.1'], pacer, 'p2')
+    assert not pacer.dead and not pacer.asking  # nobody left waiting, nothing judged
+
+
+def test_an_answer_heard_while_asking_again_keeps_the_hop_alive():
+    pacer = HopPacer(interval=0.05, burst=5)
+    key = ('p2', None, '10.244.2.1')
+    assert pacer.ask_again(key)
+    pacer.answered(key)            # another trace's first probe got through meanwhile
+    pacer.asked_again(key, False)  # the second try was silent all the same
     assert key not in pacer.dead
 
 

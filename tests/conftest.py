@@ -156,6 +156,19 @@ def netns_cleanup():
         subprocess.run(['ip', 'netns', 'del', name], capture_output=True, check=False)
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', 'exclusive: compares host-wide state (the root namespace, /run/k8slab) before '
+        'and after, so no other test may run beside it: a parallel run (make test-integration) '
+        'runs these afterwards, one at a time. Every test that uses root_snapshot is one.')
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if 'root_snapshot' in getattr(item, 'fixturenames', ()):
+            item.add_marker('exclusive')
+
+
 @pytest.fixture
 def root_snapshot():
     """State of the root namespace, to assert a test left it as it found it."""

@@ -426,6 +426,7 @@ def test_compiled_module_code_is_kept_beside_ansibles_temporary_files(node, tmp_
     stop_servers(lab)
 
 
+@pytest.mark.exclusive  # it compares whether /run/k8slab exists, which other labs change
 def test_create_lab_dir_lets_a_builds_first_module_run_warm():
     """The netns_lab role's first task of a build sets k8slab_create_lab_dir: the connection
     makes the lab's directory and starts the lab's server, so that module runs warm too. In

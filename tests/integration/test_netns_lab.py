@@ -30,6 +30,8 @@ FOREIGN_MOUNT = re.compile(r'^(/tmp/|/var/tmp/)')
 # libvirt (the Vagrant backend's provider) may start or stop VMs here at any time.
 FOREIGN_LINK = re.compile(r'^(virbr|vnet)\d')
 FOREIGN_RULE = re.compile(r'LIBVIRT|virbr\d')
+# The module's lab compares the root namespace's links, routes and firewall before and after.
+pytestmark = pytest.mark.exclusive
 
 
 def lab_run(playbook, lab, **kw):

@@ -137,14 +137,16 @@ def test_spawn_starts_a_detached_process_in_the_namespace(two_netns):
         for pid, argv in zip(pids, (['/bin/sleep', '30'], ['sleep', '31'])):
             st = os.stat('/proc/%d/ns/net' % pid)
             assert (st.st_dev, st.st_ino) == ns_id(a)
-            assert P.cmdline(pid) == argv  # exec'd when spawn returns
             assert os.getsid(pid) == pid  # a session of its own
-            # Only stdio is inherited. The dynamic loader may still hold libc open just
-            # after the exec: wait for it to close what it opened itself.
+            # The exec is under way when spawn returns: the kernel fills /proc/PID/cmdline a
+            # moment after it closed the descriptor spawn waits on, and the dynamic loader
+            # may still hold libc open. Only stdio is inherited: wait for the loader to close
+            # what it opened itself.
             deadline = time.time() + 5
-            while sorted(os.listdir('/proc/%d/fd' % pid)) != ['0', '1', '2'] and \
-                    time.time() < deadline:
+            while (P.cmdline(pid) != argv or sorted(os.listdir('/proc/%d/fd' % pid))
+                   != ['0', '1', '2']) and time.time() < deadline:
                 time.sleep(0.01)
+            assert P.cmdline(pid) == argv
             assert sorted(os.listdir('/proc/%d/fd' % pid)) == ['0', '1', '2']
             assert all(os.readlink('/proc/%d/fd/%d' % (pid, fd)) == '/dev/null'
                        for fd in (0, 1, 2))

@@ -159,8 +159,9 @@ def netns_cleanup():
 def pytest_configure(config):
     config.addinivalue_line(
         'markers', 'exclusive: compares host-wide state (the root namespace, /run/k8slab) before '
-        'and after, so no other test may run beside it: a parallel run (make test-integration) '
-        'runs these afterwards, one at a time. Every test that uses root_snapshot is one.')
+        'and after, or changes it for a while, so no other test may run beside it: a parallel '
+        'run (make test-integration) runs these afterwards, one at a time. Every test that uses '
+        'root_snapshot is one.')
 
 
 def pytest_collection_modifyitems(config, items):

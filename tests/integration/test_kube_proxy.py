@@ -178,7 +178,8 @@ def test_apply_rerun_check_and_traffic(lab):
     t0 = time.time()
     assert lab.curl(lab.c, 'http://%s/' % NONE_IP)[0] == 7
     assert lab.curl(lab.n, 'http://%s/' % NONE_IP)[0] == 7
-    assert time.time() - t0 < 2
+    # (a rejection the host's ICMP budget held back costs a SYN retransmission, 1 s)
+    assert time.time() - t0 < 4
 
 
 def test_hairpin_needs_the_mark(lab):

@@ -270,6 +270,7 @@ def _echo(netns, kind):
     return sh('ip netns exec %s %s -c \'%s\'' % (netns, sys.executable, code)).encode()
 
 
+@pytest.mark.exclusive  # its veth's host end is in the root namespace for a while
 def test_deleted_netns_and_killed_sandbox_converge(pod, uid):
     name, runtime = pod
     veth = 'hd%sv' % uid

@@ -94,6 +94,7 @@ def script(step, tmp_path, **env):
                           timeout=60, check=False)
 
 
+@pytest.mark.exclusive  # it compares the root namespace's links and firewall before and after
 @pytest.mark.skipif(os.geteuid() != 0, reason='reads the root namespace firewall: needs root')
 def test_snapshot_and_check_clean_without_nft(tmp_path):
     path = path_without(tmp_path, 'nft')

@@ -119,7 +119,7 @@ test-lint:
 	$(BIN)/ansible-lint --profile production --nocolor
 
 # In parallel (pytest-xdist), a file per worker at a time so that a file's lab is built once;
-# then, one at a time, the tests marked exclusive (they compare host-wide state before and after).
+# then, one at a time, the tests marked exclusive (they compare or change host-wide state).
 TEST_WORKERS ?= $(shell nproc)
 test-integration:
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile -m 'not exclusive' tests/integration

@@ -19,6 +19,11 @@ def names_now():
     return set(n['name'] for n in ipj('netns list'))
 
 
+def run_netns_entries():
+    """The names in /run/netns (none when a lab's teardown elsewhere removed it)."""
+    return os.listdir('/run/netns') if os.path.isdir('/run/netns') else []
+
+
 @pytest.fixture
 def ns(uid, netns_cleanup):
     """Three unique names, registered for cleanup; none exists yet."""
@@ -102,8 +107,7 @@ def test_bad_names_leave_nothing(ns, uid):
         assert res['commands'] == []
     assert good not in names_now(), 'a valid name of a failed call was created'
     # nothing of this run under /run/netns (other runs may work in parallel: only our prefix)
-    assert [n for n in (os.listdir('/run/netns') if os.path.isdir('/run/netns') else [])
-            if uid in n or n.startswith('ka.')] == []
+    assert [n for n in run_netns_entries() if uid in n or n.startswith('ka.')] == []
 
 
 # ---- issue 16: inputs and drift people hit in the field ------------------------------
@@ -135,8 +139,7 @@ def test_stale_entry_is_recreated_or_removed(uid, netns_cleanup):
 ])
 def test_bad_names_refused_creating_nothing(bad, word):
     def ours():  # others may add namespaces meanwhile
-        return [n for n in (os.listdir('/run/netns') if os.path.isdir('/run/netns') else [])
-                if n.startswith('he-')]
+        return [n for n in run_netns_entries() if n.startswith('he-')]
     before = ours()
     res = call({'name': [bad]})
     assert res.get('failed') is True and word in res['msg'], res

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(iproute2 iptables traceroute iputils-ping curl util-linux procps make git
               python3 python3-venv python3-pip containernetworking-plugins
-              dnsmasq-base graphviz tcpdump nftables
+              dnsmasq-base catatonit graphviz tcpdump nftables
               shellcheck)  # for ansible-test sanity, which lints the shell scripts with it
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

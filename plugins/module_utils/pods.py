@@ -3,8 +3,9 @@
 # MIT License (see LICENSE)
 """The node's pod record and the processes behind it (DESIGN.md §7, PODS.md).
 
-A pod is a sandbox - a tiny long-lived "pause" process (``sleep infinity`` started inside the
-pod's network namespace) that pins the namespace - and zero or more containers, processes that
+A pod is a sandbox - a tiny long-lived "pause" process (``catatonit -P``, podman's pause, or
+``sleep infinity`` where catatonit is not installed; see PAUSE_PROGRAMS) started inside the
+pod's network namespace, that pins the namespace - and zero or more containers, processes that
 join the sandbox's namespace through ``/proc/<pause pid>/ns/net``. The node keeps one record
 per pod, ``<runtime_dir>/pods/<pod>/pod.json``::
 
@@ -45,7 +46,11 @@ from ansible_collections.k8slab.podnet.plugins.module_utils.files import read_te
 RUNTIME_DIR = '/run/podnet'
 NETNS_DIR = '/run/netns'
 RECORD = 'pod.json'
-PAUSE = 'pause'  # <pod dir>/pause: a symlink to sleep, so the pause process names its pod
+PAUSE = 'pause'  # <pod dir>/pause: a symlink to the pause program, so its process names its pod
+# The pause program, the first one found: catatonit in pause mode is what podman runs as its
+# pause process - static like Kubernetes' pause (~0.7 MiB RSS), exits 0 on SIGTERM; coreutils'
+# sleep (dynamic, ~1.5 MiB RSS) where catatonit is not installed.
+PAUSE_PROGRAMS = (('catatonit', ['-P']), ('sleep', ['infinity']))
 WORKLOADS = ('http', 'echo', 'sleep', 'command')
 # Legacy workload names of the `workload:` shorthand.
 WORKLOAD_ALIASES = {'httpd': 'http'}
@@ -130,6 +135,18 @@ def read_pid(path):
         return int((read_text(path) or '').strip())
     except ValueError:
         return None
+
+
+def pause_program(find):
+    """(path, args) of the pause program: the first of PAUSE_PROGRAMS that find (a program name
+    -> its path or None, as AnsibleModule.get_bin_path(name) answers) finds. Raises PodError
+    naming them all when none is found."""
+    for name, args in PAUSE_PROGRAMS:
+        path = find(name)
+        if path:
+            return path, list(args)
+    raise PodError('no pause program: none of %s is installed'
+                   % ', '.join(n for n, _ in PAUSE_PROGRAMS))
 
 
 def pause_pid(runtime_dir, record):

@@ -33,6 +33,19 @@ def test_sandbox_id_is_64_hex_and_random():
     assert a != b and len(a) == 64 and int(a, 16) >= 0
 
 
+@pytest.mark.parametrize('installed, expected', [
+    ({'catatonit': '/usr/bin/catatonit', 'sleep': '/bin/sleep'}, ('/usr/bin/catatonit', ['-P'])),
+    ({'sleep': '/bin/sleep'}, ('/bin/sleep', ['infinity'])),
+])
+def test_pause_program_prefers_catatonit_and_falls_back_to_sleep(installed, expected):
+    assert P.pause_program(installed.get) == expected
+
+
+def test_pause_program_names_what_it_looked_for():
+    with pytest.raises(P.PodError, match='none of catatonit, sleep is installed'):
+        P.pause_program({}.get)
+
+
 def test_list_pods_reports_exit_reasons_and_ready(tmp_path):
     runtime = str(tmp_path)
     cs = [dict(name='lab-web', workload='http', port=80, argv=['x'], pid=None),

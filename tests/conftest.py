@@ -180,3 +180,14 @@ def root_snapshot():
             'routes': sorted(json.dumps(r, sort_keys=True) for r in ipj('route show table all')),
         }
     return snap
+
+
+def root_changes(before, after, markers):
+    """What changed in the root namespace that mentions one of our names or addresses
+    (other work on this machine, e.g. libvirt's bridges, may change the rest meanwhile)."""
+    changed = []
+    for key in before:
+        for item in set(before[key]) ^ set(after[key]):
+            if any(m in str(item) for m in markers):
+                changed.append(item)
+    return changed

@@ -4,20 +4,9 @@ import json
 
 import pytest
 
-from conftest import ipj, run_module, run_playbook, sh
+from conftest import ipj, root_changes, run_module, run_playbook, sh
 
 M = 'k8slab.podnet.bridge'
-
-
-def root_changes(before, after, markers):
-    """What changed in the root namespace that mentions one of our names or addresses
-    (other work on this machine, e.g. libvirt's bridges, may change the rest meanwhile)."""
-    changed = []
-    for key in before:
-        for item in set(before[key]) ^ set(after[key]):
-            if any(m in str(item) for m in markers):
-                changed.append(item)
-    return changed
 
 
 def call(args, check=False, diff=False):

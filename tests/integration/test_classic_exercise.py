@@ -1,20 +1,9 @@
 """playbooks/examples/classic_exercise.yml end to end: build, ping, idempotence, teardown."""
 
-from conftest import ipj, run_playbook
+from conftest import ipj, root_changes, run_playbook
 
 PLAYBOOK = 'playbooks/examples/classic_exercise.yml'
 SUFFIXES = ('client', 'server', 'client1', 'server1', 'switch')
-
-
-def root_changes(before, after, markers):
-    """What changed in the root namespace that mentions one of our names or addresses
-    (other work on this machine, e.g. libvirt's bridges, may change the rest meanwhile)."""
-    changed = []
-    for key in before:
-        for item in set(before[key]) ^ set(after[key]):
-            if any(m in str(item) for m in markers):
-                changed.append(item)
-    return changed
 
 
 def test_classic_exercise(uid, netns_cleanup, root_snapshot):

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,12 +69,27 @@ def assert_up(lab, *extra):
     return r
 
 
+@pytest.fixture(scope='module')
+def reports(tmp_path_factory):
+    """The verification reports of this file's runs go to a directory of its own, removed
+    afterwards (not the checkout's reports/)."""
+    before = os.environ.get('K8SLAB_REPORT_DIR')
+    os.environ['K8SLAB_REPORT_DIR'] = str(tmp_path_factory.mktemp('hd-reports'))
+    yield os.environ['K8SLAB_REPORT_DIR']
+    shutil.rmtree(os.environ['K8SLAB_REPORT_DIR'], ignore_errors=True)
+    if before is None:
+        del os.environ['K8SLAB_REPORT_DIR']
+    else:
+        os.environ['K8SLAB_REPORT_DIR'] = before
+
+
 @pytest.fixture(scope='module', params=['modules', 'cni'])
-def lab(request):
+def lab(request, reports):
     name = ('hd' if request.param == 'modules' else 'hlc') + secrets.token_hex(2)
     WIRING[name] = request.param
     try:
         assert_up(name)
+        assert os.path.isfile(os.path.join(reports, name, 'verify.json'))
         yield name
     finally:
         k8slab('--lab', name, 'down')

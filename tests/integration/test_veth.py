@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ipj, run_module, run_playbook, sh
+from conftest import ipj, root_changes, run_module, run_playbook, sh
 
 M = 'k8slab.podnet.veth'
 
@@ -18,17 +18,6 @@ def call(args, check=False, diff=False):
 
 
 ROUTES = [{'dst': 'default', 'via': '10.244.1.1'}, {'dst': '10.244.0.0/16', 'via': '10.244.1.1'}]
-
-
-def root_changes(before, after, markers):
-    """What changed in the root namespace that mentions one of our names or addresses
-    (other work on this machine, e.g. libvirt's bridges, may change the rest meanwhile)."""
-    changed = []
-    for key in before:
-        for item in set(before[key]) ^ set(after[key]):
-            if any(m in str(item) for m in markers):
-                changed.append(item)
-    return changed
 
 
 def run_tasks(module, args_list, check=False):

@@ -113,6 +113,16 @@ def run_module(module, module_args, check=False, diff=False):
     return result.task('the module'), result
 
 
+def run_tasks(module, args_list, check=False):
+    """Several calls of one module in ONE playbook (failures ignored); their results,
+    in order (each ansible-playbook run costs seconds)."""
+    tasks = ''.join('    - name: call %d\n      %s: %s\n      ignore_errors: true\n'
+                    % (n, module, json.dumps(a)) for n, a in enumerate(args_list))
+    play = '- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n' + tasks
+    result = run_playbook(play, check=check)
+    return [result.task('call %d' % n) for n in range(len(args_list))]
+
+
 # A test pod's web server: http.server serving a directory, without the reverse lookup of
 # its address (HTTPServer.server_bind's getfqdn) that waits out the resolver's timeout (5 s)
 # in a namespace with no DNS. argv: ADDRESS PORT DIRECTORY.

@@ -231,6 +231,32 @@ def netns_is_pinned(name):
         return False
 
 
+def netns_entries():
+    """The entries of /var/run/netns (str), in directory order, as ``ip netns list`` reads
+    them; [] when the directory does not exist."""
+    try:
+        return os.listdir(NETNS_RUN_DIR)
+    except OSError:
+        return []
+
+
+def netns_missing(names):
+    """Of ``names`` (None skipped), those that are not usable namespaces, each checked once:
+    {name: 'absent'} or {name: 'not a namespace'} (a leftover /var/run/netns entry). A module
+    with state=absent treats both as gone; netns_problem words either for fail_json."""
+    listed, out = None, {}
+    for name in names:
+        if name is None or name in out:
+            continue
+        if listed is None:
+            listed = set(netns_entries())
+        if name not in listed:
+            out[name] = 'absent'
+        elif not netns_is_pinned(name):
+            out[name] = 'not a namespace'
+    return out
+
+
 def netns_problem(name, why, what='', option='netns'):
     """The message for a namespace that Iproute.netns_missing reported (``why``)."""
     if why == 'absent':
@@ -274,28 +300,19 @@ class Iproute(object):
         rc, out, err = self.run(argv, data='\n'.join(commands) + '\n')
         return split_json_stream(out, len(commands), ' '.join(argv))
 
-    def netns_list(self):
-        """Names of the named network namespaces (exact names, from ``ip -j netns list``);
-        leftover entries that are no namespace are listed too (see netns_is_pinned)."""
-        return [entry['name'] for entry in self.json(['netns', 'list'])]
+    @staticmethod
+    def netns_list():
+        """Names of the named network namespaces, exactly as ``ip netns list`` prints them: the
+        entries of /var/run/netns in directory order, read here (no ``ip`` process); leftover
+        entries that are no namespace are listed too (see netns_is_pinned)."""
+        return netns_entries()
 
     def netns_exists(self, name):
-        return name in self.netns_list() and netns_is_pinned(name)
+        return name in netns_entries() and netns_is_pinned(name)
 
-    def netns_missing(self, names, what='netns'):
-        """Of ``names`` (None skipped), those that are not usable namespaces, each checked
-        once: {name: 'absent'} or {name: 'not a namespace'} (a leftover /var/run/netns
-        entry). A module with state=absent treats both as gone."""
-        listed = set(self.netns_list())
-        out = {}
-        for name in names:
-            if name is None or name in out:
-                continue
-            if name not in listed:
-                out[name] = 'absent'
-            elif not netns_is_pinned(name):
-                out[name] = 'not a namespace'
-        return out
+    @staticmethod
+    def netns_missing(names, what='netns'):
+        return netns_missing(names)
 
     def link(self, name, netns=None):
         found = self.json(['-d', 'link', 'show', 'dev', name], netns=netns)
@@ -370,6 +387,33 @@ class Iproute(object):
 def fail(module, error, **kwargs):
     """fail_json with the message of an IprouteError (or any exception)."""
     module.fail_json(msg=str(error), **kwargs)
+
+
+def plan_apply_exit(module, plan):
+    """A module run of links and their sysctls (bridge, veth): ``plan(ipr, sysctls)`` plans
+    on a new Iproute and Sysctls and returns (before, after); unless in check mode the ``ip``
+    changes are applied, then the sysctls - a sysctl that cannot be written undoes the ``ip``
+    changes. Exits with changed, commands (what ran, or would run in check mode), before,
+    after and, with --diff, the diff; an IprouteError fails naming the commands."""
+    ipr = Iproute(module)
+    sysctls = Sysctls(ipr)
+    try:
+        before, after = plan(ipr, sysctls)
+        if ipr.changes and not module.check_mode:
+            ipr.apply()
+        if sysctls.planned and not module.check_mode:
+            try:
+                sysctls.apply()
+            except IprouteError:
+                ipr.undo(ipr.changes)
+                raise
+    except IprouteError as e:
+        module.fail_json(msg=str(e), commands=ipr.commands() + sysctls.commands())
+    commands = ipr.commands() + sysctls.commands()
+    result = dict(changed=bool(commands), commands=commands, before=before, after=after)
+    if module._diff:
+        result['diff'] = dict(before=before, after=after)
+    module.exit_json(**result)
 
 
 # ---- parity with the CNI bridge plugin: broadcast addresses and interface sysctls ----------

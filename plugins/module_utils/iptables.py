@@ -25,6 +25,9 @@ __metaclass__ = type
 import shlex
 
 from ansible_collections.k8slab.podnet.plugins.module_utils import command
+from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
+    netns_missing, netns_problem)
+from ansible_collections.k8slab.podnet.plugins.module_utils.netns import InNetns, NetnsError
 
 BUILTIN = {
     'filter': ('INPUT', 'FORWARD', 'OUTPUT'),
@@ -143,31 +146,33 @@ def restore_table(current, desired, table):
     return lines
 
 
-def netns_prefix(netns):
-    return ['ip', 'netns', 'exec', netns] if netns else []
+def _run(netns, argv, data=None):
+    """command.run of argv inside the named network namespace netns (None: this one): the
+    calling thread enters it for the fork, so no ``ip netns exec`` process runs (and no /sys
+    remount, which iptables does not need)."""
+    try:
+        with InNetns(netns):
+            return command.run(argv, data=data)
+    except NetnsError as e:
+        raise IptablesError(str(e))
 
 
 def save(netns, tables):
-    """Parsed ``iptables-save -t <table>`` of each table (absent tables are empty)."""
-    saved = {}
-    for table in tables:
-        rc, out, err = command.run(netns_prefix(netns) + ['iptables-save', '-t', table])
-        if rc != 0:
-            # A table no rule ever used may not exist yet (nf_tables backend): it is empty.
-            if 'does not exist' in err or "can't initialize" in err.lower():
-                out = ''
-            else:
-                raise IptablesError('iptables-save -t %s failed (rc=%d): %s' % (table, rc, err.strip()))
-        saved.update(parse_save(out))
-    return saved
+    """Parsed ``iptables-save`` of the tables named (``{table: parse_save's entry}``; a table
+    the namespace does not have yet is empty). One ``iptables-save`` for all of them: without
+    ``-t`` it prints every table the namespace has."""
+    rc, out, err = _run(netns, ['iptables-save'])
+    if rc != 0:
+        raise IptablesError('iptables-save failed (rc=%d): %s' % (rc, err.strip()))
+    saved = parse_save(out)
+    return dict((t, saved[t]) for t in tables if t in saved)
 
 
 def restore(netns, lines):
     """Run one ``iptables-restore --noflush`` with ``lines``; raise IptablesError on failure
     (the kernel then has none of the changes)."""
     data = '\n'.join(lines) + '\n'
-    rc, out, err = command.run(netns_prefix(netns) + ['iptables-restore', '--noflush'],
-                               data=data)
+    rc, out, err = _run(netns, ['iptables-restore', '--noflush'], data=data)
     if rc != 0:
         raise IptablesError('iptables-restore --noflush failed (rc=%d): %s\ninput:\n%s'
                             % (rc, err.strip(), data))
@@ -201,3 +206,27 @@ def sync(module, netns, prefix, desired):
                     % (t, '\n'.join(listing(desired[t], t)), '\n'.join(listing(got[t], t))))
         after = [x for t in tables for x in listing(got[t], t)]
     return bool(lines), before, after, lines
+
+
+def sync_module(module, prefix, desired, **fields):
+    """The end of an iptables module's run (kube_proxy, flannel_ipmasq): sync the ``prefix``
+    chains to ``desired`` ({table: owned view}) in the namespace O(netns) and exit with
+    changed, rules, restore, the diff of the owned rules, and ``fields``.
+
+    O(netns) as the netns doc fragment words it: with O(state=absent) a namespace that is gone
+    took its rules with it (unchanged, no rules); otherwise a missing namespace or a leftover
+    /var/run/netns entry fails naming it, before anything is read."""
+    netns = module.params['netns']
+    missing = netns_missing([netns])
+    if missing and module.params['state'] == 'absent':
+        module.exit_json(changed=False, rules=[], restore=[], **fields)
+    if missing:
+        module.fail_json(msg=netns_problem(netns, missing[netns]))
+    try:
+        changed, before, after, lines = sync(module, netns, prefix, desired)
+    except IptablesError as e:
+        module.fail_json(msg=str(e))
+    header = '%s* rules' % prefix
+    module.exit_json(changed=changed, rules=after, restore=lines,
+                     diff=dict(before='\n'.join(before) + '\n', after='\n'.join(after) + '\n',
+                               before_header=header, after_header=header), **fields)

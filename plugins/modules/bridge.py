@@ -181,10 +181,10 @@ import re
 
 from ansible_collections.k8slab.podnet.plugins.module_utils.argspec import PodnetModule
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
-    Iproute, IprouteError, is_up, link_addresses, link_kind, netns_problem, plan_address_changes,
+    IprouteError, is_up, link_addresses, link_kind, netns_problem, plan_address_changes,
     validate_ifname, validate_interface_cidr, validate_netns_name)
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
-    Sysctls, conf_sysctl, plan_broadcasts)
+    conf_sysctl, plan_apply_exit, plan_broadcasts)
 
 FIELDS = ('name', 'addresses', 'mtu', 'up', 'stp', 'forward_delay', 'state', 'netns',
           'mac', 'accept_ra', 'broadcast')
@@ -424,25 +424,7 @@ def main():
         required_one_of=[('name', 'bridges')],
         supports_check_mode=True,
     )
-    ipr = Iproute(module)
-    sysctls = Sysctls(ipr)
-    try:
-        before, after = run(ipr, normalize(module.params), sysctls)
-        if ipr.changes and not module.check_mode:
-            ipr.apply()
-        if sysctls.planned and not module.check_mode:
-            try:
-                sysctls.apply()
-            except IprouteError:
-                ipr.undo(ipr.changes)
-                raise
-    except IprouteError as e:
-        module.fail_json(msg=str(e), commands=ipr.commands() + sysctls.commands())
-    commands = ipr.commands() + sysctls.commands()
-    result = dict(changed=bool(commands), commands=commands, before=before, after=after)
-    if module._diff:
-        result['diff'] = dict(before=before, after=after)
-    module.exit_json(**result)
+    plan_apply_exit(module, lambda ipr, sysctls: run(ipr, normalize(module.params), sysctls))
 
 
 if __name__ == '__main__':

@@ -42,9 +42,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  netns:
-    description: Named network namespace to work in (C(ip netns exec)); default the host's.
-    type: str
 attributes:
   platform:
     support: full
@@ -52,6 +49,7 @@ attributes:
     description: Needs C(iptables-save)/C(iptables-restore) and root.
 extends_documentation_fragment:
   - k8slab.podnet.attributes
+  - k8slab.podnet.netns
 '''
 
 EXAMPLES = r'''
@@ -75,10 +73,11 @@ restore:
 '''
 
 import ipaddress
-import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.k8slab.podnet.plugins.module_utils.iptables import IptablesError, sync
+from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
+    IprouteError, validate_netns_name)
+from ansible_collections.k8slab.podnet.plugins.module_utils.iptables import sync_module
 
 CHAIN = 'FLANNEL-POSTRTG'
 COMMENT = '-m comment --comment "flanneld masq"'
@@ -111,6 +110,11 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
+    if p['netns'] is not None:
+        try:
+            validate_netns_name(p['netns'], 'netns')
+        except IprouteError as e:
+            module.fail_json(msg=str(e))
     view = {'chains': {}, 'jumps': {}}
     if p['state'] == 'present':
         try:
@@ -124,15 +128,7 @@ def main():
         if network.version != 4 or subnet.version != 4 or not subnet.subnet_of(network):
             module.fail_json(msg='subnet %s is not inside network %s (IPv4)' % (subnet, network))
         view = masq_rules(network, subnet, p['random_fully'])
-    if p['netns'] is not None and not os.path.exists('/run/netns/' + p['netns']):
-        module.fail_json(msg='network namespace %r (netns) does not exist' % p['netns'])
-    try:
-        changed, before, after, lines = sync(module, p['netns'], 'FLANNEL-', {'nat': view})
-    except IptablesError as e:
-        module.fail_json(msg=str(e))
-    module.exit_json(changed=changed, rules=after, restore=lines,
-                     diff=dict(before='\n'.join(before) + '\n', after='\n'.join(after) + '\n',
-                               before_header='FLANNEL-* rules', after_header='FLANNEL-* rules'))
+    sync_module(module, 'FLANNEL-', {'nat': view})
 
 
 if __name__ == '__main__':

@@ -87,9 +87,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  netns:
-    description: Named network namespace to work in (C(ip netns exec)); default the host's.
-    type: str
 attributes:
   platform:
     support: full
@@ -97,6 +94,7 @@ attributes:
     description: Needs C(iptables-save)/C(iptables-restore) and root.
 extends_documentation_fragment:
   - k8slab.podnet.attributes
+  - k8slab.podnet.netns
 '''
 
 EXAMPLES = r'''
@@ -144,10 +142,8 @@ restore:
   elements: str
 '''
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.k8slab.podnet.plugins.module_utils.iptables import IptablesError, sync
+from ansible_collections.k8slab.podnet.plugins.module_utils.iptables import sync_module
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
     IprouteError, validate_netns_name, validate_network)
 from ansible_collections.k8slab.podnet.plugins.module_utils.kubeproxy import (
@@ -194,19 +190,9 @@ def main():
         module.fail_json(msg='bad services: %s' % e, errors=e.errors)
     except (KeyError, TypeError, ValueError) as e:
         module.fail_json(msg='bad pods: %r' % (e,))
-    if p['netns'] is not None and not os.path.exists('/run/netns/' + p['netns']):
-        module.fail_json(msg='network namespace %r (netns) does not exist' % p['netns'])
-    try:
-        changed, before, after, lines = sync(module, p['netns'], 'KUBE-', tables)
-    except IptablesError as e:
-        module.fail_json(msg=str(e))
-    module.exit_json(
-        changed=changed, services=services, endpoints=report,
-        no_endpoints=[service_port_name(*(r['service'].split('/') + [r['port']]))
-                      for r in report if r['status'] == 'no endpoints'],
-        rules=after, restore=lines,
-        diff=dict(before='\n'.join(before) + '\n', after='\n'.join(after) + '\n',
-                  before_header='KUBE-* rules', after_header='KUBE-* rules'))
+    sync_module(module, 'KUBE-', tables, services=services, endpoints=report,
+                no_endpoints=[service_port_name(*(r['service'].split('/') + [r['port']]))
+                              for r in report if r['status'] == 'no endpoints'])
 
 
 if __name__ == '__main__':

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import HTTP_SERVER, run_module, sh
+from conftest import HTTP_SERVER, run_module, run_tasks, sh
 
 SVC_IP = '10.100.0.10'
 NP_IP = '10.100.0.20'
@@ -252,6 +252,29 @@ def test_bad_input_changes_nothing(lab):
         for w in words:
             assert w in res['msg'], (bad, res['msg'])
         assert normalized_save(lab.n) == before, bad
+
+
+@pytest.mark.parametrize('module, args', [
+    ('k8slab.podnet.kube_proxy', {'services': []}),
+    ('k8slab.podnet.flannel_ipmasq', {'network': '10.244.0.0/16', 'subnet': '10.244.1.1/24'}),
+])
+def test_netns_contract_of_the_iptables_modules(uid, netns_cleanup, module, args):
+    """The netns doc fragment's contract, in both iptables modules: state=absent in a namespace
+    that is gone, or a leftover /run/netns entry, is already clean (unchanged); present fails
+    naming the option (gone) or the leftover file; a bad name fails naming the value."""
+    gone, stale = 'hF%sg' % uid, 'hF%st' % uid
+    netns_cleanup.append(stale)
+    sh('mkdir -p /run/netns && touch /run/netns/%s' % stale)
+    absent = [dict(args, netns=ns, state='absent') for ns in (gone, stale)]
+    present = [dict(args, netns=gone), dict(args, netns=stale), dict(args, netns='hF/x')]
+    results = run_tasks(module, absent + present)
+    for res in results[:2]:
+        assert not res.get('failed') and res['changed'] is False, res
+        assert res['rules'] == [] and res['restore'] == [], res
+    assert results[2]['msg'] == "netns '%s' does not exist" % gone, results[2]
+    assert 'is not a network namespace: /var/run/netns/%s' % stale in results[3]['msg']
+    assert "'hF/x'" in results[4]['msg'] and 'netns' in results[4]['msg'], results[4]
+    assert not os.path.exists('/run/netns/' + gone)
 
 
 def test_missing_netns_fails(uid):

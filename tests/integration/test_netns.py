@@ -1,11 +1,10 @@
 """k8slab.podnet.netns against real named namespaces (needs root)."""
 
-import json
 import os
 
 import pytest
 
-from conftest import ipj, run_module, run_playbook, sh
+from conftest import ipj, run_module, run_tasks, sh
 
 M = 'k8slab.podnet.netns'
 
@@ -96,12 +95,8 @@ BAD = ['ka/x', '..', 'ka..x', '.', 'ka x', '']
 
 def test_bad_names_leave_nothing(ns, uid):
     good = ns[0]
-    tasks = ''.join('    - name: call %d\n      %s: %s\n      ignore_errors: true\n'
-                    % (n, M, json.dumps({'name': [good, bad]})) for n, bad in enumerate(BAD))
-    result = run_playbook('- hosts: localhost\n  connection: local\n  gather_facts: false\n'
-                          '  tasks:\n' + tasks)
-    for n, bad in enumerate(BAD):
-        res = result.task('call %d' % n)
+    results = run_tasks(M, [{'name': [good, bad]} for bad in BAD])
+    for bad, res in zip(BAD, results):
         assert res.get('failed') is True, res
         assert repr(bad) in res['msg'], res['msg']
         assert res['commands'] == []

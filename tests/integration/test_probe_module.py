@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import HTTP_SERVER, run_module, run_playbook, sh
+from conftest import HTTP_SERVER, run_module, run_playbook, run_tasks, sh
 
 PROBE = 'k8slab.podnet.probe'
 # Names start with this (K8SLAB_TEST_PREFIX lets parallel sessions tell theirs apart).
@@ -179,13 +179,8 @@ BAD = [
 
 
 def test_bad_input_names_the_value():
-    # One playbook for all cases (each ansible-playbook run costs seconds).
-    tasks = ''.join('    - name: bad %d\n      %s: %s\n      ignore_errors: true\n'
-                    % (n, PROBE, json.dumps(args)) for n, (args, _msg) in enumerate(BAD))
-    play = run_playbook('- hosts: localhost\n  connection: local\n  gather_facts: false\n'
-                        '  tasks:\n' + tasks)
-    for n, (_args, msg) in enumerate(BAD):
-        res = play.task('bad %d' % n)
+    results = run_tasks(PROBE, [args for args, _msg in BAD])
+    for n, ((_args, msg), res) in enumerate(zip(BAD, results)):
         assert res.get('failed') and msg in res['msg'], (n, res)
 
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ipj, root_changes, run_module, run_playbook, sh
+from conftest import ipj, root_changes, run_module, run_playbook, run_tasks, sh
 
 M = 'k8slab.podnet.veth'
 
@@ -18,15 +18,6 @@ def call(args, check=False, diff=False):
 
 
 ROUTES = [{'dst': 'default', 'via': '10.244.1.1'}, {'dst': '10.244.0.0/16', 'via': '10.244.1.1'}]
-
-
-def run_tasks(module, args_list, check=False):
-    """Several calls of one module in ONE playbook (failures ignored); their results."""
-    tasks = ''.join('    - name: call %d\n      %s: %s\n      ignore_errors: true\n'
-                    % (n, module, json.dumps(a)) for n, a in enumerate(args_list))
-    play = '- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n' + tasks
-    result = run_playbook(play, check=check)
-    return [result.task('call %d' % n) for n in range(len(args_list))]
 
 
 class Lab(object):

@@ -396,7 +396,7 @@ def plan_apply_exit(module, plan):
     changes. Exits with changed, commands (what ran, or would run in check mode), before,
     after and, with --diff, the diff; an IprouteError fails naming the commands."""
     ipr = Iproute(module)
-    sysctls = Sysctls(ipr)
+    sysctls = Sysctls()
     try:
         before, after = plan(ipr, sysctls)
         if ipr.changes and not module.check_mode:
@@ -452,14 +452,13 @@ def conf_sysctl(family, ifname, key):
 
 
 class Sysctls(object):
-    """Interface sysctls read and written in a named namespace or, netns None, in the module's
-    own. A named namespace is entered by this thread for the read or write (netns.InNetns:
+    """Sysctls (/proc/sys files) read and written in a named namespace or, netns None, in the
+    module's own. A named namespace is entered by this thread for the read or write (InNetns:
     what ``ip netns exec NETNS`` does, without a process per file). Writes are planned, then
     applied after the ip changes; a failed write undoes the writes before it and raises
     IprouteError."""
 
-    def __init__(self, ipr):
-        self.ipr = ipr
+    def __init__(self):
         self.planned = []   # (netns, path, value, old value or None)
 
     def read(self, netns, paths):

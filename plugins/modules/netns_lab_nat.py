@@ -51,7 +51,7 @@ attributes:
   platform:
     support: full
     platforms: linux
-    description: Needs iproute2, procps (C(sysctl)) and iptables, and root.
+    description: Needs iptables and root.
 notes:
   - In check mode a namespace that does not exist yet counts as one the play would create,
     empty (every command for it would run), so a whole play can be checked on a host without
@@ -61,7 +61,7 @@ author: k8slab.podnet developers (@k8slab)
 
 EXAMPLES = r'''
 - name: NAT for node-1's eth0
-  netns_lab_nat:
+  k8slab.podnet.netns_lab_nat:
     routers:
       - {netns: k8slab-node-1-nat, out_iface: wan0}
 '''
@@ -79,7 +79,11 @@ import shlex
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8slab.podnet.plugins.module_utils import command
-from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import Iproute, IprouteError
+from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
+    IprouteError, Sysctls, netns_entries)
+from ansible_collections.k8slab.podnet.plugins.module_utils.netns import InNetns, NetnsError
+
+FORWARDING = '/proc/sys/net/ipv4/ip_forward'
 
 
 def main():
@@ -94,50 +98,65 @@ def main():
         ),
         supports_check_mode=True,
     )
-    commands = []
+    p = module.params
+    sources = {}
+    for r in p['routers']:
+        try:
+            sources[r['netns']] = str(ipaddress.ip_interface(r['source']).network)
+        except ValueError as e:
+            module.fail_json(msg='source %r of router %s is not a network: %s'
+                             % (r['source'], r['netns'], e))
     # In check mode a namespace that does not exist yet would be made by the play's earlier
     # tasks, empty: everything it needs counts as a change (`site.yml --check` on a new host).
+    missing = set() if not module.check_mode else (
+        set(p['endpoints']) | set(sources)) - set(netns_entries())
+    sysctls = Sysctls()  # ip_forward read and written inside each namespace, no process
+    rules = []               # (netns, rule) to append
+
+    def iptables(netns, args):
+        """(rc, stderr) of iptables -w -t nat ARGS run inside netns (entered, no ip netns exec)."""
+        try:
+            with InNetns(netns):
+                rc, _out, err = command.run(['iptables', '-w', '-t', 'nat'] + args)
+        except NetnsError as e:
+            module.fail_json(msg=str(e), commands=commands())
+        return rc, err.strip()
+
+    def commands():
+        return sysctls.commands() + [' '.join(shlex.quote(a) for a in [
+            'ip', 'netns', 'exec', ns, 'iptables', '-w', '-t', 'nat', '-A'] + rule)
+            for ns, rule in rules]
+
     try:
-        missing = set() if not module.check_mode else (
-            set(module.params['endpoints']) | set(r['netns'] for r in module.params['routers'])
-        ) - set(Iproute(module).netns_list())
+        for ns, value in [(e, '0') for e in p['endpoints']] + [(n, '1') for n in sources]:
+            old = None if ns in missing else sysctls.read(ns, [FORWARDING])[FORWARDING]
+            if old != value:
+                sysctls.plan(ns, FORWARDING, value, old)
     except IprouteError as e:
         module.fail_json(msg=str(e))
-
-    def run(netns, argv, check=True):
-        full = ['ip', 'netns', 'exec', netns] + argv
-        rc, out, err = command.run(full)
-        if check and rc != 0:
-            module.fail_json(msg='%s failed (rc=%d): %s' % (' '.join(full), rc, err.strip()),
-                             commands=commands)
-        return rc, out
-
-    def change(netns, argv):
-        commands.append(' '.join(shlex.quote(a) for a in ['ip', 'netns', 'exec', netns] + argv))
-        if not module.check_mode:
-            run(netns, argv)
-
-    def forwarding(ns, value):
-        out = '' if ns in missing else run(ns, ['sysctl', '-n', 'net.ipv4.ip_forward'])[1]
-        if out.strip() != value:
-            change(ns, ['sysctl', '-qw', 'net.ipv4.ip_forward=' + value])
-
-    for ns in module.params['endpoints']:
-        forwarding(ns, '0')
-    for r in module.params['routers']:
+    for r in p['routers']:
         ns = r['netns']
-        try:
-            source = str(ipaddress.ip_interface(r['source']).network)
-        except ValueError as e:
-            module.fail_json(msg='source %r of router %s is not a network: %s' % (r['source'], ns, e))
-        forwarding(ns, '1')
-        rule = ['POSTROUTING', '-s', source, '-o', r['out_iface'], '-j', 'MASQUERADE']
-        if ns in missing or run(ns, ['iptables', '-w', '-t', 'nat', '-C'] + rule, check=False)[0] != 0:
-            change(ns, ['iptables', '-w', '-t', 'nat', '-A'] + rule)
+        rule = ['POSTROUTING', '-s', sources[ns], '-o', r['out_iface'], '-j', 'MASQUERADE']
+        if ns in missing or iptables(ns, ['-C'] + rule)[0] != 0:
+            rules.append((ns, rule))
 
-    result = dict(changed=bool(commands), commands=commands)
+    if not module.check_mode:
+        added = []
+        try:
+            for ns, rule in rules:
+                rc, err = iptables(ns, ['-A'] + rule)
+                if rc != 0:
+                    raise IprouteError('iptables -t nat -A %s in %s failed (rc=%d): %s'
+                                       % (' '.join(rule), ns, rc, err))
+                added.append((ns, rule))
+            sysctls.apply()
+        except IprouteError as e:
+            for ns, rule in reversed(added):  # nothing half-made: the rules go again
+                iptables(ns, ['-D'] + rule)
+            module.fail_json(msg=str(e), commands=commands())
+    result = dict(changed=bool(rules or sysctls.planned), commands=commands())
     if module._diff:
-        result['diff'] = dict(before='', after=''.join(c + '\n' for c in commands))
+        result['diff'] = dict(before='', after=''.join(c + '\n' for c in result['commands']))
     module.exit_json(**result)
 
 

@@ -102,7 +102,7 @@ def test_sysctls_read_and_write_in_the_namespace_without_a_process(two_netns, mo
         raise AssertionError('a process was started: %r' % (args,))
     monkeypatch.setattr(command, 'run', no_process)
     monkeypatch.setattr(subprocess, 'Popen', no_process)
-    s = iproute.Sysctls(ipr=None)
+    s = iproute.Sysctls()
     assert s.read(a, [path]) == {path: '1'}
     assert s.read(b, [path, path + 'x']) == {path: '2', path + 'x': None}
     s.plan(a, path, 0, '1')
@@ -118,7 +118,7 @@ def test_sysctls_read_and_write_in_the_namespace_without_a_process(two_netns, mo
 def test_sysctls_undo_earlier_writes_when_one_fails(two_netns):
     a, b = two_netns
     path = iproute.conf_sysctl('ipv6', 'd0', 'accept_ra')
-    s = iproute.Sysctls(ipr=None)
+    s = iproute.Sysctls()
     s.plan(a, path, 0, '1')
     s.plan(b, iproute.conf_sysctl('ipv6', 'nosuch0', 'accept_ra'), 0, None)
     with pytest.raises(iproute.IprouteError, match="nosuch0.*in netns '%s'" % b):

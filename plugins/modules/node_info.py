@@ -17,7 +17,8 @@ description:
     the inventory says it should be - the IPv4 addresses of its links, its pods (the named
     network namespaces) with the address of their C(eth0) and the host end of their veth, and
     the entries of the host-local IPAM store of the CNI network.
-  - All network state is read with C(ip -j); the store is read as the CNI host-local plugin
+  - All network state is read over rtnetlink inside each namespace, in the shape C(ip -j)
+    prints (no process per pod); the store is read as the CNI host-local plugin
     writes it (one file per address holding C(<container id>\r\n<ifname>)).
 author: k8slab.podnet developers (@k8slab)
 options:
@@ -53,7 +54,7 @@ attributes:
   platform:
     support: full
     platforms: linux
-    description: Needs iproute2 with JSON output (C(ip -j)).
+    description: Needs root (to enter the pods' network namespaces).
 seealso:
   - module: k8slab.podnet.probe
   - module: k8slab.podnet.cni_ipam
@@ -120,7 +121,8 @@ from ansible_collections.k8slab.podnet.plugins.module_utils.hostlocal import rea
 from ansible_collections.k8slab.podnet.plugins.module_utils.pods import (
     RUNTIME_DIR, list_pods, read_record, sandbox_owners)
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
-    Iproute, IprouteError, validate_ifname, validate_netns_name)
+    IprouteError, netns_entries, validate_ifname, validate_netns_name)
+from ansible_collections.k8slab.podnet.plugins.module_utils.rtnl import Rtnl, RtnlError
 
 
 def _v4(link):
@@ -141,7 +143,6 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    ipr = Iproute(module)
     try:
         if p['netns']:
             validate_netns_name(p['netns'])
@@ -152,19 +153,22 @@ def main():
 
         interfaces = {}
         by_index = {}
-        for link in ipr.json(['addr', 'show'], netns=p['netns']):
+        with Rtnl(p['netns']) as node:  # over rtnetlink: no `ip` process for the node or a pod
+            node_links = node.addr_show()
+        for link in node_links:
             interfaces[link['ifname']] = dict(addresses=_v4(link), state=link.get('operstate'),
                                               mtu=link.get('mtu'))
             by_index[link.get('ifindex')] = link['ifname']
 
-        names = p['pods'] if p['pods'] is not None else ipr.netns_list()
-        existing = set(ipr.netns_list()) if p['pods'] is not None else set(names)
+        names = p['pods'] if p['pods'] is not None else netns_entries()
+        existing = set(netns_entries()) if p['pods'] is not None else set(names)
         pods = {}
         for name in names:
             if name not in existing:
                 pods[name] = dict(addresses=[], ip=None, state='ABSENT', mtu=None, host_veth=None)
                 continue
-            links = ipr.json(['addr', 'show', 'dev', p['pod_ifname']], netns=name)
+            with Rtnl(name) as pod:
+                links = [l for l in pod.addr_show() if l['ifname'] == p['pod_ifname']]
             if not links:
                 pods[name] = dict(addresses=[], ip=None, state='MISSING', mtu=None,
                                   host_veth=None)
@@ -179,7 +183,7 @@ def main():
         for entry in ipam.values():
             if entry['container_id'] in owners:
                 entry['pod'] = owners[entry['container_id']]
-    except (IprouteError, OSError) as e:
+    except (IprouteError, RtnlError, OSError) as e:
         module.fail_json(msg=str(e))
     module.exit_json(changed=False, interfaces=interfaces, pods=pods, ipam=ipam,
                      records=records(module.params['node']))

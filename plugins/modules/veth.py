@@ -23,7 +23,7 @@ description:
     missing or different route, a stray address.
   - Everything is checked before anything changes - names, addresses, that namespaces and
     the master bridge exist, that no link of the same names is in the way. State is read
-    with one C(ip -j -d -batch) call per namespace; changes run as one C(ip -batch) process
+    over rtnetlink, in each namespace (no process); changes run as one C(ip -batch) process
     per namespace. If a change fails, the ones already made are undone (new pairs are
     deleted), so a failed run leaves nothing half-made.
   - A node's pods take one call with O(pairs).
@@ -297,6 +297,7 @@ from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
     validate_netns_name)
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
     conf_sysctl, plan_apply_exit, plan_broadcasts)
+from ansible_collections.k8slab.podnet.plugins.module_utils import rtnl
 
 FIELDS = ('name', 'peer', 'netns', 'peer_netns', 'master', 'hairpin', 'mtu', 'addresses',
           'routes', 'up', 'state', 'txqueuelen', 'accept_ra', 'peer_arp_notify',
@@ -429,12 +430,13 @@ class View(object):
     def read(self, ipr, namespaces, v6_namespaces):
         ids, raw = {}, {}
         for ns in namespaces:
-            addrs, routes, nslist = ipr.json_batch(['addr show', 'route show table main',
-                                                    'netns list'], ns, details=True)
-            self.routes[ns] = [parse_route(r, 4) for r in routes]
-            if ns in v6_namespaces:
-                self.routes[ns] += [parse_route(r, 6) for r in
-                                    ipr.json(['-6', 'route', 'show', 'table', 'main'], netns=ns)]
+            # Over rtnetlink, in ip -j -d's shape: no `ip` process per namespace (a pod each).
+            try:
+                addrs, routes, routes6, nslist = rtnl.read(ns, v6=ns in v6_namespaces)
+            except rtnl.RtnlError as e:
+                raise IprouteError(str(e))
+            self.routes[ns] = ([parse_route(r, 4) for r in routes]
+                               + [parse_route(r, 6) for r in routes6])
             ids[ns] = dict((n['id'], n['name']) for n in nslist if 'id' in n)
             raw[ns] = dict((link['ifindex'], link) for link in addrs)
             for link in addrs:

@@ -261,6 +261,7 @@ def test_node_info_reads_links_pods_and_store(mini, tmp_path):
     assert res['interfaces']['eth1']['addresses'] == ['192.168.56.12/24']
     assert res['pods'][mini + '-p2']['ip'] == '10.244.2.2'
     assert res['pods'][mini + '-p2']['host_veth'] == 'vethp2'
+    assert res['pods'][mini + '-p2']['state'] == 'UP'
     assert res['pods'][mini + '-p2']['mtu'] == res['interfaces']['cni0']['mtu'] == 1500
     assert res['pods'][mini + '-nope']['state'] == 'ABSENT'
     assert res['ipam'] == {'10.244.2.2': {'container_id': mini + '-p2', 'ifname': 'eth0'}}

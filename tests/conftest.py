@@ -113,13 +113,14 @@ def run_module(module, module_args, check=False, diff=False):
     return result.task('the module'), result
 
 
-def run_tasks(module, args_list, check=False):
+def run_tasks(module, args_list, check=False, env=None):
     """Several calls of one module in ONE playbook (failures ignored); their results,
-    in order (each ansible-playbook run costs seconds)."""
+    in order (each ansible-playbook run costs seconds). env: variables for ansible-playbook
+    (and so for a module on localhost)."""
     tasks = ''.join('    - name: call %d\n      %s: %s\n      ignore_errors: true\n'
                     % (n, module, json.dumps(a)) for n, a in enumerate(args_list))
     play = '- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n' + tasks
-    result = run_playbook(play, check=check)
+    result = run_playbook(play, check=check, env=env)
     return [result.task('call %d' % n) for n in range(len(args_list))]
 
 

@@ -22,6 +22,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
 import shlex
 
 from ansible_collections.k8slab.podnet.plugins.module_utils import command
@@ -160,10 +161,20 @@ def _run(netns, argv, data=None):
 def save(netns, tables):
     """Parsed ``iptables-save`` of the tables named (``{table: parse_save's entry}``; a table
     the namespace does not have yet is empty). One ``iptables-save`` for all of them: without
-    ``-t`` it prints every table the namespace has."""
+    ``-t`` it prints every table the namespace has. Raises IptablesError when it fails, or
+    when one of the tables holds nft rules iptables cannot show (iptables-nft prints such a
+    table as a comment only)."""
     rc, out, err = _run(netns, ['iptables-save'])
     if rc != 0:
         raise IptablesError('iptables-save failed (rc=%d): %s' % (rc, err.strip()))
+    # A table that nft made with what iptables cannot show is printed as this comment alone:
+    # read as empty, a restore would add to rules it cannot see. Refuse before any change.
+    for table in re.findall(r"^# Table .(\w+)' is incompatible", out, re.M):
+        if table in tables:
+            raise IptablesError(
+                'the %s table%s holds rules iptables cannot read (made with nft; iptables-save: '
+                '"Table `%s\' is incompatible, use \'nft\' tool"): nothing was changed'
+                % (table, ' of netns %s' % netns if netns else '', table))
     saved = parse_save(out)
     return dict((t, saved[t]) for t in tables if t in saved)
 

@@ -315,7 +315,9 @@ def container_status(runtime_dir, pod, entry, sandbox_pid):
     """The live state of a recorded container: a copy of entry with pid, state, exit_code,
     reason and message brought up to date from its process and its shim's files.
 
-    Running: its pid is alive, runs its argv and is in the sandbox's network namespace.
+    Running: its pid is alive, runs its argv and is in the sandbox's network namespace (when
+    the pause is gone - sandbox_pid None - it runs on in the orphaned namespace, and is
+    Running until the pod is rebuilt, as ``crictl ps`` shows a container of a dead sandbox).
     Exited: its shim recorded an exit status (reason Completed for 0, else Error; message is
     the last line of its log); a container that just ended while its shim still runs waits
     up to SHIM_EXIT_WAIT seconds for that status. Otherwise Exited/Unknown (it vanished
@@ -325,8 +327,8 @@ def container_status(runtime_dir, pod, entry, sandbox_pid):
     files = container_files(runtime_dir, pod, entry['name'])
     pid = entry.get('pid')
     runs = isinstance(pid, int) and alive(pid) and cmdline(pid) == entry.get('argv')
-    if runs and sandbox_pid and net_inode('/proc/%d/ns/net' % pid) == \
-            net_inode('/proc/%d/ns/net' % sandbox_pid):
+    if runs and (not sandbox_pid or net_inode('/proc/%d/ns/net' % pid) ==
+                 net_inode('/proc/%d/ns/net' % sandbox_pid)):
         entry.update(state='Running', exit_code=None, reason='', message='')
         return entry
     code = read_pid(files['exit'])
@@ -421,7 +423,8 @@ def format_pods(rows, containers=True):
         out.append('   '.join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
         if containers and i:
             for c in rows[i - 1]['containers']:
-                state = c['state'] + (' (%s, exit %s)' % (c['reason'], c['exit_code'])
+                state = c['state'] + (' (%s%s)' % (c['reason'], '' if c['exit_code'] is None
+                                                    else ', exit %s' % c['exit_code'])
                                       if c['state'] != 'Running' else '')
                 note = ': ' + c['message'] if c['message'] else ''
                 out.append('  - %s  %s  pid %s%s' % (c['name'], state, c['pid'] or '-', note))

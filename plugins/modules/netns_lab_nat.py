@@ -80,7 +80,7 @@ import shlex
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8slab.podnet.plugins.module_utils import command
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
-    IprouteError, Sysctls, netns_entries)
+    IprouteError, Sysctls, netns_entries, validate_ifname, validate_netns_name)
 from ansible_collections.k8slab.podnet.plugins.module_utils.netns import InNetns, NetnsError
 
 FORWARDING = '/proc/sys/net/ipv4/ip_forward'
@@ -99,17 +99,32 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    sources = {}
-    for r in p['routers']:
-        try:
-            sources[r['netns']] = str(ipaddress.ip_interface(r['source']).network)
-        except ValueError as e:
-            module.fail_json(msg='source %r of router %s is not a network: %s'
-                             % (r['source'], r['netns'], e))
+    wanted = []  # (netns, the POSTROUTING rule), each once
+    try:
+        for n, ns in enumerate(p['endpoints']):
+            validate_netns_name(ns, 'endpoints[%d]' % n)
+        for n, r in enumerate(p['routers']):
+            validate_netns_name(r['netns'], 'routers[%d].netns' % n)
+            validate_ifname(r['out_iface'], 'routers[%d].out_iface' % n)
+            try:
+                source = str(ipaddress.ip_interface(r['source']).network)
+            except ValueError as e:
+                raise IprouteError('source %r of router %s is not a network: %s'
+                                   % (r['source'], r['netns'], e))
+            rule = ['POSTROUTING', '-s', source, '-o', r['out_iface'], '-j', 'MASQUERADE']
+            if (r['netns'], rule) not in wanted:
+                wanted.append((r['netns'], rule))
+    except IprouteError as e:
+        module.fail_json(msg=str(e))
+    routers = sorted(set(ns for ns, _rule in wanted))
+    both = sorted(set(routers) & set(p['endpoints']))
+    if both:
+        module.fail_json(msg='%s: a namespace cannot be a router (forwarding on) and an endpoint '
+                         '(forwarding off) at once' % ', '.join(both))
     # In check mode a namespace that does not exist yet would be made by the play's earlier
     # tasks, empty: everything it needs counts as a change (`site.yml --check` on a new host).
     missing = set() if not module.check_mode else (
-        set(p['endpoints']) | set(sources)) - set(netns_entries())
+        set(p['endpoints']) | set(routers)) - set(netns_entries())
     sysctls = Sysctls()  # ip_forward read and written inside each namespace, no process
     rules = []               # (netns, rule) to append
 
@@ -128,15 +143,14 @@ def main():
             for ns, rule in rules]
 
     try:
-        for ns, value in [(e, '0') for e in p['endpoints']] + [(n, '1') for n in sources]:
+        for ns, value in ([(e, '0') for e in sorted(set(p['endpoints']))]
+                          + [(r, '1') for r in routers]):
             old = None if ns in missing else sysctls.read(ns, [FORWARDING])[FORWARDING]
             if old != value:
                 sysctls.plan(ns, FORWARDING, value, old)
     except IprouteError as e:
         module.fail_json(msg=str(e))
-    for r in p['routers']:
-        ns = r['netns']
-        rule = ['POSTROUTING', '-s', sources[ns], '-o', r['out_iface'], '-j', 'MASQUERADE']
+    for ns, rule in wanted:
         if ns in missing or iptables(ns, ['-C'] + rule)[0] != 0:
             rules.append((ns, rule))
 

@@ -74,6 +74,7 @@ def test_list_pods_reports_exit_reasons_and_ready(tmp_path):
                                              'RESTARTS', 'IP', 'NODE', 'POD', 'ID']
     assert 'test001' in table and SID[:13] in table and SID[:14] not in table
     assert '- lab-web-2  Exited (Error, exit 1)' in table
+    assert '- lab-web  Exited (Unknown)  pid -' in table  # no status recorded: no "exit None"
 
 
 def test_container_log(tmp_path):

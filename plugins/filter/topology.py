@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 k8slab.podnet developers
 # MIT License (see LICENSE)
-"""Filters that turn the lab's inventory data (DESIGN.md §1) into checks and module arguments.
+"""Filters that turn the lab's inventory data (inventories/topology.yml) into checks and module arguments.
 
 ``topology_errors`` is the whole inventory validation in one call on the controller, so a bad
 topology fails in milliseconds, before anything is built. The other filters derive what one

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 k8slab.podnet developers
 # MIT License (see LICENSE)
-"""The node's pod record and the processes behind it (DESIGN.md §7, PODS.md).
+"""The node's pod record and the processes behind it (docs/pods.md).
 
 A pod is a sandbox - a tiny long-lived "pause" process (``catatonit -P``, podman's pause, or
 ``sleep infinity`` where catatonit is not installed; see PAUSE_PROGRAMS) started inside the

@@ -97,7 +97,7 @@ class Lab(object):
         return self.by_node.get(node, [])
 
     def gateway(self, node):
-        """cni0's address on node: the first address of its pod CIDR (DESIGN.md §1)."""
+        """cni0's address on node: the first address of its pod CIDR (inventories/topology.yml)."""
         return host(self.nodes[node]['pod_cidr'])
 
     def eth1(self, node):

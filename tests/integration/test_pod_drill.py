@@ -120,8 +120,8 @@ def test_cli_pods_logs_exec_and_status(lab):
     assert (node2['test-pod']['ready'], node2['test-pod']['status']) == ('2/2', 'Running')
     assert node2['test-pod']['store'] == 'cbr0:%s' % seed['ip']
     table = k8slab('--lab', name, 'status').stdout.splitlines()
-    assert [x.split()[4:] for x in table if x.startswith('NODE/POD')] == [['PID', 'READY',
-                                                                          'STATUS']]
+    assert [x.split()[4:] for x in table if x.startswith('NODE/POD')] == [
+        ['PAUSE', 'PID', 'READY', 'STATUS']]
     assert [x.split()[4:] for x in table if x.startswith('node-2/test-pod ')] == [
         ['2/2', 'Running']]
 

@@ -15,7 +15,7 @@ from ansible_collections.k8slab.podnet.plugins.filter.topology import (  # noqa:
     FilterModule, cidr_host, hostgw_peers, ipam_containers, pod_specs, pod_veth_name,
     pod_veth_pairs, topology_errors)
 
-# The reference topology (DESIGN.md §1), as inventories/netns/group_vars/all/lab.yml has it.
+# The reference topology (inventories/topology.yml), as inventories/netns/group_vars/all/lab.yml has it.
 NODES = {
     'controlplane': {'eth1_ip': '192.168.56.10', 'pod_cidr': '10.244.0.0/24'},
     'node-1': {'eth1_ip': '192.168.56.11', 'pod_cidr': '10.244.1.0/24'},

@@ -111,7 +111,7 @@ def show(lab):
                     + [','.join(n['addresses'].get(i, ['-'])) for i in ifaces])
     print('lab %s' % lab.name)
     print_table(rows)
-    rows = [['NODE/POD', 'IP', 'IPAM STORE', 'PID', 'READY', 'STATUS']]
+    rows = [['NODE/POD', 'IP', 'IPAM STORE', 'PAUSE PID', 'READY', 'STATUS']]
     for n in data['nodes']:
         for p in n['pods']:
             rows.append(['%s/%s' % (n['name'], p['name']), p['ip'] or '-', p['store'] or '-',

@@ -146,7 +146,7 @@ def pause_program(find):
         if path:
             return path, list(args)
     raise PodError('no pause program: none of %s is installed'
-                   % ', '.join(n for n, _ in PAUSE_PROGRAMS))
+                   % ', '.join(name for name, _args in PAUSE_PROGRAMS))
 
 
 def pause_pid(runtime_dir, record):
@@ -423,8 +423,8 @@ def format_pods(rows, containers=True):
         out.append('   '.join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
         if containers and i:
             for c in rows[i - 1]['containers']:
-                state = c['state'] + (' (%s%s)' % (c['reason'], '' if c['exit_code'] is None
-                                                    else ', exit %s' % c['exit_code'])
+                code = '' if c['exit_code'] is None else ', exit %s' % c['exit_code']
+                state = c['state'] + (' (%s%s)' % (c['reason'], code)
                                       if c['state'] != 'Running' else '')
                 note = ': ' + c['message'] if c['message'] else ''
                 out.append('  - %s  %s  pid %s%s' % (c['name'], state, c['pid'] or '-', note))

@@ -80,7 +80,7 @@ def test_reads_what_ip_prints(spaces):
                 subset(r, ROUTE_KEYS) for r in ip_json(ns, family, 'route', 'show', 'table',
                                                        'main')]
         listed = json.loads(subprocess.run(['ip', '-j', '-n', ns, 'netns', 'list'],
-                                           capture_output=True, text=True).stdout)
+                                           capture_output=True, text=True, check=True).stdout)
         assert sorted(map(repr, ids)) == sorted(map(repr, listed))
     # what the fixture made is there to compare: the assertions above saw it
     by_name = dict((l['ifname'], l) for l in rtnl.read(node)[0])

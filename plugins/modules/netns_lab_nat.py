@@ -138,9 +138,10 @@ def main():
         return rc, err.strip()
 
     def commands():
-        return sysctls.commands() + [' '.join(shlex.quote(a) for a in [
+        """What runs, in order: the rules, then the sysctls."""
+        return [' '.join(shlex.quote(a) for a in [
             'ip', 'netns', 'exec', ns, 'iptables', '-w', '-t', 'nat', '-A'] + rule)
-            for ns, rule in rules]
+            for ns, rule in rules] + sysctls.commands()
 
     try:
         for ns, value in ([(e, '0') for e in sorted(set(p['endpoints']))]

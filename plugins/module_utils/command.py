@@ -10,8 +10,10 @@ __metaclass__ = type
 import os
 import subprocess
 
+from ansible_collections.k8slab.podnet.plugins.module_utils.netns import InNetns
 
-def run(argv, data=None, env=None, binary=False):
+
+def run(argv, data=None, env=None, binary=False, netns=None):
     """Run ``argv`` and wait for it: ``(rc, stdout, stderr)``.
 
     argv: list of str (no shell). data: str or bytes for its stdin, None for /dev/null (a
@@ -19,7 +21,10 @@ def run(argv, data=None, env=None, binary=False):
     environment; ``LC_ALL=C`` is always set, so the messages callers match on are the C
     locale's. binary: stdout and stderr as bytes; otherwise str (UTF-8, undecodable bytes as
     surrogate escapes). A program that cannot be started gives rc 127 with the OSError as
-    stderr (the shell's "not found" status), so callers handle it like any failure.
+    stderr (the shell's "not found" status), so callers handle it like any failure. netns:
+    a named network namespace (/run/netns/NAME) to run it in - the calling thread enters it
+    for the fork (netns.InNetns), so no ``ip netns exec`` process runs; NetnsError, naming
+    it, when it cannot be entered.
 
     Why not ``AnsibleModule.run_command``: its read loop (ansible-core 2.17 to 2.19) tests
     ``poll()`` twice once both pipes are at EOF; when the child exits between those two calls
@@ -35,8 +40,9 @@ def run(argv, data=None, env=None, binary=False):
     if isinstance(data, str):
         data = data.encode('utf-8')
     try:
-        proc = subprocess.run(argv, input=data, env=environ, capture_output=True, check=False,
-                              stdin=subprocess.DEVNULL if data is None else None)
+        with InNetns(netns):
+            proc = subprocess.run(argv, input=data, env=environ, capture_output=True,
+                                  check=False, stdin=subprocess.DEVNULL if data is None else None)
     except OSError as e:
         err = 'cannot run %s: %s' % (argv[0], e)
         return 127, (b'' if binary else ''), (err.encode('utf-8') if binary else err)

@@ -233,7 +233,8 @@ def netns_is_pinned(name):
 
 def netns_entries():
     """The entries of /var/run/netns (str), in directory order, as ``ip netns list`` reads
-    them; [] when the directory does not exist."""
+    and prints them (no ``ip`` process); leftover entries that are no namespace are listed
+    too (see netns_is_pinned); [] when the directory does not exist."""
     try:
         return os.listdir(NETNS_RUN_DIR)
     except OSError:
@@ -258,7 +259,7 @@ def netns_missing(names):
 
 
 def netns_problem(name, why, what='', option='netns'):
-    """The message for a namespace that Iproute.netns_missing reported (``why``)."""
+    """The message for a namespace that netns_missing reported (``why``)."""
     if why == 'absent':
         return '%s %r%s does not exist' % (option, name, what and ' ' + what)
     return ('%s %r%s is not a network namespace: %s is a leftover entry with nothing mounted '
@@ -299,20 +300,6 @@ class Iproute(object):
                 + ['-batch', '-'])
         rc, out, err = self.run(argv, data='\n'.join(commands) + '\n')
         return split_json_stream(out, len(commands), ' '.join(argv))
-
-    @staticmethod
-    def netns_list():
-        """Names of the named network namespaces, exactly as ``ip netns list`` prints them: the
-        entries of /var/run/netns in directory order, read here (no ``ip`` process); leftover
-        entries that are no namespace are listed too (see netns_is_pinned)."""
-        return netns_entries()
-
-    def netns_exists(self, name):
-        return name in netns_entries() and netns_is_pinned(name)
-
-    @staticmethod
-    def netns_missing(names, what='netns'):
-        return netns_missing(names)
 
     def link(self, name, netns=None):
         found = self.json(['-d', 'link', 'show', 'dev', name], netns=netns)

@@ -28,7 +28,7 @@ import shlex
 from ansible_collections.k8slab.podnet.plugins.module_utils import command
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
     netns_missing, netns_problem)
-from ansible_collections.k8slab.podnet.plugins.module_utils.netns import InNetns, NetnsError
+from ansible_collections.k8slab.podnet.plugins.module_utils.netns import NetnsError
 
 BUILTIN = {
     'filter': ('INPUT', 'FORWARD', 'OUTPUT'),
@@ -148,12 +148,10 @@ def restore_table(current, desired, table):
 
 
 def _run(netns, argv, data=None):
-    """command.run of argv inside the named network namespace netns (None: this one): the
-    calling thread enters it for the fork, so no ``ip netns exec`` process runs (and no /sys
-    remount, which iptables does not need)."""
+    """command.run of argv inside the named network namespace netns (None: this one), entered
+    without ``ip netns exec`` (and its /sys remount, which iptables does not need)."""
     try:
-        with InNetns(netns):
-            return command.run(argv, data=data)
+        return command.run(argv, data=data, netns=netns)
     except NetnsError as e:
         raise IptablesError(str(e))
 

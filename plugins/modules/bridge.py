@@ -184,7 +184,7 @@ from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
     IprouteError, is_up, link_addresses, link_kind, netns_problem, plan_address_changes,
     validate_ifname, validate_interface_cidr, validate_netns_name)
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
-    conf_sysctl, plan_apply_exit, plan_broadcasts)
+    conf_sysctl, netns_missing, plan_apply_exit, plan_broadcasts)
 
 FIELDS = ('name', 'addresses', 'mtu', 'up', 'stp', 'forward_delay', 'state', 'netns',
           'mac', 'accept_ra', 'broadcast')
@@ -370,7 +370,7 @@ def plan_cni_parity(ipr, sysctls, spec, link, before, after):
 def run(ipr, specs, sysctls=None):
     specs = validate(specs)
     validate_cni_parity(specs)
-    missing = ipr.netns_missing(s['netns'] for s in specs)
+    missing = netns_missing(s['netns'] for s in specs)
     for spec in specs:
         if spec['state'] == 'present' and spec['netns'] in missing:
             raise IprouteError(netns_problem(spec['netns'], missing[spec['netns']],

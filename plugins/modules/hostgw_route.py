@@ -184,7 +184,7 @@ import socket
 
 from ansible_collections.k8slab.podnet.plugins.module_utils.argspec import PodnetModule
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
-    Iproute, IprouteError, netns_problem, validate_ifname, validate_netns_name)
+    Iproute, IprouteError, netns_missing, netns_problem, validate_ifname, validate_netns_name)
 from ansible_collections.k8slab.podnet.plugins.module_utils.hostgw import (
     HostgwError, cidr_view, plan)
 
@@ -224,7 +224,7 @@ def main():
         validate_ifname(p['dev'], 'dev')
         if netns is not None:
             validate_netns_name(netns, 'netns')
-            missing = ip.netns_missing([netns])
+            missing = netns_missing([netns])
             if missing and p['state'] == 'absent':
                 # the namespace, and every route in it, is gone: nothing left to remove
                 plan([], [], p['dev'], p['peers'], p['cluster_cidr'], state='absent')

@@ -101,7 +101,7 @@ after:
 
 from ansible_collections.k8slab.podnet.plugins.module_utils.argspec import PodnetModule
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
-    Iproute, IprouteError, validate_netns_name)
+    Iproute, IprouteError, netns_missing, validate_netns_name)
 
 
 def validate(names):
@@ -119,7 +119,7 @@ def validate(names):
 
 def plan(ipr, names, state, missing):
     """Plans the changes; returns (before, after, created, removed). ``missing`` is
-    Iproute.netns_missing of ``names``: a stale entry is deleted first, then made anew."""
+    iproute.netns_missing of ``names``: a stale entry is deleted first, then made anew."""
     before = dict((n, {None: 'present', 'absent': 'absent'}.get(missing.get(n), 'stale'))
                   for n in names)
     created, removed = [], []
@@ -149,7 +149,7 @@ def main():
     ipr = Iproute(module)
     try:
         names = validate(p['name'])
-        before, after, created, removed = plan(ipr, names, p['state'], ipr.netns_missing(names))
+        before, after, created, removed = plan(ipr, names, p['state'], netns_missing(names))
         if ipr.changes and not module.check_mode:
             ipr.apply()
     except IprouteError as e:

@@ -81,7 +81,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8slab.podnet.plugins.module_utils import command
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
     IprouteError, Sysctls, netns_entries, validate_ifname, validate_netns_name)
-from ansible_collections.k8slab.podnet.plugins.module_utils.netns import InNetns, NetnsError
+from ansible_collections.k8slab.podnet.plugins.module_utils.netns import NetnsError
 
 FORWARDING = '/proc/sys/net/ipv4/ip_forward'
 
@@ -131,8 +131,7 @@ def main():
     def iptables(netns, args):
         """(rc, stderr) of iptables -w -t nat ARGS run inside netns (entered, no ip netns exec)."""
         try:
-            with InNetns(netns):
-                rc, _out, err = command.run(['iptables', '-w', '-t', 'nat'] + args)
+            rc, _out, err = command.run(['iptables', '-w', '-t', 'nat'] + args, netns=netns)
         except NetnsError as e:
             module.fail_json(msg=str(e), commands=commands())
         return rc, err.strip()

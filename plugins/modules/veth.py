@@ -296,7 +296,7 @@ from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
     netns_problem, route_dst, validate_address, validate_ifname, validate_interface_cidr,
     validate_netns_name)
 from ansible_collections.k8slab.podnet.plugins.module_utils.iproute import (
-    conf_sysctl, plan_apply_exit, plan_broadcasts)
+    conf_sysctl, netns_missing, plan_apply_exit, plan_broadcasts)
 from ansible_collections.k8slab.podnet.plugins.module_utils import rtnl
 
 FIELDS = ('name', 'peer', 'netns', 'peer_netns', 'master', 'hairpin', 'mtu', 'addresses',
@@ -763,7 +763,7 @@ def run(ipr, specs, sysctls=None):
         named.update(ns for ns in (spec['netns'], spec['peer_netns']) if ns)
         if spec['state'] == 'absent' and spec['peer'] is None:
             spec['peer_netns'] = None
-    missing = ipr.netns_missing(named) if named else {}
+    missing = netns_missing(named) if named else {}
     for spec in specs:
         for k in ('netns', 'peer_netns'):
             if spec[k] in missing and spec['state'] == 'present':
